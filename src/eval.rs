@@ -1,0 +1,304 @@
+//! Retrieval quality on BEIR-format sets, through the same pipeline as user files.
+//!
+//! A BEIR folder holds `corpus.jsonl`, `queries.jsonl` and `qrels/SPLIT.tsv`. Each document
+//! becomes an inline unit whose first line is its title, chunked and embedded like any file; a
+//! document's rank is that of its best passage. The metrics are the standard ones (trec_eval's
+//! definitions, as BEIR reports them): nDCG@10 with linear gains, Recall@100 and MRR@10.
+
+use std::collections::{HashMap, HashSet};
+use std::io::BufRead;
+use std::path::Path;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::embed::Embedder;
+use crate::index::Index;
+use crate::index::search::{Mode, SearchError, SearchOptions};
+use crate::ingest::pipeline::InlineDoc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    #[error("{path}: {message}")]
+    Read { path: String, message: String },
+    #[error("{0}")]
+    Search(#[from] SearchError),
+}
+
+fn read_err(path: &Path, e: impl std::fmt::Display) -> EvalError {
+    EvalError::Read {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    }
+}
+
+/// Relevance judgements: query id → document id → grade.
+pub type Qrels = HashMap<String, HashMap<String, i32>>;
+
+/// A BEIR data set.
+pub struct Beir {
+    pub corpus: Vec<InlineDoc>,
+    pub queries: HashMap<String, String>,
+    pub qrels: Qrels,
+}
+
+#[derive(Deserialize)]
+struct CorpusLine {
+    #[serde(rename = "_id")]
+    id: String,
+    #[serde(default)]
+    title: String,
+    #[serde(default)]
+    text: String,
+}
+
+#[derive(Deserialize)]
+struct QueryLine {
+    #[serde(rename = "_id")]
+    id: String,
+    text: String,
+}
+
+fn read_jsonl<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Vec<T>, EvalError> {
+    let f = std::fs::File::open(path).map_err(|e| read_err(path, e))?;
+    let mut out = Vec::new();
+    for (n, line) in std::io::BufReader::new(f).lines().enumerate() {
+        let line = line.map_err(|e| read_err(path, e))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        out.push(
+            serde_json::from_str(&line)
+                .map_err(|e| read_err(path, format!("line {}: {e}", n + 1)))?,
+        );
+    }
+    Ok(out)
+}
+
+/// Reads `qrels/SPLIT.tsv` (query-id, corpus-id, score; a header row is skipped).
+pub fn read_qrels(path: &Path) -> Result<Qrels, EvalError> {
+    let text = std::fs::read_to_string(path).map_err(|e| read_err(path, e))?;
+    let mut q: Qrels = HashMap::new();
+    for line in text.lines() {
+        let cols: Vec<&str> = line.split('\t').collect();
+        if cols.len() < 3 {
+            continue;
+        }
+        let Ok(score) = cols[2].trim().parse::<i32>() else {
+            continue; // header
+        };
+        q.entry(cols[0].to_string())
+            .or_default()
+            .insert(cols[1].to_string(), score);
+    }
+    Ok(q)
+}
+
+impl Beir {
+    pub fn load(dir: &Path, split: &str) -> Result<Beir, EvalError> {
+        let corpus: Vec<CorpusLine> = read_jsonl(&dir.join("corpus.jsonl"))?;
+        let queries: Vec<QueryLine> = read_jsonl(&dir.join("queries.jsonl"))?;
+        let qrels = read_qrels(&dir.join("qrels").join(format!("{split}.tsv")))?;
+        Ok(Beir {
+            corpus: corpus
+                .into_iter()
+                .map(|c| InlineDoc {
+                    key: c.id,
+                    title: c.title,
+                    body: c.text,
+                })
+                .collect(),
+            queries: queries.into_iter().map(|q| (q.id, q.text)).collect(),
+            qrels,
+        })
+    }
+}
+
+/// nDCG@k with linear gains (trec_eval's `ndcg_cut`): DCG of the ranking over the DCG of the
+/// ideal ranking of the judged documents.
+pub fn ndcg_at(ranked: &[String], rels: &HashMap<String, i32>, k: usize) -> f64 {
+    let dcg: f64 = ranked
+        .iter()
+        .take(k)
+        .enumerate()
+        .map(|(i, d)| rels.get(d).copied().unwrap_or(0).max(0) as f64 / (i as f64 + 2.0).log2())
+        .sum();
+    let mut ideal: Vec<i32> = rels.values().copied().filter(|&r| r > 0).collect();
+    ideal.sort_unstable_by(|a, b| b.cmp(a));
+    let idcg: f64 = ideal
+        .iter()
+        .take(k)
+        .enumerate()
+        .map(|(i, &r)| r as f64 / (i as f64 + 2.0).log2())
+        .sum();
+    if idcg == 0.0 { 0.0 } else { dcg / idcg }
+}
+
+/// Fraction of the relevant documents found in the top `k`.
+pub fn recall_at(ranked: &[String], rels: &HashMap<String, i32>, k: usize) -> f64 {
+    let relevant: HashSet<&String> = rels.iter().filter(|(_, r)| **r > 0).map(|(d, _)| d).collect();
+    if relevant.is_empty() {
+        return 0.0;
+    }
+    let found = ranked.iter().take(k).filter(|d| relevant.contains(d)).count();
+    found as f64 / relevant.len() as f64
+}
+
+/// Reciprocal rank of the first relevant document within the top `k` (0 if none).
+pub fn mrr_at(ranked: &[String], rels: &HashMap<String, i32>, k: usize) -> f64 {
+    ranked
+        .iter()
+        .take(k)
+        .position(|d| rels.get(d).copied().unwrap_or(0) > 0)
+        .map(|i| 1.0 / (i as f64 + 1.0))
+        .unwrap_or(0.0)
+}
+
+/// Documents in order of their best passage: passage ids map to document keys by `doc_of`.
+pub fn rank_documents(hits: &[(u64, f32)], doc_of: &dyn Fn(u64) -> Option<String>) -> Vec<String> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for &(id, _) in hits {
+        if let Some(d) = doc_of(id)
+            && seen.insert(d.clone())
+        {
+            out.push(d);
+        }
+    }
+    out
+}
+
+/// Scores of one retrieval mode.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModeScores {
+    pub mode: Mode,
+    pub ndcg10: f64,
+    pub recall100: f64,
+    pub mrr10: f64,
+    pub queries: usize,
+    /// Query latencies in milliseconds (query embedding included), p50 and p95.
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+}
+
+/// The percentile `p` (0..=100) of `values`, by nearest rank.
+pub fn percentile(values: &[f64], p: f64) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
+    v[rank.clamp(1, v.len()) - 1]
+}
+
+/// Runs the judged queries of `beir` against `index` in `mode`.
+pub fn score_mode(
+    index: &Index,
+    embedder: &Embedder,
+    beir: &Beir,
+    base: &SearchOptions,
+    mode: Mode,
+) -> Result<ModeScores, EvalError> {
+    let id_paths = index.id_paths();
+    let doc_of = |id: u64| {
+        id_paths
+            .get(&id)
+            .and_then(|p| p.rsplit('/').next())
+            .map(str::to_string)
+    };
+    // Recall@100 needs at least 100 documents; documents have several passages.
+    let opts = SearchOptions {
+        mode,
+        k: 300,
+        depth: base.depth.max(300),
+        ..base.clone()
+    };
+    let mut qids: Vec<&String> = beir.qrels.keys().collect();
+    qids.sort();
+    let (mut ndcg, mut recall, mut mrr) = (0.0, 0.0, 0.0);
+    let mut times = Vec::new();
+    let mut n = 0;
+    for qid in qids {
+        let Some(text) = beir.queries.get(qid) else {
+            continue;
+        };
+        let rels = &beir.qrels[qid];
+        let t0 = Instant::now();
+        let hits = index.search_ids(Some(embedder), text, &opts)?;
+        times.push(t0.elapsed().as_secs_f64() * 1000.0);
+        let ranked = rank_documents(&hits, &doc_of);
+        ndcg += ndcg_at(&ranked, rels, 10);
+        recall += recall_at(&ranked, rels, 100);
+        mrr += mrr_at(&ranked, rels, 10);
+        n += 1;
+    }
+    let d = n.max(1) as f64;
+    Ok(ModeScores {
+        mode,
+        ndcg10: ndcg / d,
+        recall100: recall / d,
+        mrr10: mrr / d,
+        queries: n,
+        p50_ms: percentile(&times, 50.0),
+        p95_ms: percentile(&times, 95.0),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rels(pairs: &[(&str, i32)]) -> HashMap<String, i32> {
+        pairs.iter().map(|(d, r)| (d.to_string(), *r)).collect()
+    }
+
+    fn ranking(ids: &[&str]) -> Vec<String> {
+        ids.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn metrics_worked_by_hand() {
+        // Relevant: a (grade 2), b (grade 1). Ranking: x, a, y, b.
+        let r = rels(&[("a", 2), ("b", 1), ("z", 0)]);
+        let ranked = ranking(&["x", "a", "y", "b"]);
+        // DCG = 2/log2(3) + 1/log2(5) = 1.261860 + 0.430677 = 1.692537
+        // IDCG = 2/log2(2) + 1/log2(3) = 2 + 0.630930 = 2.630930
+        let expected = (2.0 / 3f64.log2() + 1.0 / 5f64.log2()) / (2.0 + 1.0 / 3f64.log2());
+        assert!((ndcg_at(&ranked, &r, 10) - expected).abs() < 1e-12);
+        assert!((ndcg_at(&ranked, &r, 10) - 0.643322).abs() < 1e-6);
+        // Cut at 2: DCG = 2/log2(3) = 1.261860; IDCG@2 = 2.630930.
+        assert!((ndcg_at(&ranked, &r, 2) - 0.479625).abs() < 1e-6);
+        assert_eq!(recall_at(&ranked, &r, 100), 1.0);
+        assert_eq!(recall_at(&ranked, &r, 2), 0.5);
+        assert_eq!(mrr_at(&ranked, &r, 10), 0.5);
+        assert_eq!(mrr_at(&ranked, &r, 1), 0.0);
+        assert_eq!(ndcg_at(&ranking(&["a", "b"]), &r, 10), 1.0);
+        assert_eq!(ndcg_at(&ranked, &rels(&[]), 10), 0.0);
+    }
+
+    #[test]
+    fn best_passage_ranks_the_document() {
+        let hits = [(1, 0.9), (2, 0.8), (3, 0.7), (4, 0.6)];
+        let doc = |id: u64| Some(["d1", "d2", "d1", "d3"][id as usize - 1].to_string());
+        assert_eq!(rank_documents(&hits, &doc), ranking(&["d1", "d2", "d3"]));
+    }
+
+    #[test]
+    fn percentiles() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&v, 50.0), 50.0);
+        assert_eq!(percentile(&v, 95.0), 95.0);
+        assert_eq!(percentile(&[3.0], 95.0), 3.0);
+    }
+
+    #[test]
+    fn qrels_skip_the_header() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("test.tsv");
+        std::fs::write(&p, "query-id\tcorpus-id\tscore\n1\t10\t1\n1\t11\t2\n2\t12\t1\n").unwrap();
+        let q = read_qrels(&p).unwrap();
+        assert_eq!(q.len(), 2);
+        assert_eq!(q["1"]["11"], 2);
+    }
+}

@@ -1,0 +1,199 @@
+//! The manifest: which files the index holds, as both indexes committed them.
+//!
+//! For every indexed file it records size, modification time, content hash and the number of
+//! passages; passage ids are derived from (path, hash, ordinal) by [`chunk_id`], so the ids of a
+//! file's passages are known without storing them. It also keeps the root folders, the files
+//! skipped or failed with their reasons, and a summary of the last run. It is replaced
+//! atomically after each batch, and only after tantivy and LanceDB have both committed.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::ingest::Kind;
+
+/// A file whose passages are in the index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileRecord {
+    pub kind: Kind,
+    pub size: u64,
+    /// Nanoseconds since the Unix epoch.
+    pub mtime: i64,
+    /// Hex SHA-256 of the file's bytes (or of an inline document's text).
+    pub hash: String,
+    pub chunks: u32,
+}
+
+impl FileRecord {
+    /// Ids of this file's passages, in order.
+    pub fn chunk_ids(&self, path: &str) -> Vec<u64> {
+        (0..self.chunks)
+            .map(|o| chunk_id(path, &self.hash, o))
+            .collect()
+    }
+}
+
+/// A file that is not in the index, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Problem {
+    /// `skipped` (folio chose not to read it) or `failed` (it could not).
+    pub status: ProblemStatus,
+    pub reason: String,
+    pub size: u64,
+    pub mtime: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProblemStatus {
+    Skipped,
+    Failed,
+}
+
+/// Counts of the last indexing run, for `folio status`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunSummary {
+    /// Seconds since the Unix epoch when the run finished.
+    pub finished: u64,
+    pub seconds: f64,
+    pub indexed: usize,
+    pub unchanged: usize,
+    pub removed: usize,
+    pub skipped: usize,
+    pub failed: usize,
+    pub chunks_embedded: usize,
+    pub chunks_reused: usize,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Root folders, absolute and canonical.
+    pub roots: Vec<String>,
+    pub files: BTreeMap<String, FileRecord>,
+    pub problems: BTreeMap<String, Problem>,
+    pub last_run: Option<RunSummary>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("{path}: {message}")]
+    Io { path: String, message: String },
+    #[error("{path} is damaged ({message}); move the index away and re-index")]
+    Corrupt { path: String, message: String },
+}
+
+impl Manifest {
+    pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
+        match std::fs::read(path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| ManifestError::Corrupt {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Manifest::default()),
+            Err(e) => Err(ManifestError::Io {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            }),
+        }
+    }
+
+    pub fn save(&self, path: &Path) -> Result<(), ManifestError> {
+        let bytes = serde_json::to_vec(self).map_err(|e| ManifestError::Io {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        crate::fsutil::write_atomic(path, &bytes).map_err(|e| ManifestError::Io {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Total passages of all files.
+    pub fn chunk_count(&self) -> u64 {
+        self.files.values().map(|f| f.chunks as u64).sum()
+    }
+
+    /// Adds `root` unless it or a folder above it is already a root; drops roots below it.
+    pub fn add_root(&mut self, root: &str) {
+        if self.roots.iter().any(|r| is_under(root, r)) {
+            return;
+        }
+        self.roots.retain(|r| !is_under(r, root));
+        self.roots.push(root.to_string());
+        self.roots.sort();
+    }
+}
+
+/// Whether `path` is `root` or lies below it.
+pub fn is_under(path: &str, root: &str) -> bool {
+    path == root
+        || (path.starts_with(root)
+            && (root.ends_with('/') || path.as_bytes().get(root.len()) == Some(&b'/')))
+}
+
+/// The id of passage `ordinal` of the file at `path` with content `hash`. Stable across runs,
+/// distinct across paths, and changed by any edit of the file.
+pub fn chunk_id(path: &str, hash: &str, ordinal: u32) -> u64 {
+    let mut h = Sha256::new();
+    h.update(path.as_bytes());
+    h.update([0]);
+    h.update(hash.as_bytes());
+    h.update(ordinal.to_le_bytes());
+    let d = h.finalize();
+    // Top bit clear: ids stay positive wherever they pass through signed integers.
+    u64::from_le_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]]) & (u64::MAX >> 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roots_nest() {
+        let mut m = Manifest::default();
+        m.add_root("/a/b");
+        m.add_root("/a/b/c");
+        assert_eq!(m.roots, vec!["/a/b"]);
+        m.add_root("/a/bc");
+        m.add_root("/a");
+        assert_eq!(m.roots, vec!["/a"]);
+        assert!(is_under("/a/b/x.md", "/a/b"));
+        assert!(!is_under("/a/bc/x.md", "/a/b"));
+        assert!(is_under("/x", "/"));
+    }
+
+    #[test]
+    fn chunk_ids_depend_on_path_hash_and_ordinal() {
+        let a = chunk_id("/x.md", "h1", 0);
+        assert_eq!(a, chunk_id("/x.md", "h1", 0));
+        assert_ne!(a, chunk_id("/y.md", "h1", 0));
+        assert_ne!(a, chunk_id("/x.md", "h2", 0));
+        assert_ne!(a, chunk_id("/x.md", "h1", 1));
+        assert!(a < 1 << 63);
+    }
+
+    #[test]
+    fn round_trip() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("manifest.json");
+        assert_eq!(Manifest::load(&p).unwrap(), Manifest::default());
+        let mut m = Manifest::default();
+        m.files.insert(
+            "/a.md".into(),
+            FileRecord {
+                kind: Kind::Markdown,
+                size: 3,
+                mtime: 5,
+                hash: "ab".into(),
+                chunks: 2,
+            },
+        );
+        m.save(&p).unwrap();
+        assert_eq!(Manifest::load(&p).unwrap(), m);
+        assert_eq!(m.chunk_count(), 2);
+        std::fs::write(&p, "{not json").unwrap();
+        assert!(Manifest::load(&p).unwrap_err().to_string().contains("damaged"));
+    }
+}

@@ -1,0 +1,545 @@
+//! The index: BM25 ([`bm25`]) and vectors ([`vectors`]) over the same passages, and the
+//! [`manifest`] of files both have committed.
+//!
+//! On disk (see `index/README.md`): `folio-index.json` (format version, embedding model,
+//! chunking), `manifest.json`, `bm25/` (tantivy), `vectors/` (LanceDB), `LOCK` (one writer at a
+//! time) and, only while a batch is being written, `journal.json`. A batch is applied in a fixed
+//! order (journal, vectors, BM25, manifest, journal removed), so after a crash at any point the
+//! journal names the files whose state is uncertain; opening the index for writing removes their
+//! passages from both indexes and from the manifest, and the next scan indexes them again. A
+//! count check on open catches anything else and repairs it passage by passage.
+
+pub mod bm25;
+pub mod fusion;
+pub mod manifest;
+pub mod search;
+pub mod vectors;
+
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::embed::ModelInfo;
+use crate::ingest::chunk::Chunk;
+use bm25::Bm25;
+use manifest::{FileRecord, Manifest, Problem};
+use vectors::{VectorRow, Vectors};
+
+/// Version of the on-disk layout; an index of another version is refused, not misread.
+pub const FORMAT_VERSION: u32 = 1;
+/// The file that marks a folder as a folio index (and keeps the walk out of it).
+pub const MARKER: &str = "folio-index.json";
+const MANIFEST: &str = "manifest.json";
+const JOURNAL: &str = "journal.json";
+const LOCK: &str = "LOCK";
+
+/// How passages were cut. An index remembers it: files are re-chunked when it changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Chunking {
+    /// `passages` (structure-following chunks) or `whole` (one passage per unit, as MTEB).
+    pub mode: String,
+    pub target: usize,
+    pub overlap: usize,
+    pub max: usize,
+}
+
+/// The contents of [`MARKER`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Meta {
+    pub format_version: u32,
+    pub embed: ModelInfo,
+    pub chunking: Chunking,
+    /// Seconds since the Unix epoch.
+    pub created: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error(
+        "the index at {dir} was built with the embedding model {built} ({built_dim} dimensions, sha256 {built_hash:.12}); the current model is {current} ({current_dim} dimensions, sha256 {current_hash:.12}). Search with the model it was built with (--embed-model), or re-embed everything with `folio index --reembed`"
+    )]
+    ModelMismatch {
+        dir: String,
+        built: String,
+        built_dim: usize,
+        built_hash: String,
+        current: String,
+        current_dim: usize,
+        current_hash: String,
+    },
+    #[error("the index at {dir} has format version {found}; this folio reads version {FORMAT_VERSION}. Re-index into a new folder")]
+    Format { dir: String, found: u32 },
+    #[error("no index at {0} (run `folio index DIR` first)")]
+    Missing(String),
+    #[error("the index at {dir} is being written by another process ({holder}); wait for it to finish or stop it")]
+    Locked { dir: String, holder: String },
+    #[error("{0}")]
+    Bm25(#[from] bm25::Bm25Error),
+    #[error("{0}")]
+    Vectors(#[from] vectors::VectorError),
+    #[error("{0}")]
+    Manifest(#[from] manifest::ManifestError),
+    #[error("{path}: {message}")]
+    Io { path: String, message: String },
+}
+
+fn io_err(path: &Path, e: impl std::fmt::Display) -> IndexError {
+    IndexError::Io {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    }
+}
+
+/// A file (re)indexed in a batch, with its passages and their vectors.
+#[derive(Debug, Clone)]
+pub struct Upsert {
+    pub path: String,
+    pub record: FileRecord,
+    pub chunks: Vec<Chunk>,
+    /// Hash of each passage's embedded text.
+    pub hashes: Vec<String>,
+    pub vectors: Vec<Vec<f32>>,
+}
+
+/// Everything one commit changes.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// Files gone from disk: their passages and records leave the index.
+    pub remove: Vec<String>,
+    pub upsert: Vec<Upsert>,
+    /// Files whose content is unchanged but whose size or time changed: manifest only.
+    pub touch: Vec<(String, FileRecord)>,
+    /// Files now skipped or failed; any passages they had leave the index.
+    pub problems: Vec<(String, Problem)>,
+}
+
+impl Batch {
+    pub fn is_empty(&self) -> bool {
+        self.remove.is_empty()
+            && self.upsert.is_empty()
+            && self.touch.is_empty()
+            && self.problems.is_empty()
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Journal {
+    paths: Vec<String>,
+}
+
+pub struct Index {
+    dir: PathBuf,
+    meta: Meta,
+    manifest: Manifest,
+    bm25: Bm25,
+    vectors: Vectors,
+    /// Held while this handle may write; the OS releases it if the process dies.
+    _lock: Option<File>,
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn read_meta(dir: &Path) -> Result<Option<Meta>, IndexError> {
+    let p = dir.join(MARKER);
+    match std::fs::read(&p) {
+        Ok(bytes) => {
+            let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| io_err(&p, e))?;
+            let found = v["format_version"].as_u64().unwrap_or(0) as u32;
+            if found != FORMAT_VERSION {
+                return Err(IndexError::Format {
+                    dir: dir.display().to_string(),
+                    found,
+                });
+            }
+            Ok(Some(serde_json::from_value(v).map_err(|e| io_err(&p, e))?))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_err(&p, e)),
+    }
+}
+
+fn write_meta(dir: &Path, meta: &Meta) -> Result<(), IndexError> {
+    let p = dir.join(MARKER);
+    let bytes = serde_json::to_vec_pretty(meta).map_err(|e| io_err(&p, e))?;
+    crate::fsutil::write_atomic(&p, &bytes).map_err(|e| io_err(&p, e))
+}
+
+fn take_lock(dir: &Path) -> Result<File, IndexError> {
+    use std::io::{Read, Seek, Write};
+    let p = dir.join(LOCK);
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&p)
+        .map_err(|e| io_err(&p, e))?;
+    match f.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = f.read_to_string(&mut holder);
+            let holder = match holder.trim() {
+                "" => "unknown process".to_string(),
+                pid => format!("pid {pid}"),
+            };
+            return Err(IndexError::Locked {
+                dir: dir.display().to_string(),
+                holder,
+            });
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(io_err(&p, e)),
+    }
+    // The lock is the flock, not the file's contents; the pid only helps the message above.
+    let _ = f.set_len(0);
+    let _ = f.rewind();
+    let _ = write!(f, "{}", std::process::id());
+    let _ = f.flush();
+    Ok(f)
+}
+
+impl Index {
+    /// Opens (or creates) the index in `dir` for writing, for passages embedded by `embed`.
+    /// With `reembed`, an index built by another model is emptied instead of refused.
+    pub fn open_writer(
+        dir: &Path,
+        embed: &ModelInfo,
+        chunking: &Chunking,
+        reembed: bool,
+    ) -> Result<Index, IndexError> {
+        crate::fsutil::create_private_dir(dir).map_err(|e| io_err(dir, e))?;
+        let lock = take_lock(dir)?;
+        let existing = read_meta(dir)?;
+        let meta = match existing {
+            Some(m) if same_model(&m.embed, embed) => m,
+            Some(m) if !reembed => {
+                return Err(mismatch(dir, &m.embed, embed));
+            }
+            Some(_) => {
+                // Re-embedding: vectors of the old model are worthless, and passages are cut in
+                // the new model's tokens, so both indexes start over; the roots are kept.
+                let roots = Manifest::load(&dir.join(MANIFEST))?.roots;
+                for sub in ["bm25", "vectors"] {
+                    let p = dir.join(sub);
+                    if p.exists() {
+                        std::fs::remove_dir_all(&p).map_err(|e| io_err(&p, e))?;
+                    }
+                }
+                let _ = std::fs::remove_file(dir.join(JOURNAL));
+                let manifest = Manifest {
+                    roots,
+                    ..Default::default()
+                };
+                manifest.save(&dir.join(MANIFEST))?;
+                let m = Meta {
+                    format_version: FORMAT_VERSION,
+                    embed: embed.clone(),
+                    chunking: chunking.clone(),
+                    created: now_secs(),
+                };
+                write_meta(dir, &m)?;
+                m
+            }
+            None => {
+                let m = Meta {
+                    format_version: FORMAT_VERSION,
+                    embed: embed.clone(),
+                    chunking: chunking.clone(),
+                    created: now_secs(),
+                };
+                write_meta(dir, &m)?;
+                m
+            }
+        };
+        let bm25 = Bm25::open(&dir.join("bm25"), true)?;
+        let vectors = Vectors::open(&dir.join("vectors"), meta.embed.dim, true)?;
+        let manifest = Manifest::load(&dir.join(MANIFEST))?;
+        let mut index = Index {
+            dir: dir.to_path_buf(),
+            meta,
+            manifest,
+            bm25,
+            vectors,
+            _lock: Some(lock),
+        };
+        index.recover()?;
+        Ok(index)
+    }
+
+    /// Opens the index in `dir` for searching. Another process may be writing it.
+    pub fn open_reader(dir: &Path) -> Result<Index, IndexError> {
+        let meta = read_meta(dir)?.ok_or_else(|| IndexError::Missing(dir.display().to_string()))?;
+        let bm25 = Bm25::open(&dir.join("bm25"), false)?;
+        let vectors = Vectors::open(&dir.join("vectors"), meta.embed.dim, false)?;
+        let manifest = Manifest::load(&dir.join(MANIFEST))?;
+        Ok(Index {
+            dir: dir.to_path_buf(),
+            meta,
+            manifest,
+            bm25,
+            vectors,
+            _lock: None,
+        })
+    }
+
+    /// Refuses a query model other than the one the index was built with.
+    pub fn check_model(&self, embed: &ModelInfo) -> Result<(), IndexError> {
+        if same_model(&self.meta.embed, embed) {
+            Ok(())
+        } else {
+            Err(mismatch(&self.dir, &self.meta.embed, embed))
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn meta(&self) -> &Meta {
+        &self.meta
+    }
+
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    pub fn bm25(&self) -> &Bm25 {
+        &self.bm25
+    }
+
+    pub fn vectors(&self) -> &Vectors {
+        &self.vectors
+    }
+
+    /// Records `root` as a root folder (saved with the next commit).
+    pub fn add_root(&mut self, root: &str) {
+        self.manifest.add_root(root);
+    }
+
+    /// Vectors already stored for these embedded-text hashes.
+    pub fn lookup_vectors(&self, hashes: &[&str]) -> Result<HashMap<String, Vec<f32>>, IndexError> {
+        Ok(self.vectors.lookup_hashes(hashes)?)
+    }
+
+    /// Applies a batch to both indexes and then to the manifest.
+    pub fn commit(&mut self, batch: Batch) -> Result<(), IndexError> {
+        let mut affected: Vec<&str> = batch.remove.iter().map(String::as_str).collect();
+        affected.extend(batch.upsert.iter().map(|u| u.path.as_str()));
+        affected.extend(batch.problems.iter().map(|(p, _)| p.as_str()));
+        // Paths with passages before this batch: only those need deleting.
+        let had: Vec<&str> = affected
+            .iter()
+            .copied()
+            .filter(|p| self.manifest.files.contains_key(*p))
+            .collect();
+        let journal = self.dir.join(JOURNAL);
+        if !affected.is_empty() {
+            let j = Journal {
+                paths: affected.iter().map(|s| s.to_string()).collect(),
+            };
+            let bytes = serde_json::to_vec(&j).map_err(|e| io_err(&journal, e))?;
+            crate::fsutil::write_atomic(&journal, &bytes).map_err(|e| io_err(&journal, e))?;
+
+            self.vectors.delete_paths(&had)?;
+            let mut rows = Vec::new();
+            for u in &batch.upsert {
+                let ids = u.record.chunk_ids(&u.path);
+                for ((id, hash), vector) in ids.iter().zip(&u.hashes).zip(&u.vectors) {
+                    rows.push(VectorRow {
+                        id: *id,
+                        path: u.path.clone(),
+                        hash: hash.clone(),
+                        vector: vector.clone(),
+                    });
+                }
+            }
+            self.vectors.add(&rows)?;
+
+            for p in &had {
+                self.bm25.delete_path(p)?;
+            }
+            for u in &batch.upsert {
+                let ids = u.record.chunk_ids(&u.path);
+                for (id, chunk) in ids.iter().zip(&u.chunks) {
+                    self.bm25.add(*id, &u.path, chunk)?;
+                }
+            }
+            self.bm25.commit()?;
+        }
+
+        for p in &batch.remove {
+            self.manifest.files.remove(p);
+            self.manifest.problems.remove(p);
+        }
+        for u in batch.upsert {
+            self.manifest.problems.remove(&u.path);
+            self.manifest.files.insert(u.path, u.record);
+        }
+        for (p, r) in batch.touch {
+            self.manifest.files.insert(p, r);
+        }
+        for (p, problem) in batch.problems {
+            self.manifest.files.remove(&p);
+            self.manifest.problems.insert(p, problem);
+        }
+        self.save_manifest()?;
+        if journal.exists() {
+            std::fs::remove_file(&journal).map_err(|e| io_err(&journal, e))?;
+        }
+        Ok(())
+    }
+
+    /// Saves the manifest as it is (roots, last run).
+    pub fn save_manifest(&self) -> Result<(), IndexError> {
+        Ok(self.manifest.save(&self.dir.join(MANIFEST))?)
+    }
+
+    /// Records the summary of a finished run and the chunking it used, then compacts the vector
+    /// table and builds its ANN index once it holds more than `ann_threshold` rows.
+    pub fn finish_run(
+        &mut self,
+        summary: manifest::RunSummary,
+        chunking: &Chunking,
+        changed: bool,
+        ann_threshold: usize,
+    ) -> Result<(), IndexError> {
+        self.manifest.last_run = Some(summary);
+        self.save_manifest()?;
+        if &self.meta.chunking != chunking {
+            self.meta.chunking = chunking.clone();
+            write_meta(&self.dir, &self.meta)?;
+        }
+        if changed {
+            if !self.vectors.has_ann_index() && self.vectors.count()? > ann_threshold {
+                self.vectors.build_ann_index()?;
+            }
+            self.vectors.optimize()?;
+        }
+        Ok(())
+    }
+
+    /// Makes the index agree with the manifest after an interruption: files named by a leftover
+    /// journal, and any passage either index holds without the other, are removed (the next
+    /// scan indexes those files again).
+    fn recover(&mut self) -> Result<(), IndexError> {
+        let journal = self.dir.join(JOURNAL);
+        if let Ok(bytes) = std::fs::read(&journal) {
+            let paths = serde_json::from_slice::<Journal>(&bytes)
+                .map(|j| j.paths)
+                .unwrap_or_default();
+            tracing::warn!(
+                files = paths.len(),
+                "an interrupted batch left a journal; removing its files for re-indexing"
+            );
+            let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
+            self.vectors.delete_paths(&refs)?;
+            for p in &paths {
+                self.bm25.delete_path(p)?;
+                self.manifest.files.remove(p);
+            }
+            self.bm25.commit()?;
+            self.save_manifest()?;
+            std::fs::remove_file(&journal).map_err(|e| io_err(&journal, e))?;
+        }
+        let expected = self.manifest.chunk_count();
+        let in_bm25 = self.bm25.num_docs();
+        let in_vectors = self.vectors.count()? as u64;
+        if expected != in_bm25 || expected != in_vectors {
+            tracing::warn!(
+                expected,
+                in_bm25,
+                in_vectors,
+                "index and manifest disagree; repairing"
+            );
+            self.repair()?;
+        }
+        Ok(())
+    }
+
+    /// Passage-level reconciliation of both indexes with the manifest.
+    fn repair(&mut self) -> Result<(), IndexError> {
+        let bm25_ids: HashMap<u64, String> = self.bm25.all_ids()?.into_iter().collect();
+        let vec_ids: HashMap<u64, String> = self.vectors.all_ids()?.into_iter().collect();
+        let mut expected: HashSet<u64> = HashSet::new();
+        let mut broken: Vec<String> = Vec::new();
+        for (path, rec) in &self.manifest.files {
+            let ids = rec.chunk_ids(path);
+            if ids
+                .iter()
+                .any(|id| !bm25_ids.contains_key(id) || !vec_ids.contains_key(id))
+            {
+                broken.push(path.clone());
+            } else {
+                expected.extend(ids);
+            }
+        }
+        let mut bm25_orphans: Vec<u64> = bm25_ids.keys().copied().filter(|i| !expected.contains(i)).collect();
+        let mut vec_orphans: Vec<u64> = vec_ids.keys().copied().filter(|i| !expected.contains(i)).collect();
+        bm25_orphans.sort_unstable();
+        vec_orphans.sort_unstable();
+        for id in &bm25_orphans {
+            self.bm25.delete_id(*id)?;
+        }
+        self.bm25.commit()?;
+        self.vectors.delete_ids(&vec_orphans)?;
+        for p in &broken {
+            self.manifest.files.remove(p);
+        }
+        self.save_manifest()?;
+        // Duplicated ids (the same passage written twice) show as a count above the unique ids.
+        let dupes = self.vectors.count()? as u64 > expected.len() as u64
+            || self.bm25.num_docs() > expected.len() as u64;
+        if dupes {
+            tracing::warn!("duplicate passages found; rewriting affected files on the next scan");
+            // Dropping every file from the manifest is heavy-handed but always correct; it only
+            // happens after corruption that the journal did not cover.
+            let paths: Vec<String> = self.manifest.files.keys().cloned().collect();
+            let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
+            self.vectors.delete_paths(&refs)?;
+            for p in &paths {
+                self.bm25.delete_path(p)?;
+            }
+            self.bm25.commit()?;
+            self.manifest.files.clear();
+            self.save_manifest()?;
+        }
+        tracing::info!(
+            bm25_orphans = bm25_orphans.len(),
+            vector_orphans = vec_orphans.len(),
+            files_to_reindex = broken.len(),
+            "repair done"
+        );
+        Ok(())
+    }
+
+    /// Picks up commits another process made since this handle opened.
+    pub fn refresh(&mut self) -> Result<(), IndexError> {
+        self.bm25.reload()?;
+        self.vectors.refresh()?;
+        self.manifest = Manifest::load(&self.dir.join(MANIFEST))?;
+        Ok(())
+    }
+}
+
+fn same_model(a: &ModelInfo, b: &ModelInfo) -> bool {
+    a.dim == b.dim && a.sha256 == b.sha256
+}
+
+fn mismatch(dir: &Path, built: &ModelInfo, current: &ModelInfo) -> IndexError {
+    IndexError::ModelMismatch {
+        dir: dir.display().to_string(),
+        built: built.name.clone(),
+        built_dim: built.dim,
+        built_hash: built.sha256.clone(),
+        current: current.name.clone(),
+        current_dim: current.dim,
+        current_hash: current.sha256.clone(),
+    }
+}

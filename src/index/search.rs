@@ -1,0 +1,249 @@
+//! Retrieval: BM25, dense or hybrid search over an [`Index`], with filters by path and type.
+//!
+//! Hybrid search runs both retrievers to `depth` candidates each and fuses the lists
+//! ([`super::fusion`]); the top `k` are then read back from the BM25 store as [`Passage`]s, the
+//! object that `folio search --json` and `folio ask --json` print.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::str::FromStr;
+
+use serde::Serialize;
+
+use super::bm25::{Boosts, Restrict};
+use super::fusion::{Ranked, convex, rrf};
+use super::{Index, IndexError};
+use crate::config::{Fusion, Settings};
+use crate::embed::Embedder;
+
+/// Which retrievers a search runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Bm25,
+    Dense,
+    Hybrid,
+}
+
+impl FromStr for Mode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "bm25" => Ok(Mode::Bm25),
+            "dense" => Ok(Mode::Dense),
+            "hybrid" => Ok(Mode::Hybrid),
+            o => Err(format!("unknown mode {o} (bm25, dense or hybrid)")),
+        }
+    }
+}
+
+/// Which files a search may return.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Glob over the absolute path (`**/contracts/*.pdf`).
+    pub path_glob: Option<String>,
+    /// File extensions, without the dot, case-insensitive.
+    pub ext: Vec<String>,
+}
+
+impl Filter {
+    pub fn is_empty(&self) -> bool {
+        self.path_glob.is_none() && self.ext.is_empty()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SearchOptions {
+    pub mode: Mode,
+    pub k: usize,
+    pub depth: usize,
+    pub fusion: Fusion,
+    pub rrf_k: f32,
+    pub dense_weight: f32,
+    pub boosts: Boosts,
+    pub filter: Filter,
+    /// Skip the ANN index even when there is one (for measuring its recall).
+    pub exact: bool,
+}
+
+impl SearchOptions {
+    pub fn from_settings(s: &Settings, mode: Mode) -> Self {
+        SearchOptions {
+            mode,
+            k: s.k,
+            depth: s.depth,
+            fusion: s.fusion,
+            rrf_k: s.rrf_k,
+            dense_weight: s.dense_weight,
+            boosts: Boosts {
+                heading: s.heading_boost,
+                name: s.name_boost,
+            },
+            filter: Filter::default(),
+            exact: false,
+        }
+    }
+}
+
+/// A retrieved passage: the object of the scripting interface.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Passage {
+    /// Absolute path of the file.
+    pub path: String,
+    /// 1-based page for PDFs.
+    pub page: Option<u32>,
+    pub heading: Vec<String>,
+    /// Passage id, as 16 hex digits.
+    pub chunk: String,
+    /// Character offsets of `text` in the extracted text of its page (or file).
+    pub span: [usize; 2],
+    pub score: f32,
+    pub text: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError {
+    #[error("{0}")]
+    Index(#[from] IndexError),
+    #[error("invalid --path glob: {0}")]
+    Glob(String),
+    #[error("embedding the query: {0}")]
+    Embed(#[from] crate::embed::EmbedError),
+    #[error("dense search needs the embedding model")]
+    NoEmbedder,
+}
+
+impl Index {
+    /// The paths a filter admits, or `None` when it admits everything.
+    fn allowed_paths(&self, filter: &Filter) -> Result<Option<Vec<String>>, SearchError> {
+        if filter.is_empty() {
+            return Ok(None);
+        }
+        let glob = match &filter.path_glob {
+            Some(g) => Some(
+                globset::GlobBuilder::new(g)
+                    .literal_separator(false)
+                    .build()
+                    .map_err(|e| SearchError::Glob(e.to_string()))?
+                    .compile_matcher(),
+            ),
+            None => None,
+        };
+        let exts: Vec<String> = filter
+            .ext
+            .iter()
+            .map(|e| e.trim_start_matches('.').to_ascii_lowercase())
+            .collect();
+        let paths = self
+            .manifest
+            .files
+            .keys()
+            .filter(|p| glob.as_ref().is_none_or(|g| g.is_match(p.as_str())))
+            .filter(|p| {
+                exts.is_empty()
+                    || Path::new(p.as_str())
+                        .extension()
+                        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+                        .is_some_and(|e| exts.contains(&e))
+            })
+            .cloned()
+            .collect();
+        Ok(Some(paths))
+    }
+
+    /// Ranked passage ids with fused scores, best first, at most `opts.k`.
+    pub fn search_ids(
+        &self,
+        embedder: Option<&Embedder>,
+        query: &str,
+        opts: &SearchOptions,
+    ) -> Result<Vec<(u64, f32)>, SearchError> {
+        let allowed = self.allowed_paths(&opts.filter)?;
+        if allowed.as_ref().is_some_and(|a| a.is_empty()) {
+            return Ok(Vec::new());
+        }
+        let restrict = Restrict {
+            paths: allowed.clone(),
+        };
+        let sql = allowed.as_ref().map(|a| {
+            let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+            super::vectors::sql_in("path", &refs)
+        });
+        let depth = opts.depth.max(opts.k);
+        let bm25 = |limit| self.bm25.search(query, limit, opts.boosts, &restrict);
+        let dense = |limit| -> Result<Vec<(u64, f32)>, SearchError> {
+            let e = embedder.ok_or(SearchError::NoEmbedder)?;
+            let v = e.embed_query(query)?;
+            Ok(self
+                .vectors
+                .search(&v, limit, sql.as_deref(), opts.exact)
+                .map_err(IndexError::from)?)
+        };
+        let mut hits = match opts.mode {
+            Mode::Bm25 => bm25(opts.k).map_err(IndexError::from)?,
+            Mode::Dense => dense(opts.k)?,
+            Mode::Hybrid => {
+                let b = bm25(depth).map_err(IndexError::from)?;
+                let d = dense(depth)?;
+                let lists = [
+                    Ranked {
+                        hits: &b,
+                        weight: 1.0,
+                    },
+                    Ranked {
+                        hits: &d,
+                        weight: opts.dense_weight,
+                    },
+                ];
+                match opts.fusion {
+                    Fusion::Rrf => rrf(&lists, opts.rrf_k),
+                    Fusion::Convex => convex(&lists),
+                }
+            }
+        };
+        hits.truncate(opts.k);
+        Ok(hits)
+    }
+
+    /// Reads passages back for ranked ids.
+    pub fn passages(&self, hits: &[(u64, f32)]) -> Result<Vec<Passage>, SearchError> {
+        let mut out = Vec::with_capacity(hits.len());
+        for &(id, score) in hits {
+            let Some(c) = self.bm25.get(id).map_err(IndexError::from)? else {
+                continue;
+            };
+            out.push(Passage {
+                path: c.path,
+                page: c.page,
+                heading: c.heading,
+                chunk: format!("{id:016x}"),
+                span: [c.start, c.end],
+                score,
+                text: c.text,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Searches and reads back the passages.
+    pub fn search(
+        &self,
+        embedder: Option<&Embedder>,
+        query: &str,
+        opts: &SearchOptions,
+    ) -> Result<Vec<Passage>, SearchError> {
+        let hits = self.search_ids(embedder, query, opts)?;
+        self.passages(&hits)
+    }
+
+    /// Map from passage id to file path, from the manifest.
+    pub fn id_paths(&self) -> HashMap<u64, &str> {
+        let mut out = HashMap::new();
+        for (path, rec) in &self.manifest.files {
+            for id in rec.chunk_ids(path) {
+                out.insert(id, path.as_str());
+            }
+        }
+        out
+    }
+}

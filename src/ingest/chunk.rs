@@ -1,0 +1,496 @@
+//! Splitting units of text into passages, sized in the embedding model's tokens.
+//!
+//! Chunking follows structure: heading sections are never mixed, paragraphs are kept whole when
+//! they fit, then sentences, then words. Pieces are packed greedily up to a target size, and the
+//! trailing sentences of one passage are repeated at the start of the next (overlap), so that a
+//! statement cut by a boundary is still whole somewhere. Each passage keeps its page, heading
+//! path and character span in the unit's text. A passage is embedded with its heading path in
+//! front when it does not itself start with that heading; the whole embedded text always fits
+//! the model, so nothing is silently truncated.
+
+use unicode_segmentation::UnicodeSegmentation;
+
+use super::Unit;
+
+/// Sizes in word pieces of the embedding model, special tokens excluded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ChunkOptions {
+    /// Size passages are packed up to.
+    pub target: usize,
+    /// Hard limit of the embedded text (heading context included): what the model reads.
+    pub max: usize,
+    /// Tokens of trailing pieces repeated in the next passage.
+    pub overlap: usize,
+}
+
+/// One passage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chunk {
+    /// Position of the passage within its file, from 0.
+    pub ordinal: u32,
+    pub page: Option<u32>,
+    pub heading: Vec<String>,
+    /// Character offsets of `text` in its unit's text (its page, or the whole file).
+    pub start: usize,
+    pub end: usize,
+    pub text: String,
+    /// Heading context embedded in front of `text` (empty when `text` starts with its heading).
+    pub context: String,
+}
+
+impl Chunk {
+    /// The text the embedding model reads for this passage.
+    pub fn embed_text(&self) -> String {
+        if self.context.is_empty() {
+            self.text.clone()
+        } else {
+            format!("{}\n{}", self.context, self.text)
+        }
+    }
+}
+
+const CONTEXT_SEP: &str = " > ";
+
+#[derive(Debug, Clone, Copy)]
+struct Piece {
+    start: usize,
+    end: usize,
+    tokens: usize,
+}
+
+/// Splits `units` into passages numbered across all of them.
+pub fn chunk_units(
+    units: &[Unit],
+    opts: &ChunkOptions,
+    count: &dyn Fn(&str) -> usize,
+) -> Vec<Chunk> {
+    let mut out = Vec::new();
+    for unit in units {
+        for (start, end, heading) in section_ranges(unit) {
+            let full_context = heading.join(CONTEXT_SEP);
+            let budget = opts.max.saturating_sub(count(&full_context)).max(8);
+            let target = opts.target.min(budget).max(1);
+            let pieces = split_pieces(&unit.text, start, end, budget, count);
+            let mut groups: Vec<Vec<Piece>> = Vec::new();
+            let mut cur: Vec<Piece> = Vec::new();
+            let mut cur_tokens = 0;
+            for p in pieces {
+                if !cur.is_empty() && cur_tokens + p.tokens > target {
+                    let mut tail: Vec<Piece> = Vec::new();
+                    let mut tail_tokens = 0;
+                    for q in cur[1..].iter().rev() {
+                        if tail_tokens + q.tokens > opts.overlap
+                            || tail_tokens + q.tokens + p.tokens > budget
+                        {
+                            break;
+                        }
+                        tail.insert(0, *q);
+                        tail_tokens += q.tokens;
+                    }
+                    groups.push(std::mem::replace(&mut cur, tail));
+                    cur_tokens = tail_tokens;
+                }
+                cur_tokens += p.tokens;
+                cur.push(p);
+            }
+            if !cur.is_empty() {
+                groups.push(cur);
+            }
+            let section_start = groups.first().and_then(|g| g.first()).map(|p| p.start);
+            for g in groups {
+                emit(unit, &g, heading, section_start, opts, count, &mut out);
+            }
+        }
+    }
+    out
+}
+
+/// One passage per unit, whole: the layout MTEB uses to score a sentence encoder, where the
+/// model itself cuts what exceeds its limit. Only `folio eval --whole-docs` uses it.
+pub fn whole_units(units: &[Unit]) -> Vec<Chunk> {
+    units
+        .iter()
+        .enumerate()
+        .map(|(i, u)| Chunk {
+            ordinal: i as u32,
+            page: u.page,
+            heading: u.sections.first().map(|s| s.heading.clone()).unwrap_or_default(),
+            start: 0,
+            end: u.text.chars().count(),
+            text: u.text.clone(),
+            context: String::new(),
+        })
+        .collect()
+}
+
+fn emit(
+    unit: &Unit,
+    group: &[Piece],
+    heading: &[String],
+    section_start: Option<usize>,
+    opts: &ChunkOptions,
+    count: &dyn Fn(&str) -> usize,
+    out: &mut Vec<Chunk>,
+) {
+    let (Some(first), Some(last)) = (group.first(), group.last()) else {
+        return;
+    };
+    // A passage that opens its section already carries the heading line itself.
+    let context = if Some(first.start) == section_start && !heading.is_empty() {
+        heading[..heading.len() - 1].join(CONTEXT_SEP)
+    } else {
+        heading.join(CONTEXT_SEP)
+    };
+    let text = &unit.text[first.start..last.end];
+    let chunk = Chunk {
+        ordinal: out.len() as u32,
+        page: unit.page,
+        heading: heading.to_vec(),
+        start: char_offset(&unit.text, first.start),
+        end: char_offset(&unit.text, last.end),
+        text: text.to_string(),
+        context,
+    };
+    // Word-piece counts add up across whitespace, so sums are exact for BERT vocabularies; the
+    // check makes the limit hold for any tokenizer.
+    if group.len() > 1 && count(&chunk.embed_text()) > opts.max {
+        let (a, b) = group.split_at(group.len() / 2);
+        emit(unit, a, heading, section_start, opts, count, out);
+        emit(unit, b, heading, section_start, opts, count, out);
+        return;
+    }
+    out.push(chunk);
+}
+
+fn char_offset(text: &str, byte: usize) -> usize {
+    let prefix = &text[..byte];
+    if prefix.is_ascii() {
+        byte
+    } else {
+        prefix.chars().count()
+    }
+}
+
+/// Byte ranges of a unit's sections with their heading paths. A section holding only its
+/// heading line joins the next one, so that no passage is a bare heading.
+fn section_ranges(unit: &Unit) -> Vec<(usize, usize, &[String])> {
+    let text = &unit.text;
+    let mut bounds: Vec<(usize, &[String])> = Vec::new();
+    if unit.sections.first().is_none_or(|s| s.start > 0) {
+        bounds.push((0, &[]));
+    }
+    for s in &unit.sections {
+        if s.start <= text.len() && text.is_char_boundary(s.start) {
+            bounds.push((s.start, &s.heading));
+        }
+    }
+    let mut ranges = Vec::new();
+    let mut carry: Option<usize> = None;
+    for (i, &(start, heading)) in bounds.iter().enumerate() {
+        let end = bounds.get(i + 1).map(|b| b.0).unwrap_or(text.len());
+        let start = carry.take().unwrap_or(start);
+        let body = &text[start..end];
+        if body.trim().is_empty() {
+            continue;
+        }
+        let after_first_line = body.find('\n').map(|n| &body[n..]).unwrap_or("");
+        let is_last = i + 1 == bounds.len();
+        if !heading.is_empty() && after_first_line.trim().is_empty() && !is_last {
+            carry = Some(start);
+            continue;
+        }
+        ranges.push((start, end, heading));
+    }
+    ranges
+}
+
+/// Pieces of `text[start..end]` no larger than `budget` tokens: paragraphs, else sentences,
+/// else runs of words, else runs of characters.
+fn split_pieces(
+    text: &str,
+    start: usize,
+    end: usize,
+    budget: usize,
+    count: &dyn Fn(&str) -> usize,
+) -> Vec<Piece> {
+    let mut out = Vec::new();
+    for (ps, pe) in paragraphs(text, start, end) {
+        let tokens = count(&text[ps..pe]);
+        if tokens <= budget {
+            out.push(Piece {
+                start: ps,
+                end: pe,
+                tokens,
+            });
+            continue;
+        }
+        for (i, s) in text[ps..pe].split_sentence_bound_indices() {
+            let Some((ss, se)) = trimmed(text, ps + i, ps + i + s.len()) else {
+                continue;
+            };
+            let tokens = count(&text[ss..se]);
+            if tokens <= budget {
+                out.push(Piece {
+                    start: ss,
+                    end: se,
+                    tokens,
+                });
+            } else {
+                split_words(text, ss, se, budget, count, &mut out);
+            }
+        }
+    }
+    out
+}
+
+fn split_words(
+    text: &str,
+    start: usize,
+    end: usize,
+    budget: usize,
+    count: &dyn Fn(&str) -> usize,
+    out: &mut Vec<Piece>,
+) {
+    let mut cur: Option<Piece> = None;
+    let slice = &text[start..end];
+    let words = slice
+        .split_whitespace()
+        .map(|w| {
+            let ws = w.as_ptr() as usize - slice.as_ptr() as usize + start;
+            (ws, ws + w.len())
+        })
+        .collect::<Vec<_>>();
+    for (ws, we) in words {
+        let tokens = count(&text[ws..we]);
+        if tokens > budget {
+            if let Some(c) = cur.take() {
+                out.push(c);
+            }
+            split_chars(text, ws, we, budget, count, out);
+            continue;
+        }
+        match cur.as_mut() {
+            Some(c) if c.tokens + tokens <= budget => {
+                c.end = we;
+                c.tokens += tokens;
+            }
+            _ => {
+                if let Some(c) = cur.take() {
+                    out.push(c);
+                }
+                cur = Some(Piece {
+                    start: ws,
+                    end: we,
+                    tokens,
+                });
+            }
+        }
+    }
+    if let Some(c) = cur {
+        out.push(c);
+    }
+}
+
+/// A single "word" over budget (a hash, a URL, base64): halve it until the parts fit.
+fn split_chars(
+    text: &str,
+    start: usize,
+    end: usize,
+    budget: usize,
+    count: &dyn Fn(&str) -> usize,
+    out: &mut Vec<Piece>,
+) {
+    let tokens = count(&text[start..end]);
+    let chars = text[start..end].chars().count();
+    if tokens <= budget || chars <= 1 {
+        out.push(Piece { start, end, tokens });
+        return;
+    }
+    let mut mid = start
+        + text[start..end]
+            .char_indices()
+            .nth(chars / 2)
+            .map(|(i, _)| i)
+            .unwrap_or(0);
+    while !text.is_char_boundary(mid) {
+        mid += 1;
+    }
+    split_chars(text, start, mid, budget, count, out);
+    split_chars(text, mid, end, budget, count, out);
+}
+
+/// Byte ranges of paragraphs (separated by blank lines) in `text[start..end]`, trimmed.
+fn paragraphs(text: &str, start: usize, end: usize) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let slice = &text[start..end];
+    let mut para_start = 0;
+    let mut pos = 0;
+    let mut prev_blank = false;
+    for line in slice.split_inclusive('\n') {
+        let blank = line.trim().is_empty();
+        if blank && !prev_blank {
+            if let Some(r) = trimmed(text, start + para_start, start + pos) {
+                out.push(r);
+            }
+        }
+        if !blank && prev_blank {
+            para_start = pos;
+        }
+        prev_blank = blank;
+        pos += line.len();
+    }
+    if !prev_blank && let Some(r) = trimmed(text, start + para_start, start + pos) {
+        out.push(r);
+    }
+    out
+}
+
+fn trimmed(text: &str, start: usize, end: usize) -> Option<(usize, usize)> {
+    let s = &text[start..end];
+    let lead = s.len() - s.trim_start().len();
+    let t = s.trim();
+    if t.is_empty() {
+        None
+    } else {
+        Some((start + lead, start + lead + t.len()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::Section;
+    use proptest::prelude::*;
+
+    fn words(s: &str) -> usize {
+        s.split_whitespace().count()
+    }
+
+    fn opts(target: usize, max: usize, overlap: usize) -> ChunkOptions {
+        ChunkOptions {
+            target,
+            max,
+            overlap,
+        }
+    }
+
+    #[test]
+    fn small_unit_is_one_chunk_with_span() {
+        let u = Unit::plain(Some(3), "  Hello there. General Kenobi.\n".into());
+        let c = chunk_units(&[u], &opts(50, 60, 5), &words);
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].text, "Hello there. General Kenobi.");
+        assert_eq!((c[0].start, c[0].end), (2, 30));
+        assert_eq!(c[0].page, Some(3));
+    }
+
+    #[test]
+    fn sentences_pack_with_overlap() {
+        let text = "One two three. Four five six. Seven eight nine. Ten eleven twelve.";
+        let c = chunk_units(&[Unit::plain(None, text.into())], &opts(6, 8, 3), &words);
+        let texts: Vec<_> = c.iter().map(|c| c.text.as_str()).collect();
+        assert_eq!(
+            texts,
+            vec![
+                "One two three. Four five six.",
+                "Four five six. Seven eight nine.",
+                "Seven eight nine. Ten eleven twelve."
+            ]
+        );
+        assert_eq!(c.iter().map(|c| c.ordinal).collect::<Vec<_>>(), vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn headings_bound_chunks_and_give_context() {
+        let text = "# Alpha\n\na1 a2 a3.\n\na4 a5 a6.\n\n# Beta\n\nb1 b2.\n";
+        let beta = text.find("# Beta").unwrap();
+        let u = Unit {
+            page: None,
+            text: text.into(),
+            sections: vec![
+                Section {
+                    start: 0,
+                    heading: vec!["Alpha".into()],
+                },
+                Section {
+                    start: beta,
+                    heading: vec!["Beta".into()],
+                },
+            ],
+        };
+        let c = chunk_units(&[u], &opts(5, 12, 0), &words);
+        assert_eq!(c.len(), 3, "{c:#?}");
+        assert_eq!(c[0].text, "# Alpha\n\na1 a2 a3.");
+        assert_eq!(c[0].context, "");
+        assert_eq!(c[1].text, "a4 a5 a6.");
+        assert_eq!(c[1].context, "Alpha");
+        assert_eq!(c[1].embed_text(), "Alpha\na4 a5 a6.");
+        assert_eq!(c[2].heading, vec!["Beta"]);
+        assert!(c[2].text.starts_with("# Beta"));
+    }
+
+    #[test]
+    fn bare_heading_joins_the_next_section() {
+        let text = "# Top\n## Sub\nbody words here\n";
+        let u = Unit {
+            page: None,
+            text: text.into(),
+            sections: vec![
+                Section {
+                    start: 0,
+                    heading: vec!["Top".into()],
+                },
+                Section {
+                    start: 6,
+                    heading: vec!["Top".into(), "Sub".into()],
+                },
+            ],
+        };
+        let c = chunk_units(&[u], &opts(50, 60, 0), &words);
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].text, text.trim());
+        assert_eq!(c[0].heading, vec!["Top", "Sub"]);
+    }
+
+    #[test]
+    fn giant_word_is_cut_to_fit() {
+        let count = |s: &str| s.chars().count().div_ceil(4);
+        let text = "x".repeat(100);
+        let c = chunk_units(&[Unit::plain(None, text)], &opts(10, 10, 0), &count);
+        assert!(c.len() >= 10);
+        assert!(c.iter().all(|c| count(&c.embed_text()) <= 10));
+    }
+
+    #[test]
+    fn char_offsets_count_characters_not_bytes() {
+        let text = "é".repeat(3) + " word";
+        let c = chunk_units(&[Unit::plain(None, text)], &opts(50, 60, 0), &words);
+        assert_eq!((c[0].start, c[0].end), (0, 8));
+    }
+
+    proptest! {
+        #[test]
+        fn chunks_fit_cover_and_point_back(
+            paras in proptest::collection::vec(
+                proptest::collection::vec("[a-zé]{1,12}( [a-z]{1,8}){0,30}[.!?]", 1..6), 1..8),
+            target in 4usize..40, overlap in 0usize..10, heading in proptest::option::of("[A-Z][a-z]{1,10}"),
+        ) {
+            let text: String = paras.iter().map(|p| p.join(" ")).collect::<Vec<_>>().join("\n\n");
+            let sections = heading.iter().map(|h| Section { start: 0, heading: vec![h.clone()] }).collect();
+            let unit = Unit { page: None, text: text.clone(), sections };
+            let max = target + 10;
+            let chunks = chunk_units(std::slice::from_ref(&unit), &opts(target, max, overlap), &words);
+            let chars: Vec<char> = text.chars().collect();
+            let mut covered = vec![false; chars.len()];
+            for c in &chunks {
+                prop_assert!(words(&c.embed_text()) <= max, "over limit: {:?}", c);
+                let span: String = chars[c.start..c.end].iter().collect();
+                prop_assert_eq!(&span, &c.text);
+                covered[c.start..c.end].iter_mut().for_each(|x| *x = true);
+            }
+            for (i, ch) in chars.iter().enumerate() {
+                prop_assert!(covered[i] || ch.is_whitespace(), "char {} not covered", i);
+            }
+        }
+    }
+}

@@ -1,0 +1,401 @@
+//! Text extraction for text, Markdown and HTML files, and the errors every extractor reports.
+//!
+//! Bytes are decoded as UTF-8, UTF-16 (with a byte-order mark) or, failing those, Latin-1
+//! (Windows-1252); content that looks binary is refused. Markdown keeps its source text (so that
+//! spans point into the file) with sections at its headings; HTML is rendered to plain text with
+//! sections at `h1`..`h6`.
+
+use pulldown_cmark::{Event, HeadingLevel, Parser, Tag, TagEnd};
+use scraper::{Html, Node};
+
+use super::{Kind, Section, Unit};
+
+/// Why a file yields no text. The `Display` text is what users see next to the path.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExtractError {
+    #[error("empty file")]
+    Empty,
+    #[error("binary content")]
+    Binary,
+    #[error("no text layer (needs OCR)")]
+    NoTextLayer,
+    #[error("encrypted PDF (needs a password)")]
+    Encrypted,
+    #[error("unreadable PDF: {0}")]
+    Pdf(String),
+    #[error("extractor crashed: {0}")]
+    Crashed(String),
+    #[error("extraction timed out after {0} s")]
+    Timeout(u64),
+    #[error("cannot read: {0}")]
+    Io(String),
+}
+
+impl ExtractError {
+    /// Skips are files folio chose not to index; failures are files it could not.
+    pub fn is_skip(&self) -> bool {
+        matches!(
+            self,
+            ExtractError::Empty | ExtractError::Binary | ExtractError::NoTextLayer
+        )
+    }
+}
+
+/// Extracts the units of a non-PDF file from its bytes.
+pub fn extract_bytes(kind: Kind, bytes: &[u8]) -> Result<Vec<Unit>, ExtractError> {
+    let text = decode_text(bytes)?;
+    if text.trim().is_empty() {
+        return Err(ExtractError::Empty);
+    }
+    Ok(vec![match kind {
+        Kind::Markdown => markdown_unit(text),
+        Kind::Html => html_unit(&text),
+        Kind::Text | Kind::Pdf => text_unit(text),
+    }])
+}
+
+/// Decodes text bytes: UTF-16 with a BOM, UTF-8 (BOM optional), else Latin-1/Windows-1252.
+pub fn decode_text(bytes: &[u8]) -> Result<String, ExtractError> {
+    if bytes.is_empty() {
+        return Err(ExtractError::Empty);
+    }
+    if let Some((enc, bom)) = encoding_rs::Encoding::for_bom(bytes) {
+        let (text, _, _) = enc.decode(bytes);
+        let _ = bom;
+        return check_textual(text.into_owned());
+    }
+    // NUL bytes do not occur in text outside UTF-16/32; checking a prefix is enough to tell.
+    let head = &bytes[..bytes.len().min(8192)];
+    if head.contains(&0) {
+        return Err(ExtractError::Binary);
+    }
+    match std::str::from_utf8(bytes) {
+        Ok(s) => check_textual(s.to_string()),
+        Err(_) => {
+            let (text, _, _) = encoding_rs::WINDOWS_1252.decode(bytes);
+            check_textual(text.into_owned())
+        }
+    }
+}
+
+/// Refuses text that is mostly control characters: a binary file that happens to decode.
+fn check_textual(text: String) -> Result<String, ExtractError> {
+    let sample: Vec<char> = text.chars().take(8192).collect();
+    let control = sample
+        .iter()
+        .filter(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t' | '\u{c}'))
+        .count();
+    if !sample.is_empty() && control * 10 > sample.len() {
+        return Err(ExtractError::Binary);
+    }
+    Ok(text)
+}
+
+/// A plain-text unit. A short first line followed by more text is taken as the title: it
+/// becomes the heading of the whole text (BEIR documents have this shape, as do many notes).
+pub fn text_unit(text: String) -> Unit {
+    let first_end = text.find('\n');
+    let title = first_end.map(|e| text[..e].trim()).filter(|t| {
+        !t.is_empty() && t.chars().count() <= 200 && !t.ends_with([',', ';', ':'])
+    });
+    let rest_nonblank = first_end.is_some_and(|e| !text[e..].trim().is_empty());
+    match title {
+        Some(t) if rest_nonblank => {
+            let heading = vec![t.to_string()];
+            Unit {
+                page: None,
+                sections: vec![Section { start: 0, heading }],
+                text,
+            }
+        }
+        _ => Unit::plain(None, text),
+    }
+}
+
+/// A unit of a title and a body, laid out as a text file whose first line is the title.
+pub fn titled_unit(title: &str, body: &str) -> Unit {
+    let title = title.trim().replace('\n', " ");
+    if title.is_empty() {
+        return Unit::plain(None, body.to_string());
+    }
+    Unit {
+        page: None,
+        text: format!("{title}\n{body}"),
+        sections: vec![Section {
+            start: 0,
+            heading: vec![title],
+        }],
+    }
+}
+
+/// A Markdown unit: the source text, with a section at each ATX or setext heading.
+pub fn markdown_unit(text: String) -> Unit {
+    let mut sections = Vec::new();
+    let mut stack: Vec<(u8, String)> = Vec::new();
+    let mut current: Option<(usize, u8, String)> = None;
+    let parser = Parser::new_ext(&text, pulldown_cmark::Options::empty()).into_offset_iter();
+    for (event, range) in parser {
+        match event {
+            Event::Start(Tag::Heading { level, .. }) => {
+                current = Some((range.start, level_num(level), String::new()));
+            }
+            Event::Text(t) | Event::Code(t) => {
+                if let Some((_, _, s)) = current.as_mut() {
+                    s.push_str(&t);
+                }
+            }
+            Event::End(TagEnd::Heading(_)) => {
+                if let Some((start, level, title)) = current.take() {
+                    stack.retain(|(l, _)| *l < level);
+                    stack.push((level, title.trim().to_string()));
+                    sections.push(Section {
+                        start,
+                        heading: stack.iter().map(|(_, t)| t.clone()).collect(),
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    Unit {
+        page: None,
+        text,
+        sections,
+    }
+}
+
+fn level_num(l: HeadingLevel) -> u8 {
+    match l {
+        HeadingLevel::H1 => 1,
+        HeadingLevel::H2 => 2,
+        HeadingLevel::H3 => 3,
+        HeadingLevel::H4 => 4,
+        HeadingLevel::H5 => 5,
+        HeadingLevel::H6 => 6,
+    }
+}
+
+/// An HTML unit: the document rendered as plain text (blocks separated by blank lines), with a
+/// section at each heading. Scripts, styles and other non-content elements are dropped; the
+/// `<title>` heads text that comes before the first heading.
+pub fn html_unit(source: &str) -> Unit {
+    let doc = Html::parse_document(source);
+    let mut r = HtmlRender::default();
+    let title = doc
+        .root_element()
+        .descendants()
+        .find_map(|n| match n.value() {
+            Node::Element(e) if e.name() == "title" => Some(
+                n.descendants()
+                    .filter_map(|d| d.value().as_text().map(|t| t.to_string()))
+                    .collect::<String>(),
+            ),
+            _ => None,
+        })
+        .map(|t| collapse_ws(&t))
+        .filter(|t| !t.is_empty());
+    if let Some(t) = &title {
+        r.sections.push(Section {
+            start: 0,
+            heading: vec![t.clone()],
+        });
+    }
+    r.walk(doc.tree.root(), false);
+    let mut text = r.out.trim_end().to_string();
+    text.push('\n');
+    r.sections.retain(|s| s.start < text.len());
+    // Several headings at one offset (empty sections): keep the last.
+    let mut sections: Vec<Section> = Vec::new();
+    for s in r.sections {
+        if sections.last().is_some_and(|l| l.start == s.start) {
+            sections.pop();
+        }
+        sections.push(s);
+    }
+    Unit {
+        page: None,
+        text,
+        sections,
+    }
+}
+
+fn collapse_ws(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[derive(Default)]
+struct HtmlRender {
+    out: String,
+    sections: Vec<Section>,
+    stack: Vec<(u8, String)>,
+}
+
+const SKIP: &[&str] = &[
+    "script", "style", "noscript", "template", "head", "svg", "iframe", "object", "canvas",
+];
+const BLOCK: &[&str] = &[
+    "p", "div", "section", "article", "main", "header", "footer", "aside", "nav", "ul", "ol",
+    "li", "table", "tr", "blockquote", "pre", "figure", "figcaption", "dl", "dt", "dd", "form",
+    "fieldset", "details", "summary", "address", "hr", "h1", "h2", "h3", "h4", "h5", "h6",
+];
+
+impl HtmlRender {
+    fn block_break(&mut self) {
+        let trimmed = self.out.trim_end_matches([' ', '\t']).len();
+        self.out.truncate(trimmed);
+        if self.out.is_empty() || self.out.ends_with("\n\n") {
+            return;
+        }
+        if self.out.ends_with('\n') {
+            self.out.push('\n');
+        } else {
+            self.out.push_str("\n\n");
+        }
+    }
+
+    fn push_text(&mut self, t: &str, pre: bool) {
+        if pre {
+            self.out.push_str(t);
+            return;
+        }
+        let collapsed = collapse_ws(t);
+        if collapsed.is_empty() {
+            if t.chars().any(char::is_whitespace) && !self.out.ends_with([' ', '\n']) {
+                self.out.push(' ');
+            }
+            return;
+        }
+        if t.starts_with(char::is_whitespace) && !self.out.is_empty() && !self.out.ends_with([' ', '\n'])
+        {
+            self.out.push(' ');
+        }
+        self.out.push_str(&collapsed);
+        if t.ends_with(char::is_whitespace) {
+            self.out.push(' ');
+        }
+    }
+
+    fn walk(&mut self, node: ego_tree::NodeRef<'_, Node>, pre: bool) {
+        match node.value() {
+            Node::Text(t) => self.push_text(t, pre),
+            Node::Element(e) => {
+                let name = e.name();
+                if SKIP.contains(&name) {
+                    return;
+                }
+                if name == "br" {
+                    self.out.push('\n');
+                    return;
+                }
+                let block = BLOCK.contains(&name);
+                if block {
+                    self.block_break();
+                }
+                let level = match name {
+                    "h1" => Some(1),
+                    "h2" => Some(2),
+                    "h3" => Some(3),
+                    "h4" => Some(4),
+                    "h5" => Some(5),
+                    "h6" => Some(6),
+                    _ => None,
+                };
+                if let Some(level) = level {
+                    let title = collapse_ws(
+                        &node
+                            .descendants()
+                            .filter_map(|d| d.value().as_text().map(|t| t.to_string()))
+                            .collect::<String>(),
+                    );
+                    self.stack.retain(|(l, _)| *l < level);
+                    self.stack.push((level, title));
+                    self.sections.push(Section {
+                        start: self.out.len(),
+                        heading: self.stack.iter().map(|(_, t)| t.clone()).collect(),
+                    });
+                }
+                let pre = pre || name == "pre";
+                for child in node.children() {
+                    self.walk(child, pre);
+                }
+                if block {
+                    self.block_break();
+                }
+            }
+            _ => {
+                for child in node.children() {
+                    self.walk(child, pre);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_utf8_utf16_and_latin1() {
+        assert_eq!(decode_text("héllo".as_bytes()).unwrap(), "héllo");
+        let mut utf16 = vec![0xFF, 0xFE];
+        for u in "héllo".encode_utf16() {
+            utf16.extend_from_slice(&u.to_le_bytes());
+        }
+        assert_eq!(decode_text(&utf16).unwrap(), "héllo");
+        let mut utf16be = vec![0xFE, 0xFF];
+        for u in "naïve".encode_utf16() {
+            utf16be.extend_from_slice(&u.to_be_bytes());
+        }
+        assert_eq!(decode_text(&utf16be).unwrap(), "naïve");
+        // "café" in Latin-1: é is the single byte 0xE9, invalid as UTF-8.
+        assert_eq!(decode_text(b"caf\xe9 cr\xe8me").unwrap(), "café crème");
+    }
+
+    #[test]
+    fn refuses_binary_and_empty() {
+        assert_eq!(decode_text(b""), Err(ExtractError::Empty));
+        assert_eq!(decode_text(b"\x7fELF\x02\x01\x01\x00\x00"), Err(ExtractError::Binary));
+        let noise: Vec<u8> = (0..200u8).map(|i| (i % 8) + 1).collect();
+        assert_eq!(decode_text(&noise), Err(ExtractError::Binary));
+        assert_eq!(
+            extract_bytes(Kind::Text, b"  \n\n "),
+            Err(ExtractError::Empty)
+        );
+    }
+
+    #[test]
+    fn title_line_heads_a_text() {
+        let u = text_unit("Termination\nEither party may end this agreement.".into());
+        assert_eq!(u.sections[0].heading, vec!["Termination"]);
+        let u = text_unit("Dear John,\nthanks.".into());
+        assert!(u.sections.is_empty());
+        let u = text_unit("one line only".into());
+        assert!(u.sections.is_empty());
+    }
+
+    #[test]
+    fn markdown_heading_paths() {
+        let src = "intro\n\n# A\n\ntext a\n\n## B\n\ntext b\n\n# C\ntext c\n";
+        let u = markdown_unit(src.into());
+        let paths: Vec<_> = u.sections.iter().map(|s| s.heading.join("/")).collect();
+        assert_eq!(paths, vec!["A", "A/B", "C"]);
+        assert_eq!(&u.text[u.sections[1].start..u.sections[1].start + 4], "## B");
+        assert_eq!(u.text, src);
+    }
+
+    #[test]
+    fn html_renders_blocks_and_headings() {
+        let src = "<html><head><title>Doc</title><style>p{}</style></head><body>\
+                   <p>Lead   text</p><h1>Alpha</h1><p>one <b>two</b></p><h2>Beta</h2>\
+                   <ul><li>x</li><li>y</li></ul><script>var a;</script></body></html>";
+        let u = html_unit(src);
+        assert!(!u.text.contains("var a"));
+        assert!(!u.text.contains("p{}"));
+        assert!(u.text.contains("Lead text\n\nAlpha\n\none two\n\nBeta"), "{:?}", u.text);
+        let paths: Vec<_> = u.sections.iter().map(|s| s.heading.join("/")).collect();
+        assert_eq!(paths, vec!["Doc", "Alpha", "Alpha/Beta"]);
+        let beta = &u.sections[2];
+        assert!(u.text[beta.start..].starts_with("Beta"));
+    }
+}

@@ -1,0 +1,361 @@
+//! PDF text extraction, page by page, isolated in worker processes.
+//!
+//! pdf-extract panics on real-world PDFs, and a malformed file can also overflow the stack,
+//! abort, or loop forever: none of that may stop a run. So extraction runs in a child process
+//! (`folio` itself, started with the hidden `__pdf-worker` argument) that answers one request per
+//! line. The parent waits with a time limit; a worker that times out is killed, one that dies is
+//! replaced, and either way only the file at hand is reported as failed.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::Mutex;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::extract::ExtractError;
+use super::{Section, Unit};
+
+/// Prefix of the worker's answer lines, so that anything else a library prints is ignored.
+const ANSWER: &str = "\u{1e}folio-pdf ";
+
+/// Address space a worker may use: a PDF that makes the parser allocate without bound fails
+/// alone instead of taking the machine's memory.
+const WORKER_MEMORY_BYTES: u64 = 4 << 30;
+
+/// Extracts the text of each page of a PDF held in memory, in this process. Panics inside the
+/// parser are caught; stack overflows and aborts are not, hence [`PdfExtractor`].
+pub fn extract_pages(bytes: &[u8]) -> Result<Vec<String>, ExtractError> {
+    match std::panic::catch_unwind(|| extract_pages_unguarded(bytes)) {
+        Ok(r) => r,
+        Err(payload) => {
+            let msg = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(ExtractError::Crashed(format!("parser panicked: {msg}")))
+        }
+    }
+}
+
+fn extract_pages_unguarded(bytes: &[u8]) -> Result<Vec<String>, ExtractError> {
+    if bytes.is_empty() {
+        return Err(ExtractError::Empty);
+    }
+    let mut doc = match lopdf::Document::load_mem(bytes) {
+        Ok(d) => d,
+        Err(lopdf::Error::Decryption(_)) | Err(lopdf::Error::InvalidPassword) => {
+            return Err(ExtractError::Encrypted);
+        }
+        Err(e) => return Err(ExtractError::Pdf(e.to_string())),
+    };
+    if doc.is_encrypted() && doc.decrypt("").is_err() {
+        return Err(ExtractError::Encrypted);
+    }
+    let pages = doc.get_pages();
+    if pages.is_empty() {
+        return Err(ExtractError::Pdf("no pages".into()));
+    }
+    let mut out = Vec::with_capacity(pages.len());
+    let mut failed = 0;
+    let mut last_err = String::new();
+    for &num in pages.keys() {
+        let mut text = String::new();
+        let mut sink = pdf_extract::PlainTextOutput::new(&mut text);
+        match pdf_extract::output_doc_page(&doc, &mut sink, num) {
+            Ok(()) => out.push(text),
+            Err(e) => {
+                // One bad page costs only itself; its number stays so later pages keep theirs.
+                failed += 1;
+                last_err = e.to_string();
+                out.push(String::new());
+            }
+        }
+    }
+    if failed == out.len() {
+        return Err(ExtractError::Pdf(last_err));
+    }
+    if out.iter().all(|p| p.trim().is_empty()) {
+        return Err(ExtractError::NoTextLayer);
+    }
+    Ok(out)
+}
+
+/// Turns page texts into units, dropping blank pages but keeping page numbers.
+pub fn pages_to_units(pages: Vec<String>) -> Vec<Unit> {
+    pages
+        .into_iter()
+        .enumerate()
+        .filter(|(_, t)| !t.trim().is_empty())
+        .map(|(i, text)| Unit {
+            page: Some(i as u32 + 1),
+            text: tidy_page(&text),
+            sections: Vec::<Section>::new(),
+        })
+        .collect()
+}
+
+/// pdf-extract leaves runs of blank lines and trailing spaces; they carry no meaning and cost
+/// tokens.
+fn tidy_page(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut blank = 0;
+    for line in text.trim().lines() {
+        let line = line.trim_end();
+        if line.trim().is_empty() {
+            blank += 1;
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(if blank > 0 { "\n\n" } else { "\n" });
+        }
+        blank = 0;
+        out.push_str(line);
+    }
+    out.push('\n');
+    out
+}
+
+#[derive(Serialize, Deserialize)]
+enum Answer {
+    Pages(Vec<String>),
+    Error(ExtractErrorWire),
+}
+
+#[derive(Serialize, Deserialize)]
+enum ExtractErrorWire {
+    Empty,
+    NoTextLayer,
+    Encrypted,
+    Pdf(String),
+    Crashed(String),
+    Io(String),
+    Binary,
+}
+
+impl From<ExtractError> for ExtractErrorWire {
+    fn from(e: ExtractError) -> Self {
+        match e {
+            ExtractError::Empty => Self::Empty,
+            ExtractError::NoTextLayer => Self::NoTextLayer,
+            ExtractError::Encrypted => Self::Encrypted,
+            ExtractError::Pdf(s) => Self::Pdf(s),
+            ExtractError::Crashed(s) => Self::Crashed(s),
+            ExtractError::Io(s) => Self::Io(s),
+            ExtractError::Binary => Self::Binary,
+            ExtractError::Timeout(s) => Self::Crashed(format!("timeout {s}")),
+        }
+    }
+}
+
+impl From<ExtractErrorWire> for ExtractError {
+    fn from(e: ExtractErrorWire) -> Self {
+        match e {
+            ExtractErrorWire::Empty => Self::Empty,
+            ExtractErrorWire::NoTextLayer => Self::NoTextLayer,
+            ExtractErrorWire::Encrypted => Self::Encrypted,
+            ExtractErrorWire::Pdf(s) => Self::Pdf(s),
+            ExtractErrorWire::Crashed(s) => Self::Crashed(s),
+            ExtractErrorWire::Io(s) => Self::Io(s),
+            ExtractErrorWire::Binary => Self::Binary,
+        }
+    }
+}
+
+/// The worker's main loop: one JSON path per stdin line, one answer per stdout line.
+/// Returns when stdin closes.
+pub fn worker_main() -> i32 {
+    // Panics are answered as errors; the default hook would only add noise on stderr.
+    std::panic::set_hook(Box::new(|_| {}));
+    let stdin = std::io::stdin();
+    let mut stdout = std::io::stdout();
+    for line in stdin.lock().lines() {
+        let Ok(line) = line else { break };
+        let answer = match serde_json::from_str::<PathBuf>(&line) {
+            Ok(path) => match std::fs::read(&path) {
+                Ok(bytes) => match extract_pages(&bytes) {
+                    Ok(pages) => Answer::Pages(pages),
+                    Err(e) => Answer::Error(e.into()),
+                },
+                Err(e) => Answer::Error(ExtractErrorWire::Io(e.to_string())),
+            },
+            Err(e) => Answer::Error(ExtractErrorWire::Io(format!("bad request: {e}"))),
+        };
+        let Ok(json) = serde_json::to_string(&answer) else {
+            break;
+        };
+        if writeln!(stdout, "{ANSWER}{json}").and_then(|_| stdout.flush()).is_err() {
+            break;
+        }
+    }
+    0
+}
+
+struct Worker {
+    child: Child,
+    stdin: ChildStdin,
+    answers: Receiver<String>,
+}
+
+impl Worker {
+    fn spawn(exe: &Path) -> std::io::Result<Worker> {
+        let mut cmd = Command::new(exe);
+        cmd.arg("__pdf-worker")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe and touches only the child's own limits.
+            unsafe {
+                cmd.pre_exec(|| {
+                    let lim = libc::rlimit {
+                        rlim_cur: WORKER_MEMORY_BYTES,
+                        rlim_max: WORKER_MEMORY_BYTES,
+                    };
+                    libc::setrlimit(libc::RLIMIT_AS, &lim);
+                    Ok(())
+                });
+            }
+        }
+        let mut child = cmd.spawn()?;
+        let stdin = child.stdin.take().ok_or(std::io::ErrorKind::BrokenPipe)?;
+        let stdout = child.stdout.take().ok_or(std::io::ErrorKind::BrokenPipe)?;
+        let (tx, answers) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(json) = line.strip_prefix(ANSWER)
+                    && tx.send(json.to_string()).is_err()
+                {
+                    break;
+                }
+            }
+        });
+        Ok(Worker {
+            child,
+            stdin,
+            answers,
+        })
+    }
+
+    fn kill(mut self) -> String {
+        let _ = self.child.kill();
+        match self.child.wait() {
+            Ok(status) => describe_exit(status),
+            Err(e) => e.to_string(),
+        }
+    }
+}
+
+fn describe_exit(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match status.signal() {
+        Some(libc::SIGABRT) => "aborted (stack overflow or failed allocation)".into(),
+        Some(libc::SIGSEGV) => "segmentation fault".into(),
+        Some(libc::SIGKILL) => "killed".into(),
+        Some(s) => format!("killed by signal {s}"),
+        None => format!("exited with {status}"),
+    }
+}
+
+/// A pool of PDF worker processes, shared by the threads of an ingest run.
+pub struct PdfExtractor {
+    exe: Option<PathBuf>,
+    timeout: Duration,
+    idle: Mutex<Vec<Worker>>,
+}
+
+impl PdfExtractor {
+    /// `exe` is the `folio` binary to start workers from; `None` extracts in-process (tests,
+    /// and the fallback when no worker can be started).
+    pub fn new(exe: Option<PathBuf>, timeout: Duration) -> Self {
+        PdfExtractor {
+            exe,
+            timeout,
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Extracts the pages of the PDF at `path`.
+    pub fn extract(&self, path: &Path) -> Result<Vec<String>, ExtractError> {
+        let Some(exe) = &self.exe else {
+            let bytes = std::fs::read(path).map_err(|e| ExtractError::Io(e.to_string()))?;
+            return extract_pages(&bytes);
+        };
+        let pooled = self.idle.lock().ok().and_then(|mut v| v.pop());
+        let mut worker = match pooled {
+            Some(w) => w,
+            None => match Worker::spawn(exe) {
+                Ok(w) => w,
+                Err(e) => {
+                    tracing::warn!("cannot start PDF worker {}: {e}; extracting in-process", exe.display());
+                    let bytes = std::fs::read(path).map_err(|e| ExtractError::Io(e.to_string()))?;
+                    return extract_pages(&bytes);
+                }
+            },
+        };
+        let request = serde_json::to_string(path).map_err(|e| ExtractError::Io(e.to_string()))?;
+        if writeln!(worker.stdin, "{request}")
+            .and_then(|_| worker.stdin.flush())
+            .is_err()
+        {
+            return Err(ExtractError::Crashed(worker.kill()));
+        }
+        match worker.answers.recv_timeout(self.timeout) {
+            Ok(json) => {
+                let answer: Answer = serde_json::from_str(&json)
+                    .map_err(|e| ExtractError::Crashed(format!("bad worker answer: {e}")))?;
+                if let Ok(mut idle) = self.idle.lock() {
+                    idle.push(worker);
+                }
+                match answer {
+                    Answer::Pages(p) => Ok(p),
+                    Answer::Error(e) => Err(e.into()),
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                worker.kill();
+                Err(ExtractError::Timeout(self.timeout.as_secs()))
+            }
+            Err(RecvTimeoutError::Disconnected) => Err(ExtractError::Crashed(worker.kill())),
+        }
+    }
+}
+
+impl Drop for PdfExtractor {
+    fn drop(&mut self) {
+        if let Ok(mut idle) = self.idle.lock() {
+            for w in idle.drain(..) {
+                // Closing stdin ends the worker's loop; kill in case it is stuck.
+                drop(w.stdin);
+                let mut child = w.child;
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        assert!(matches!(extract_pages(b"%PDF-1.4\n garbage"), Err(ExtractError::Pdf(_))));
+        assert_eq!(extract_pages(b""), Err(ExtractError::Empty));
+    }
+
+    #[test]
+    fn blank_pages_drop_but_numbers_stay() {
+        let units = pages_to_units(vec!["one\n\n\n\ntwo  \n".into(), " \n".into(), "three".into()]);
+        assert_eq!(units.len(), 2);
+        assert_eq!(units[0].text, "one\n\ntwo\n");
+        assert_eq!(units[1].page, Some(3));
+    }
+}

@@ -1,0 +1,612 @@
+//! An indexing run: from candidate files to committed batches.
+//!
+//! The run compares every candidate with the manifest. A file whose size and modification time
+//! match is unchanged and not even read; one whose bytes hash the same is only touched; the rest
+//! are extracted and chunked (in parallel, one batch ahead of the embedder) and their passages
+//! embedded — except passages whose text the index has embedded before, which reuse their
+//! vector. Files gone from a rescanned root leave the index. Each batch commits to both indexes
+//! and the manifest together, so an interrupted run resumes where it stopped.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::sync_channel;
+use std::time::Instant;
+
+use rayon::prelude::*;
+use sha2::{Digest, Sha256};
+
+use super::Kind;
+use super::Unit;
+use super::chunk::{Chunk, ChunkOptions, chunk_units, whole_units};
+use super::extract::{ExtractError, extract_bytes, titled_unit};
+use super::pdf::{PdfExtractor, pages_to_units};
+use super::walk::walk;
+use crate::embed::Embedder;
+use crate::index::manifest::{FileRecord, Problem, ProblemStatus, RunSummary, is_under};
+use crate::index::{Batch, Chunking, Index, IndexError, Upsert};
+
+#[derive(Debug, Clone)]
+pub struct IndexOptions {
+    pub max_bytes: u64,
+    /// Most files per commit.
+    pub batch_files: usize,
+    /// Most passages per commit.
+    pub batch_chunks: usize,
+    pub chunk: ChunkOptions,
+    /// One passage per unit, cut by the model (MTEB's layout; `folio eval --whole-docs`).
+    pub whole: bool,
+    pub ann_threshold: usize,
+}
+
+impl IndexOptions {
+    pub fn chunking(&self) -> Chunking {
+        Chunking {
+            mode: if self.whole { "whole" } else { "passages" }.into(),
+            target: self.chunk.target,
+            overlap: self.chunk.overlap,
+            max: self.chunk.max,
+        }
+    }
+}
+
+/// Where a candidate's content comes from.
+pub enum Content {
+    Disk(PathBuf),
+    /// Already-extracted text (BEIR documents), with its hash.
+    Inline { units: Vec<Unit>, hash: String },
+}
+
+pub struct Candidate {
+    /// Absolute path (for inline documents, a path below their root).
+    pub path: String,
+    pub kind: Kind,
+    pub size: u64,
+    pub mtime: i64,
+    pub content: Content,
+}
+
+/// Progress of a run, for progress bars.
+#[derive(Debug, Clone, Default)]
+pub struct Progress {
+    pub files_total: usize,
+    pub files_done: usize,
+    pub chunks_done: usize,
+    pub tokens_embedded: usize,
+    pub seconds: f64,
+}
+
+/// Receives a run's events. Every method has a default that ignores it.
+pub trait Observer {
+    fn planned(&mut self, _total: usize, _to_read: usize) {}
+    fn progress(&mut self, _p: &Progress) {}
+    fn problem(&mut self, _path: &str, _status: ProblemStatus, _reason: &str) {}
+}
+
+/// Ignores every event.
+pub struct Quiet;
+impl Observer for Quiet {}
+
+/// What a run did.
+#[derive(Debug, Clone, Default)]
+pub struct RunReport {
+    pub indexed: usize,
+    pub unchanged: usize,
+    pub removed: usize,
+    pub skipped: Vec<(String, String)>,
+    pub failed: Vec<(String, String)>,
+    /// Files of types folio does not read.
+    pub unsupported: usize,
+    pub chunks_written: usize,
+    pub chunks_embedded: usize,
+    pub chunks_reused: usize,
+    pub tokens_embedded: usize,
+    pub embed_seconds: f64,
+    pub seconds: f64,
+}
+
+impl RunReport {
+    fn summary(&self) -> RunSummary {
+        RunSummary {
+            finished: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+            seconds: self.seconds,
+            indexed: self.indexed,
+            unchanged: self.unchanged,
+            removed: self.removed,
+            skipped: self.skipped.len(),
+            failed: self.failed.len(),
+            chunks_embedded: self.chunks_embedded,
+            chunks_reused: self.chunks_reused,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("{path}: {reason}")]
+    Root { path: String, reason: String },
+    #[error("{0}")]
+    Index(#[from] IndexError),
+    #[error("{0}")]
+    Embed(#[from] crate::embed::EmbedError),
+}
+
+enum Outcome {
+    Touch(String, FileRecord),
+    Ready {
+        path: String,
+        record: FileRecord,
+        chunks: Vec<Chunk>,
+    },
+    Problem(String, Problem),
+}
+
+/// Indexes the folders `roots` into `index`: new and changed files are embedded, unchanged ones
+/// skipped, and files gone from these folders removed.
+pub fn index_folders(
+    index: &mut Index,
+    embedder: &Embedder,
+    pdf: &PdfExtractor,
+    roots: &[PathBuf],
+    opts: &IndexOptions,
+    observer: &mut dyn Observer,
+) -> Result<RunReport, IngestError> {
+    let mut canon = Vec::new();
+    for r in roots {
+        let c = std::fs::canonicalize(r).map_err(|e| IngestError::Root {
+            path: r.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        if !c.is_dir() {
+            return Err(IngestError::Root {
+                path: r.display().to_string(),
+                reason: "not a folder".into(),
+            });
+        }
+        canon.push(c);
+    }
+    let index_dir = std::fs::canonicalize(index.dir()).unwrap_or_else(|_| index.dir().to_path_buf());
+    let mut candidates = Vec::new();
+    let mut walk_problems = Vec::new();
+    let mut unsupported = 0;
+    for root in &canon {
+        let found = walk(root, opts.max_bytes);
+        unsupported += found.unsupported;
+        for f in found.files {
+            if f.path.starts_with(&index_dir) {
+                continue;
+            }
+            candidates.push(Candidate {
+                path: f.path.to_string_lossy().into_owned(),
+                kind: f.kind,
+                size: f.size,
+                mtime: f.mtime,
+                content: Content::Disk(f.path),
+            });
+        }
+        for (path, reason) in found.skipped {
+            let meta = std::fs::metadata(&path).ok();
+            walk_problems.push((
+                path.to_string_lossy().into_owned(),
+                Problem {
+                    status: ProblemStatus::Skipped,
+                    reason,
+                    size: meta.as_ref().map(|m| m.len()).unwrap_or(0),
+                    mtime: meta.as_ref().map(super::walk::mtime_nanos).unwrap_or(0),
+                },
+            ));
+        }
+    }
+    let roots: Vec<String> = canon
+        .iter()
+        .map(|r| r.to_string_lossy().into_owned())
+        .collect();
+    let mut report = run(index, embedder, pdf, &roots, candidates, walk_problems, opts, observer)?;
+    report.unsupported = unsupported;
+    Ok(report)
+}
+
+/// An inline document: a key (unique under its root), a title and a body.
+pub struct InlineDoc {
+    pub key: String,
+    pub title: String,
+    pub body: String,
+}
+
+/// Indexes documents that are not files (a BEIR corpus) through the same pipeline: each is a
+/// unit whose first line is its title, at the path `root/key`.
+pub fn index_documents(
+    index: &mut Index,
+    embedder: &Embedder,
+    root: &str,
+    docs: Vec<InlineDoc>,
+    mtime: i64,
+    opts: &IndexOptions,
+    observer: &mut dyn Observer,
+) -> Result<RunReport, IngestError> {
+    let candidates = docs
+        .into_iter()
+        .map(|d| {
+            let unit = titled_unit(&d.title, &d.body);
+            let hash = hex::encode(Sha256::digest(unit.text.as_bytes()));
+            Candidate {
+                path: format!("{}/{}", root.trim_end_matches('/'), d.key),
+                kind: Kind::Text,
+                size: unit.text.len() as u64,
+                mtime,
+                content: Content::Inline {
+                    units: vec![unit],
+                    hash,
+                },
+            }
+        })
+        .collect();
+    let pdf = PdfExtractor::new(None, std::time::Duration::from_secs(1));
+    run(
+        index,
+        embedder,
+        &pdf,
+        &[root.to_string()],
+        candidates,
+        Vec::new(),
+        opts,
+        observer,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run(
+    index: &mut Index,
+    embedder: &Embedder,
+    pdf: &PdfExtractor,
+    roots: &[String],
+    candidates: Vec<Candidate>,
+    walk_problems: Vec<(String, Problem)>,
+    opts: &IndexOptions,
+    observer: &mut dyn Observer,
+) -> Result<RunReport, IngestError> {
+    let started = Instant::now();
+    let mut report = RunReport::default();
+    let chunking = opts.chunking();
+    let rechunk = index.meta().chunking != chunking;
+    if rechunk {
+        tracing::info!("chunking settings changed: every file is re-chunked (vectors of unchanged passages are reused)");
+    }
+    for r in roots {
+        index.add_root(r);
+    }
+
+    // Plan: what is unchanged, what is gone, what must be read.
+    let seen: HashSet<&str> = candidates.iter().map(|c| c.path.as_str()).collect();
+    let manifest = index.manifest();
+    let mut first = Batch::default();
+    let mut walk_problem_paths = HashSet::new();
+    for (p, problem) in walk_problems {
+        report.skipped.push((p.clone(), problem.reason.clone()));
+        observer.problem(&p, problem.status, &problem.reason);
+        walk_problem_paths.insert(p.clone());
+        if manifest.problems.get(&p) != Some(&problem) {
+            first.problems.push((p, problem));
+        }
+    }
+    for path in manifest.files.keys().chain(manifest.problems.keys()) {
+        if roots.iter().any(|r| is_under(path, r))
+            && !seen.contains(path.as_str())
+            && !walk_problem_paths.contains(path)
+        {
+            first.remove.push(path.clone());
+        }
+    }
+    first.remove.sort();
+    first.remove.dedup();
+    report.removed = first
+        .remove
+        .iter()
+        .filter(|p| manifest.files.contains_key(*p))
+        .count();
+    let mut to_read = Vec::new();
+    for c in candidates {
+        if let Some(rec) = manifest.files.get(&c.path)
+            && !rechunk
+            && rec.size == c.size
+            && rec.mtime == c.mtime
+        {
+            report.unchanged += 1;
+            continue;
+        }
+        if let Some(p) = manifest.problems.get(&c.path)
+            && p.size == c.size
+            && p.mtime == c.mtime
+        {
+            // Unchanged since it last failed: not retried (a PDF that timed out would cost its
+            // time limit on every run), but still reported.
+            let list = match p.status {
+                ProblemStatus::Skipped => &mut report.skipped,
+                ProblemStatus::Failed => &mut report.failed,
+            };
+            list.push((c.path.clone(), p.reason.clone()));
+            continue;
+        }
+        to_read.push(c);
+    }
+    let known_hashes: HashMap<String, String> = to_read
+        .iter()
+        .filter_map(|c| manifest.files.get(&c.path).map(|r| (c.path.clone(), r.hash.clone())))
+        .collect();
+    let total = report.unchanged + to_read.len();
+    observer.planned(total, to_read.len());
+    let mut changed = !first.is_empty();
+    if !first.is_empty() {
+        index.commit(first)?;
+    }
+
+    let mut progress = Progress {
+        files_total: total,
+        files_done: report.unchanged,
+        ..Default::default()
+    };
+    observer.progress(&progress);
+
+    // Extraction runs one group ahead of embedding, on its own thread.
+    let group = opts.batch_files.clamp(1, 64);
+    let count = |s: &str| embedder.count_tokens(s);
+    let prepare = |c: &Candidate| -> Outcome {
+        prepare(c, &known_hashes, rechunk, opts, pdf, &count)
+    };
+    std::thread::scope(|scope| -> Result<(), IngestError> {
+        let (tx, rx) = sync_channel::<Vec<Outcome>>(1);
+        let to_read = &to_read;
+        let prepare = &prepare;
+        scope.spawn(move || {
+            for g in to_read.chunks(group) {
+                let outcomes: Vec<Outcome> = g.par_iter().map(prepare).collect();
+                if tx.send(outcomes).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut pending: Vec<Outcome> = Vec::new();
+        let mut pending_chunks = 0;
+        let mut flush = |pending: &mut Vec<Outcome>,
+                         report: &mut RunReport,
+                         progress: &mut Progress,
+                         observer: &mut dyn Observer|
+         -> Result<(), IngestError> {
+            if pending.is_empty() {
+                return Ok(());
+            }
+            let batch = build_batch(
+                std::mem::take(pending),
+                index,
+                embedder,
+                report,
+                progress,
+                observer,
+                started,
+            )?;
+            changed |= !batch.is_empty();
+            index.commit(batch)?;
+            progress.seconds = started.elapsed().as_secs_f64();
+            observer.progress(progress);
+            Ok(())
+        };
+        for outcomes in rx {
+            for o in outcomes {
+                if let Outcome::Ready { chunks, .. } = &o {
+                    pending_chunks += chunks.len();
+                }
+                pending.push(o);
+                if pending_chunks >= opts.batch_chunks || pending.len() >= opts.batch_files {
+                    flush(&mut pending, &mut report, &mut progress, observer)?;
+                    pending_chunks = 0;
+                }
+            }
+        }
+        flush(&mut pending, &mut report, &mut progress, observer)
+    })?;
+
+    report.seconds = started.elapsed().as_secs_f64();
+    index.finish_run(report.summary(), &chunking, changed, opts.ann_threshold)?;
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// Reads, hashes, extracts and chunks one candidate. Never fails: problems are outcomes.
+fn prepare(
+    c: &Candidate,
+    known_hashes: &HashMap<String, String>,
+    rechunk: bool,
+    opts: &IndexOptions,
+    pdf: &PdfExtractor,
+    count: &(dyn Fn(&str) -> usize + Sync),
+) -> Outcome {
+    let problem = |e: ExtractError| {
+        Outcome::Problem(
+            c.path.clone(),
+            Problem {
+                status: if e.is_skip() {
+                    ProblemStatus::Skipped
+                } else {
+                    ProblemStatus::Failed
+                },
+                reason: e.to_string(),
+                size: c.size,
+                mtime: c.mtime,
+            },
+        )
+    };
+    let (hash, units) = match &c.content {
+        Content::Inline { units, hash } => (hash.clone(), Some(units.clone())),
+        Content::Disk(path) => {
+            let bytes = match std::fs::read(path) {
+                Ok(b) => b,
+                Err(e) => return problem(ExtractError::Io(e.to_string())),
+            };
+            let hash = hex::encode(Sha256::digest(&bytes));
+            if known_hashes.get(&c.path) == Some(&hash) && !rechunk {
+                return touch(c, hash, None);
+            }
+            let units = match c.kind {
+                Kind::Pdf => pdf.extract(path).map(pages_to_units),
+                k => extract_bytes(k, &bytes),
+            };
+            match units {
+                Ok(u) => (hash, Some(u)),
+                Err(e) => return problem(e),
+            }
+        }
+    };
+    if known_hashes.get(&c.path) == Some(&hash) && !rechunk {
+        return touch(c, hash, None);
+    }
+    let units = units.unwrap_or_default();
+    let chunks = if opts.whole {
+        whole_units(&units)
+    } else {
+        chunk_units(&units, &opts.chunk, count)
+    };
+    if chunks.is_empty() {
+        return problem(ExtractError::Empty);
+    }
+    Outcome::Ready {
+        path: c.path.clone(),
+        record: FileRecord {
+            kind: c.kind,
+            size: c.size,
+            mtime: c.mtime,
+            hash,
+            chunks: chunks.len() as u32,
+        },
+        chunks,
+    }
+}
+
+fn touch(c: &Candidate, hash: String, _chunks: Option<u32>) -> Outcome {
+    Outcome::Touch(
+        c.path.clone(),
+        FileRecord {
+            kind: c.kind,
+            size: c.size,
+            mtime: c.mtime,
+            hash,
+            chunks: 0,
+        },
+    )
+}
+
+/// Hash of a passage's embedded text: the key under which its vector is reused.
+pub fn text_hash(text: &str) -> String {
+    hex::encode(&Sha256::digest(text.as_bytes())[..16])
+}
+
+/// Turns prepared outcomes into a batch: reuses stored vectors, embeds the rest.
+fn build_batch(
+    outcomes: Vec<Outcome>,
+    index: &Index,
+    embedder: &Embedder,
+    report: &mut RunReport,
+    progress: &mut Progress,
+    observer: &mut dyn Observer,
+    started: Instant,
+) -> Result<Batch, IngestError> {
+    let mut batch = Batch::default();
+    let mut ready = Vec::new();
+    for o in outcomes {
+        match o {
+            Outcome::Touch(path, mut rec) => {
+                // Same bytes: keep the passage count the manifest has.
+                if let Some(old) = index.manifest().files.get(&path) {
+                    rec.chunks = old.chunks;
+                }
+                report.unchanged += 1;
+                batch.touch.push((path, rec));
+            }
+            Outcome::Problem(path, p) => {
+                observer.problem(&path, p.status, &p.reason);
+                let list = match p.status {
+                    ProblemStatus::Skipped => &mut report.skipped,
+                    ProblemStatus::Failed => &mut report.failed,
+                };
+                list.push((path.clone(), p.reason.clone()));
+                batch.problems.push((path, p));
+            }
+            Outcome::Ready {
+                path,
+                record,
+                chunks,
+            } => ready.push((path, record, chunks)),
+        }
+    }
+    progress.files_done += batch.touch.len() + batch.problems.len();
+
+    let texts: Vec<Vec<String>> = ready
+        .iter()
+        .map(|(_, _, chunks)| chunks.iter().map(Chunk::embed_text).collect())
+        .collect();
+    let hashes: Vec<Vec<String>> = texts
+        .iter()
+        .map(|t| t.iter().map(|s| text_hash(s)).collect())
+        .collect();
+    let mut unique: Vec<&str> = hashes.iter().flatten().map(String::as_str).collect();
+    unique.sort_unstable();
+    unique.dedup();
+    let mut known = index.lookup_vectors(&unique)?;
+    let reused_before = hashes.iter().flatten().filter(|h| known.contains_key(*h)).count();
+
+    // Embed each distinct missing text once, in slices so that progress moves.
+    let mut missing: Vec<(&str, &str)> = Vec::new();
+    let mut queued = HashSet::new();
+    for (ts, hs) in texts.iter().zip(&hashes) {
+        for (t, h) in ts.iter().zip(hs) {
+            if !known.contains_key(h) && queued.insert(h.as_str()) {
+                missing.push((h.as_str(), t.as_str()));
+            }
+        }
+    }
+    for slice in missing.chunks(128) {
+        let t0 = Instant::now();
+        let refs: Vec<&str> = slice.iter().map(|(_, t)| *t).collect();
+        let (vectors, tokens) = embedder.embed_counted(&refs)?;
+        report.embed_seconds += t0.elapsed().as_secs_f64();
+        report.tokens_embedded += tokens;
+        report.chunks_embedded += slice.len();
+        progress.tokens_embedded += tokens;
+        progress.chunks_done += slice.len();
+        progress.seconds = started.elapsed().as_secs_f64();
+        observer.progress(progress);
+        for ((h, _), v) in slice.iter().zip(vectors) {
+            known.insert(h.to_string(), v);
+        }
+    }
+    let total_chunks: usize = hashes.iter().map(Vec::len).sum();
+    report.chunks_reused += reused_before;
+    progress.chunks_done += reused_before;
+
+    for ((path, record, chunks), hs) in ready.into_iter().zip(hashes) {
+        let vectors = hs
+            .iter()
+            .map(|h| known.get(h).cloned().unwrap_or_default())
+            .collect();
+        report.indexed += 1;
+        batch.upsert.push(Upsert {
+            path,
+            record,
+            chunks,
+            hashes: hs,
+            vectors,
+        });
+    }
+    report.chunks_written += total_chunks;
+    progress.files_done += batch.upsert.len();
+    Ok(batch)
+}
+
+/// Canonical string form of a path, for comparing with the manifest.
+pub fn canonical_string(p: &Path) -> String {
+    std::fs::canonicalize(p)
+        .unwrap_or_else(|_| p.to_path_buf())
+        .to_string_lossy()
+        .into_owned()
+}

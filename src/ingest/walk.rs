@@ -1,0 +1,176 @@
+//! Listing the files of a folder that folio should read.
+//!
+//! The walk honours `.gitignore`, `.ignore` and `.folioignore` files (in and outside git
+//! repositories), skips hidden files and folders, never descends into a folio index (a folder
+//! holding [`crate::index::MARKER`]), and sorts what it finds into documents, files skipped for a
+//! reason worth showing (too large), and files of types folio does not read (only counted).
+
+use std::path::{Path, PathBuf};
+
+use super::Kind;
+
+/// A document found on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundFile {
+    /// Absolute, canonical path.
+    pub path: PathBuf,
+    pub kind: Kind,
+    pub size: u64,
+    /// Modification time in nanoseconds since the Unix epoch.
+    pub mtime: i64,
+}
+
+/// What a walk found.
+#[derive(Debug, Default)]
+pub struct WalkResult {
+    pub files: Vec<FoundFile>,
+    /// Files not read, with the reason (too large, unreadable metadata, ...).
+    pub skipped: Vec<(PathBuf, String)>,
+    /// Files of types folio does not read.
+    pub unsupported: usize,
+}
+
+/// Modification time of `meta` in nanoseconds since the epoch (0 if unknown).
+pub fn mtime_nanos(meta: &std::fs::Metadata) -> i64 {
+    meta.modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+/// Walks `root` (canonical) and lists its documents. `max_bytes` is the size limit.
+pub fn walk(root: &Path, max_bytes: u64) -> WalkResult {
+    let mut result = WalkResult::default();
+    let walker = ignore::WalkBuilder::new(root)
+        .hidden(true)
+        .parents(true)
+        .ignore(true)
+        .git_ignore(true)
+        .git_global(true)
+        .git_exclude(true)
+        // Users' folders are rarely git repositories; their .gitignore files still mean "not this".
+        .require_git(false)
+        .follow_links(true)
+        .add_custom_ignore_filename(".folioignore")
+        .filter_entry(|e| {
+            !(e.file_type().is_some_and(|t| t.is_dir())
+                && e.path().join(crate::index::MARKER).exists())
+        })
+        .build();
+    for entry in walker {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(err) => {
+                // Permission denied, a symlink loop, a vanished folder: report and go on.
+                let path = error_path(&err).unwrap_or_else(|| root.to_path_buf());
+                result.skipped.push((path, error_reason(&err)));
+                continue;
+            }
+        };
+        if !entry.file_type().is_some_and(|t| t.is_file()) {
+            continue;
+        }
+        let Some(kind) = Kind::of(entry.path()) else {
+            result.unsupported += 1;
+            continue;
+        };
+        let meta = match entry.metadata() {
+            Ok(m) => m,
+            Err(e) => {
+                result
+                    .skipped
+                    .push((entry.path().to_path_buf(), error_reason(&e)));
+                continue;
+            }
+        };
+        if meta.len() > max_bytes {
+            result.skipped.push((
+                entry.path().to_path_buf(),
+                format!(
+                    "larger than the {} limit ({})",
+                    crate::fsutil::human_bytes(max_bytes),
+                    crate::fsutil::human_bytes(meta.len())
+                ),
+            ));
+            continue;
+        }
+        // Through a symlink the walk's path is not canonical; store the file's real path.
+        let path = if entry.path_is_symlink() {
+            match std::fs::canonicalize(entry.path()) {
+                Ok(p) => p,
+                Err(_) => entry.path().to_path_buf(),
+            }
+        } else {
+            entry.path().to_path_buf()
+        };
+        result.files.push(FoundFile {
+            path,
+            kind,
+            size: meta.len(),
+            mtime: mtime_nanos(&meta),
+        });
+    }
+    result.files.sort_by(|a, b| a.path.cmp(&b.path));
+    result.files.dedup_by(|a, b| a.path == b.path);
+    result
+}
+
+fn error_path(err: &ignore::Error) -> Option<PathBuf> {
+    match err {
+        ignore::Error::WithPath { path, .. } => Some(path.clone()),
+        ignore::Error::WithDepth { err, .. } => error_path(err),
+        ignore::Error::WithLineNumber { err, .. } => error_path(err),
+        ignore::Error::Loop { child, .. } => Some(child.clone()),
+        _ => None,
+    }
+}
+
+fn error_reason(err: &dyn std::fmt::Display) -> String {
+    let s = err.to_string();
+    // ignore's messages repeat the path first; the path is shown beside the reason already.
+    match s.rsplit_once(": ") {
+        Some((_, reason)) if s.contains('/') => reason.to_string(),
+        _ => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    #[test]
+    fn honours_ignore_files_hidden_size_and_index_dirs() {
+        let t = tempfile::tempdir().unwrap();
+        let root = fs::canonicalize(t.path()).unwrap();
+        fs::write(root.join("a.md"), "# a").unwrap();
+        fs::write(root.join("b.txt"), "b").unwrap();
+        fs::write(root.join("c.png"), "c").unwrap();
+        fs::write(root.join(".hidden.md"), "h").unwrap();
+        fs::write(root.join("big.txt"), "x".repeat(2000)).unwrap();
+        fs::write(root.join(".gitignore"), "ignored.md\n").unwrap();
+        fs::write(root.join("ignored.md"), "i").unwrap();
+        fs::write(root.join(".folioignore"), "private/\n").unwrap();
+        fs::create_dir(root.join("private")).unwrap();
+        fs::write(root.join("private/secret.md"), "s").unwrap();
+        fs::create_dir(root.join("idx")).unwrap();
+        fs::write(root.join("idx").join(crate::index::MARKER), "{}").unwrap();
+        fs::write(root.join("idx/notes.md"), "n").unwrap();
+        fs::create_dir(root.join("sub")).unwrap();
+        fs::write(root.join("sub/page.HTML"), "<p>x</p>").unwrap();
+
+        let r = walk(&root, 1000);
+        let names: Vec<_> = r
+            .files
+            .iter()
+            .map(|f| f.path.strip_prefix(&root).unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, vec!["a.md", "b.txt", "sub/page.HTML"]);
+        assert_eq!(r.files[2].kind, Kind::Html);
+        assert_eq!(r.unsupported, 1);
+        assert_eq!(r.skipped.len(), 1);
+        assert!(r.skipped[0].0.ends_with("big.txt"));
+        assert!(r.skipped[0].1.contains("limit"));
+    }
+}

@@ -1,0 +1,16 @@
+//! folio: a private, offline document assistant.
+//!
+//! Data flows one way: folder → [`ingest`] (walk, extract, chunk) → [`embed`] → [`index`]
+//! (BM25 in tantivy, vectors in LanceDB, a manifest of what both committed) → retrieval with
+//! fusion → answers. [`config`] and [`models`] sit at the bottom; [`eval`] measures retrieval on
+//! BEIR-format sets through the same pipeline user files go through. Nothing here imports from
+//! the command line layer in `main.rs`.
+
+pub mod config;
+pub mod embed;
+pub mod eval;
+pub mod fsutil;
+pub mod index;
+pub mod ingest;
+pub mod models;
+pub mod snippet;

@@ -1,0 +1,73 @@
+//! The `folio` command: argument parsing, logging set-up and error reporting. The commands
+//! themselves live in `cli.rs`, on top of the library.
+
+mod cli;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+/// A private, offline document assistant: hybrid search over your own folders.
+#[derive(Parser, Debug)]
+#[command(name = "folio", version, about, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Global {
+    /// Index directory (default: the per-user data directory).
+    #[arg(long, global = true, value_name = "IDX")]
+    pub index: Option<PathBuf>,
+    /// Config file (default: ~/.config/folio/config.toml).
+    #[arg(long, global = true, value_name = "FILE", env = "FOLIO_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Embedding model directory (config.json, tokenizer.json, model.safetensors).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub embed_model: Option<PathBuf>,
+    /// GGUF language model file.
+    #[arg(long, global = true, value_name = "FILE.gguf")]
+    pub llm: Option<PathBuf>,
+    /// Log debug detail to the log file.
+    #[arg(long, short, global = true)]
+    pub verbose: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Index folders: new and changed files are embedded, gone files removed.
+    Index(cli::IndexArgs),
+    /// Show what the index holds: roots, counts, models, last run, problem files.
+    Status(cli::StatusArgs),
+    /// Search the index: BM25, dense or hybrid.
+    Search(cli::SearchArgs),
+    /// Measure retrieval on a BEIR-format set (nDCG@10, Recall@100, MRR@10).
+    Eval(cli::EvalArgs),
+    /// Fetch or list the default models.
+    Models(cli::ModelsArgs),
+    /// Print the effective settings and where each comes from.
+    Config(cli::ConfigArgs),
+    /// Internal: the PDF extraction worker.
+    #[command(name = "__pdf-worker", hide = true)]
+    PdfWorker,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Command::PdfWorker = cli.command {
+        return ExitCode::from(folio::ingest::pdf::worker_main() as u8);
+    }
+    let _guard = cli::init_logging(cli.global.verbose);
+    match cli::run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! Fixtures: the shared embedder, temp folders, generated PDFs, and running the binary.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use folio::config::Dirs;
+use folio::embed::Embedder;
+use folio::index::Index;
+use folio::ingest::chunk::ChunkOptions;
+use folio::ingest::pdf::PdfExtractor;
+use folio::ingest::pipeline::{IndexOptions, Quiet, RunReport, index_folders};
+use lopdf::content::{Content, Operation};
+use lopdf::{Document, Object, Stream, dictionary};
+
+pub fn models_dir() -> PathBuf {
+    match std::env::var_os("FOLIO_MODELS") {
+        Some(p) => PathBuf::from(p),
+        None => Dirs::from_system().expect("home directory").cache.join("models"),
+    }
+}
+
+/// The default embedder, fetched if needed and loaded once per test process.
+pub fn embedder() -> &'static Embedder {
+    static E: OnceLock<Embedder> = OnceLock::new();
+    E.get_or_init(|| {
+        let dir = folio::models::ensure(&folio::models::MINILM, &models_dir(), &mut |m| {
+            eprintln!("{m}")
+        })
+        .expect("fetching all-MiniLM-L6-v2");
+        Embedder::load(&dir, 32).expect("loading all-MiniLM-L6-v2")
+    })
+}
+
+pub fn options() -> IndexOptions {
+    IndexOptions {
+        max_bytes: 1 << 20,
+        batch_files: 64,
+        batch_chunks: 256,
+        chunk: ChunkOptions {
+            target: 200,
+            max: embedder().content_budget(),
+            overlap: 32,
+        },
+        whole: false,
+        ann_threshold: 50_000,
+    }
+}
+
+/// The PDF worker is the real `folio` binary, as in production.
+pub fn pdf() -> PdfExtractor {
+    PdfExtractor::new(Some(PathBuf::from(env!("CARGO_BIN_EXE_folio"))), Duration::from_secs(30))
+}
+
+pub fn open(index_dir: &Path) -> Index {
+    Index::open_writer(index_dir, embedder().info(), &options().chunking(), false).expect("open index")
+}
+
+/// Indexes `root` into `index_dir` through the library, as `folio index` does.
+pub fn index(index_dir: &Path, root: &Path) -> RunReport {
+    let mut idx = open(index_dir);
+    index_folders(&mut idx, embedder(), &pdf(), &[root.to_path_buf()], &options(), &mut Quiet)
+        .expect("indexing")
+}
+
+/// A PDF whose pages hold the given lines of text (Helvetica, one text object per line).
+pub fn pdf_doc(pages: &[&[&str]]) -> Document {
+    let mut doc = Document::with_version("1.5");
+    let pages_id = doc.new_object_id();
+    let font_id = doc.add_object(dictionary! {
+        "Type" => "Font", "Subtype" => "Type1", "BaseFont" => "Helvetica",
+    });
+    let resources_id = doc.add_object(dictionary! { "Font" => dictionary! { "F1" => font_id } });
+    let mut kids = Vec::new();
+    for lines in pages {
+        let mut ops = vec![
+            Operation::new("BT", vec![]),
+            Operation::new("Tf", vec!["F1".into(), 11.into()]),
+            Operation::new("Td", vec![72.into(), 720.into()]),
+        ];
+        for line in lines.iter() {
+            ops.push(Operation::new("Tj", vec![Object::string_literal(*line)]));
+            ops.push(Operation::new("Td", vec![0.into(), (-16).into()]));
+        }
+        ops.push(Operation::new("ET", vec![]));
+        kids.push(add_page(&mut doc, pages_id, Content { operations: ops }));
+    }
+    finish(&mut doc, pages_id, resources_id, kids);
+    doc
+}
+
+/// A one-page PDF that only draws a rectangle: what a scan without OCR looks like to a parser.
+pub fn pdf_without_text() -> Document {
+    let mut doc = Document::with_version("1.5");
+    let pages_id = doc.new_object_id();
+    let resources_id = doc.add_object(dictionary! {});
+    let ops = vec![
+        Operation::new("re", vec![72.into(), 72.into(), 400.into(), 600.into()]),
+        Operation::new("f", vec![]),
+    ];
+    let page = add_page(&mut doc, pages_id, Content { operations: ops });
+    finish(&mut doc, pages_id, resources_id, vec![page]);
+    doc
+}
+
+fn add_page(doc: &mut Document, pages_id: lopdf::ObjectId, content: Content) -> Object {
+    let content_id = doc.add_object(Stream::new(dictionary! {}, content.encode().unwrap()));
+    doc.add_object(dictionary! {
+        "Type" => "Page", "Parent" => pages_id, "Contents" => content_id,
+    })
+    .into()
+}
+
+fn finish(doc: &mut Document, pages_id: lopdf::ObjectId, resources_id: lopdf::ObjectId, kids: Vec<Object>) {
+    let count = kids.len() as i64;
+    doc.objects.insert(
+        pages_id,
+        Object::Dictionary(dictionary! {
+            "Type" => "Pages", "Kids" => kids, "Count" => count,
+            "Resources" => resources_id, "MediaBox" => vec![0.into(), 0.into(), 612.into(), 792.into()],
+        }),
+    );
+    let catalog_id = doc.add_object(dictionary! { "Type" => "Catalog", "Pages" => pages_id });
+    doc.trailer.set("Root", catalog_id);
+}
+
+pub fn save(mut doc: Document, path: &Path) {
+    doc.save(path).expect("writing PDF fixture");
+}
+
+/// Encrypts `doc` with a user password (opening it needs the password).
+pub fn encrypt(mut doc: Document, user_password: &str) -> Document {
+    let version = lopdf::EncryptionVersion::V2 {
+        document: &doc,
+        owner_password: "owner",
+        user_password,
+        key_length: 128,
+        permissions: lopdf::Permissions::all(),
+    };
+    let state = lopdf::EncryptionState::try_from(version).expect("encryption state");
+    doc.encrypt(&state).expect("encrypting");
+    doc
+}
+
+/// Runs the `folio` binary with a private config, log and model cache.
+pub fn folio(tmp: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    use std::io::Write;
+    let config = tmp.join("config.toml");
+    if !config.exists() {
+        std::fs::write(&config, "").unwrap();
+    }
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_folio"));
+    cmd.args(args)
+        .env("FOLIO_CONFIG", &config)
+        .env("FOLIO_MODELS", models_dir())
+        .env("FOLIO_LOG", tmp.join("folio.log"))
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("running folio");
+    if let Some(input) = stdin {
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    } else {
+        drop(child.stdin.take());
+    }
+    let out = child.wait_with_output().unwrap();
+    if !out.status.success() {
+        eprintln!(
+            "folio {args:?} failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    out
+}
