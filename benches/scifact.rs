@@ -54,8 +54,12 @@ fn parse_args() -> Option<Args> {
             "--skip-mteb" => a.mteb = false,
             "--skip-ann" => a.ann = false,
             "--skip-ort" => a.ort = false,
-            "--ann-rows" => a.ann_rows = it.next().and_then(|v| v.parse().ok()).unwrap_or(a.ann_rows),
-            "--ort-docs" => a.ort_docs = it.next().and_then(|v| v.parse().ok()).unwrap_or(a.ort_docs),
+            "--ann-rows" => {
+                a.ann_rows = it.next().and_then(|v| v.parse().ok()).unwrap_or(a.ann_rows)
+            }
+            "--ort-docs" => {
+                a.ort_docs = it.next().and_then(|v| v.parse().ok()).unwrap_or(a.ort_docs)
+            }
             _ => {}
         }
     }
@@ -73,7 +77,9 @@ fn mib(b: Option<u64>) -> f64 {
 
 fn settings() -> (Dirs, Settings) {
     let dirs = Dirs::from_system().expect("home directory");
-    let env: Vec<(String, String)> = std::env::vars().filter(|(k, _)| k.starts_with("FOLIO_")).collect();
+    let env: Vec<(String, String)> = std::env::vars()
+        .filter(|(k, _)| k.starts_with("FOLIO_"))
+        .collect();
     let s = Settings::load(&dirs, None, &env).expect("settings");
     (dirs, s)
 }
@@ -93,12 +99,26 @@ fn options(s: &Settings, e: &Embedder, whole: bool) -> IndexOptions {
     }
 }
 
-fn index_corpus(dir: &Path, data: &Path, e: &Embedder, opts: &IndexOptions, split: &str) -> RunReport {
+fn index_corpus(
+    dir: &Path,
+    data: &Path,
+    e: &Embedder,
+    opts: &IndexOptions,
+    split: &str,
+) -> RunReport {
     let mut idx = Index::open_writer(dir, e.info(), &opts.chunking(), false).expect("index");
     let beir = Beir::load(data, split).expect("BEIR set");
     let root = std::fs::canonicalize(data.join("corpus.jsonl")).expect("corpus");
-    index_documents(&mut idx, e, &root.to_string_lossy(), beir.corpus, 1, opts, &mut Quiet)
-        .expect("indexing")
+    index_documents(
+        &mut idx,
+        e,
+        &root.to_string_lossy(),
+        beir.corpus,
+        1,
+        opts,
+        &mut Quiet,
+    )
+    .expect("indexing")
 }
 
 fn scores(dir: &Path, data: &Path, e: &Embedder, s: &Settings, split: &str) -> Vec<ModeScores> {
@@ -121,7 +141,9 @@ fn latency(dir: &Path, data: &Path, e: &Embedder, s: &Settings, split: &str) -> 
     let mut times = Vec::new();
     for q in qids {
         let t0 = Instant::now();
-        let p = idx.search(Some(e), &beir.queries[q], &opts).expect("search");
+        let p = idx
+            .search(Some(e), &beir.queries[q], &opts)
+            .expect("search");
         times.push(t0.elapsed().as_secs_f64() * 1000.0);
         assert!(!p.is_empty());
     }
@@ -130,7 +152,13 @@ fn latency(dir: &Path, data: &Path, e: &Embedder, s: &Settings, split: &str) -> 
 
 /// Recall@10 of the IVF-PQ index against exact search, on `rows` vectors: the corpus's passage
 /// vectors plus noisy copies of them.
-fn ann_recall(corpus_index: &Path, data: &Path, e: &Embedder, rows: usize, split: &str) -> serde_json::Value {
+fn ann_recall(
+    corpus_index: &Path,
+    data: &Path,
+    e: &Embedder,
+    rows: usize,
+    split: &str,
+) -> serde_json::Value {
     let base = Vectors::open(&corpus_index.join("vectors"), e.info().dim, false).expect("vectors");
     let all = base.all_vectors().expect("vectors");
     let n = all.len();
@@ -148,10 +176,18 @@ fn ann_recall(corpus_index: &Path, data: &Path, e: &Embedder, rows: usize, split
     while (id as usize) < rows {
         let (_, ref vec) = all[id as usize % all.len()];
         let copy = id as usize >= all.len();
-        let mut x: Vec<f32> = vec.iter().map(|&f| if copy { f + 0.08 * next() } else { f }).collect();
+        let mut x: Vec<f32> = vec
+            .iter()
+            .map(|&f| if copy { f + 0.08 * next() } else { f })
+            .collect();
         let norm = x.iter().map(|f| f * f).sum::<f32>().sqrt();
         x.iter_mut().for_each(|f| *f /= norm);
-        batch.push(VectorRow { id, path: format!("/{}", id % 997), hash: id.to_string(), vector: x });
+        batch.push(VectorRow {
+            id,
+            path: format!("/{}", id % 997),
+            hash: id.to_string(),
+            vector: x,
+        });
         id += 1;
         if batch.len() == 20_000 {
             v.add(&batch).expect("add");
@@ -191,7 +227,11 @@ fn ann_recall(corpus_index: &Path, data: &Path, e: &Embedder, rows: usize, split
 
 /// folio's embedder on the ORT script's texts and settings (title + text, cut at 256 word
 /// pieces, length-sorted, batches of 32), then the ORT script itself.
-fn embed_throughput(data: &Path, e: &Embedder, docs: usize) -> (serde_json::Value, Option<serde_json::Value>, Option<String>) {
+fn embed_throughput(
+    data: &Path,
+    e: &Embedder,
+    docs: usize,
+) -> (serde_json::Value, Option<serde_json::Value>, Option<String>) {
     let beir = Beir::load(data, "test").expect("BEIR set");
     let texts: Vec<String> = beir
         .corpus
@@ -206,7 +246,8 @@ fn embed_throughput(data: &Path, e: &Embedder, docs: usize) -> (serde_json::Valu
     let secs = t0.elapsed().as_secs_f64();
     let ours = json!({"engine": "folio-candle-f32", "docs": docs, "seconds": secs,
         "docs_per_s": docs as f64 / secs, "tokens_per_s": tokens as f64 / secs});
-    let tok = folio::models::model_dir(&folio::models::MINILM, &settings().1.models_dir).join("tokenizer.json");
+    let tok = folio::models::model_dir(&folio::models::MINILM, &settings().1.models_dir)
+        .join("tokenizer.json");
     let script = Path::new("../shared/tools/ort-embed-bench.py");
     let out = Command::new("python3")
         .arg(script)
@@ -221,7 +262,17 @@ fn embed_throughput(data: &Path, e: &Embedder, docs: usize) -> (serde_json::Valu
             let line = String::from_utf8_lossy(&o.stdout);
             (ours, serde_json::from_str(line.trim()).ok(), None)
         }
-        Ok(o) => (ours, None, Some(String::from_utf8_lossy(&o.stderr).lines().last().unwrap_or("").to_string())),
+        Ok(o) => (
+            ours,
+            None,
+            Some(
+                String::from_utf8_lossy(&o.stderr)
+                    .lines()
+                    .last()
+                    .unwrap_or("")
+                    .to_string(),
+            ),
+        ),
         Err(err) => (ours, None, Some(err.to_string())),
     }
 }
@@ -229,12 +280,20 @@ fn embed_throughput(data: &Path, e: &Embedder, docs: usize) -> (serde_json::Valu
 fn main() {
     let Some(args) = parse_args() else { return };
     let (_dirs, s) = settings();
-    let model_dir = folio::models::resolve_embed(&s.embed_model, &s.models_dir, &mut |m| eprintln!("{m}"))
-        .expect("embedding model");
+    let model_dir =
+        folio::models::resolve_embed(&s.embed_model, &s.models_dir, &mut |m| eprintln!("{m}"))
+            .expect("embedding model");
     let e = Embedder::load(&model_dir, s.embed_batch).expect("embedder");
     let work = tempfile::tempdir().expect("tempdir");
     let mut report = serde_json::Map::new();
-    report.insert("threads".into(), json!(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)));
+    report.insert(
+        "threads".into(),
+        json!(
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        ),
+    );
 
     eprintln!("[1/6] indexing SciFact from scratch...");
     let idx = work.path().join("passages");
@@ -243,20 +302,26 @@ fn main() {
     let t0 = Instant::now();
     let r = index_corpus(&idx, &args.data, &e, &opts, &args.split);
     let secs = t0.elapsed().as_secs_f64();
-    report.insert("index".into(), json!({
-        "documents": r.indexed, "passages": r.chunks_written, "seconds": secs,
-        "embed_seconds": r.embed_seconds, "tokens": r.tokens_embedded,
-        "tokens_per_s": r.tokens_embedded as f64 / r.embed_seconds,
-        "passages_per_s": r.chunks_embedded as f64 / r.embed_seconds,
-        "peak_rss_mib": mib(folio::fsutil::peak_rss_bytes()),
-        "chunk_tokens": s.chunk_tokens, "overlap": s.chunk_overlap,
-    }));
+    report.insert(
+        "index".into(),
+        json!({
+            "documents": r.indexed, "passages": r.chunks_written, "seconds": secs,
+            "embed_seconds": r.embed_seconds, "tokens": r.tokens_embedded,
+            "tokens_per_s": r.tokens_embedded as f64 / r.embed_seconds,
+            "passages_per_s": r.chunks_embedded as f64 / r.embed_seconds,
+            "peak_rss_mib": mib(folio::fsutil::peak_rss_bytes()),
+            "chunk_tokens": s.chunk_tokens, "overlap": s.chunk_overlap,
+        }),
+    );
 
     eprintln!("[2/6] re-indexing the unchanged corpus...");
     let t0 = Instant::now();
     let r2 = index_corpus(&idx, &args.data, &e, &opts, &args.split);
-    report.insert("reindex".into(), json!({"seconds": t0.elapsed().as_secs_f64(),
-        "embedded": r2.chunks_embedded, "unchanged": r2.unchanged}));
+    report.insert(
+        "reindex".into(),
+        json!({"seconds": t0.elapsed().as_secs_f64(),
+        "embedded": r2.chunks_embedded, "unchanged": r2.unchanged}),
+    );
 
     eprintln!("[3/6] scoring {} queries...", args.split);
     let sc = scores(&idx, &args.data, &e, &s, &args.split);
@@ -274,7 +339,10 @@ fn main() {
     }
     if args.ann {
         eprintln!("[5/6] ANN recall on {} vectors...", args.ann_rows);
-        report.insert("ann".into(), ann_recall(&idx, &args.data, &e, args.ann_rows, &args.split));
+        report.insert(
+            "ann".into(),
+            ann_recall(&idx, &args.data, &e, args.ann_rows, &args.split),
+        );
     }
     if args.ort {
         eprintln!("[6/6] embedding throughput beside ONNX Runtime...");
@@ -285,7 +353,9 @@ fn main() {
 
     let report = serde_json::Value::Object(report);
     print_markdown(&report);
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("target"));
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("target"));
     let out = target.join("scifact-bench.json");
     if std::fs::write(&out, serde_json::to_vec_pretty(&report).expect("json")).is_ok() {
         eprintln!("wrote {}", out.display());
@@ -307,8 +377,11 @@ fn print_markdown(r: &serde_json::Value) {
     let i = &r["index"];
     println!(
         "\nindex from scratch: {:.0} s for {} documents / {} passages; embedding {:.0} tokens/s, {:.1} passages/s; peak RSS {:.0} MiB",
-        i["seconds"].as_f64().unwrap_or(0.0), i["documents"], i["passages"],
-        i["tokens_per_s"].as_f64().unwrap_or(0.0), i["passages_per_s"].as_f64().unwrap_or(0.0),
+        i["seconds"].as_f64().unwrap_or(0.0),
+        i["documents"],
+        i["passages"],
+        i["tokens_per_s"].as_f64().unwrap_or(0.0),
+        i["passages_per_s"].as_f64().unwrap_or(0.0),
         i["peak_rss_mib"].as_f64().unwrap_or(0.0)
     );
     println!(
@@ -328,8 +401,11 @@ fn print_markdown(r: &serde_json::Value) {
         let a = &r["ann"];
         println!(
             "IVF-PQ on {} vectors: recall@10 {:.3} vs exact; p50 {:.1} ms (exact {:.1} ms); built in {:.0} s",
-            a["rows"], a["recall_at_10"].as_f64().unwrap_or(0.0), a["ann_p50_ms"].as_f64().unwrap_or(0.0),
-            a["exact_p50_ms"].as_f64().unwrap_or(0.0), a["index_build_s"].as_f64().unwrap_or(0.0)
+            a["rows"],
+            a["recall_at_10"].as_f64().unwrap_or(0.0),
+            a["ann_p50_ms"].as_f64().unwrap_or(0.0),
+            a["exact_p50_ms"].as_f64().unwrap_or(0.0),
+            a["index_build_s"].as_f64().unwrap_or(0.0)
         );
     }
     if r["embed_folio"].is_object() {
@@ -337,7 +413,10 @@ fn print_markdown(r: &serde_json::Value) {
             "embedding {} docs, 2 threads: folio {:.0} tokens/s; ONNX Runtime int8 {}",
             r["embed_folio"]["docs"],
             r["embed_folio"]["tokens_per_s"].as_f64().unwrap_or(0.0),
-            r["embed_ort"]["tokens_per_s"].as_f64().map(|t| format!("{t:.0} tokens/s")).unwrap_or_else(|| format!("unavailable ({})", r["embed_ort"]["error"]))
+            r["embed_ort"]["tokens_per_s"]
+                .as_f64()
+                .map(|t| format!("{t:.0} tokens/s"))
+                .unwrap_or_else(|| format!("unavailable ({})", r["embed_ort"]["error"]))
         );
     }
 }

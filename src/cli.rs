@@ -111,16 +111,21 @@ pub fn init_logging(verbose: bool) {
     if let Some(parent) = path.parent() {
         let _ = create_private_dir(parent);
     }
-    let Ok(file) = std::fs::OpenOptions::new().create(true).append(true).open(&path) else {
+    let Ok(file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+    else {
         return;
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("FOLIO_LOG_LEVEL").unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(if verbose {
-            "folio=debug,warn"
-        } else {
-            "folio=info,warn"
-        })
-    });
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("FOLIO_LOG_LEVEL").unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new(if verbose {
+                "folio=debug,warn"
+            } else {
+                "folio=info,warn"
+            })
+        });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(false)
@@ -130,7 +135,9 @@ pub fn init_logging(verbose: bool) {
 
 fn settings(g: &Global) -> Result<(Dirs, Settings)> {
     let dirs = Dirs::from_system()?;
-    let env: Vec<(String, String)> = std::env::vars().filter(|(k, _)| k.starts_with("FOLIO_")).collect();
+    let env: Vec<(String, String)> = std::env::vars()
+        .filter(|(k, _)| k.starts_with("FOLIO_"))
+        .collect();
     let mut s = Settings::load(&dirs, g.config.as_deref(), &env)?;
     if let Some(i) = &g.index {
         s.set("index.dir", &i.to_string_lossy(), Source::Flag)?;
@@ -168,7 +175,8 @@ fn note(msg: &str) {
 
 fn load_embedder(s: &Settings) -> Result<Embedder> {
     let dir = models::resolve_embed(&s.embed_model, &s.models_dir, &mut |m| note(m))?;
-    Embedder::load(&dir, s.embed_batch).with_context(|| format!("loading the embedding model from {}", dir.display()))
+    Embedder::load(&dir, s.embed_batch)
+        .with_context(|| format!("loading the embedding model from {}", dir.display()))
 }
 
 fn index_options(s: &Settings, embedder: &Embedder, whole: bool) -> IndexOptions {
@@ -293,7 +301,10 @@ impl<'a> From<&'a RunReport> for ReportJson<'a> {
     fn from(r: &'a RunReport) -> Self {
         let pr = |v: &'a [(String, String)]| {
             v.iter()
-                .map(|(p, why)| PathReason { path: p, reason: why })
+                .map(|(p, why)| PathReason {
+                    path: p,
+                    reason: why,
+                })
                 .collect()
         };
         ReportJson {
@@ -403,7 +414,14 @@ fn status(s: &Settings, a: StatusArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     println!("index    {} ({})", st.index, human_bytes(st.size_bytes));
-    println!("roots    {}", if st.roots.is_empty() { "(none)".into() } else { st.roots.join(", ") });
+    println!(
+        "roots    {}",
+        if st.roots.is_empty() {
+            "(none)".into()
+        } else {
+            st.roots.join(", ")
+        }
+    );
     println!(
         "files    {} indexed, {} passages (BM25 {}, vectors {}{})",
         st.files,
@@ -423,9 +441,7 @@ fn status(s: &Settings, a: StatusArgs) -> Result<ExitCode> {
     match st.last_run {
         Some(r) => println!(
             "last run {} ago: {} indexed, {} unchanged, {} removed, {} skipped, {} failed in {:.1} s",
-            humantime::format_duration(Duration::from_secs(
-                now_secs().saturating_sub(r.finished)
-            )),
+            humantime::format_duration(Duration::from_secs(now_secs().saturating_sub(r.finished))),
             r.indexed,
             r.unchanged,
             r.removed,
@@ -438,7 +454,14 @@ fn status(s: &Settings, a: StatusArgs) -> Result<ExitCode> {
     for status in [ProblemStatus::Skipped, ProblemStatus::Failed] {
         let list: Vec<_> = st.problems.iter().filter(|p| p.status == status).collect();
         if !list.is_empty() {
-            println!("{}:", if status == ProblemStatus::Skipped { "skipped" } else { "failed" });
+            println!(
+                "{}:",
+                if status == ProblemStatus::Skipped {
+                    "skipped"
+                } else {
+                    "failed"
+                }
+            );
             for p in list {
                 println!("  {}: {}", p.path, p.reason);
             }
@@ -479,7 +502,14 @@ fn search(s: &Settings, a: SearchArgs) -> Result<ExitCode> {
         let passages = idx.search(embedder.as_ref(), q, &opts)?;
         let mut out = std::io::stdout().lock();
         if a.json {
-            writeln!(out, "{}", serde_json::to_string(&SearchJson { query: q, results: &passages })?)?;
+            writeln!(
+                out,
+                "{}",
+                serde_json::to_string(&SearchJson {
+                    query: q,
+                    results: &passages
+                })?
+            )?;
         } else {
             print_passages(&mut out, &idx, q, &passages, color)?;
         }
@@ -501,7 +531,8 @@ fn search(s: &Settings, a: SearchArgs) -> Result<ExitCode> {
 }
 
 fn display_path(p: &str) -> String {
-    if let Some(home) = directories::BaseDirs::new().map(|b| b.home_dir().to_string_lossy().into_owned())
+    if let Some(home) =
+        directories::BaseDirs::new().map(|b| b.home_dir().to_string_lossy().into_owned())
         && let Some(rest) = p.strip_prefix(&home)
         && rest.starts_with('/')
     {
@@ -592,7 +623,10 @@ fn eval(dirs: &Dirs, s: &Settings, a: EvalArgs) -> Result<ExitCode> {
         let c = opts.chunking();
         dirs.data.join("eval").join(format!(
             "{name}-{}-{}-{}-{:.8}",
-            c.mode, c.target, c.overlap, embedder.info().sha256
+            c.mode,
+            c.target,
+            c.overlap,
+            embedder.info().sha256
         ))
     };
     let mut idx = Index::open_writer(&index_dir, embedder.info(), &opts.chunking(), false)?;
@@ -648,7 +682,11 @@ fn eval(dirs: &Dirs, s: &Settings, a: EvalArgs) -> Result<ExitCode> {
         scores.first().map(|s| s.queries).unwrap_or(0),
         out.documents,
         out.passages,
-        if a.whole_docs { "whole documents, cut at the model's limit" } else { "structure-following passages" }
+        if a.whole_docs {
+            "whole documents, cut at the model's limit"
+        } else {
+            "structure-following passages"
+        }
     );
     if report.chunks_embedded > 0 {
         println!(
@@ -657,12 +695,20 @@ fn eval(dirs: &Dirs, s: &Settings, a: EvalArgs) -> Result<ExitCode> {
             report.chunks_embedded,
             report.tokens_embedded as f64 / report.embed_seconds.max(1e-9),
             report.chunks_embedded as f64 / report.embed_seconds.max(1e-9),
-            out.peak_rss_bytes.map(human_bytes).unwrap_or_else(|| "?".into())
+            out.peak_rss_bytes
+                .map(human_bytes)
+                .unwrap_or_else(|| "?".into())
         );
     } else {
-        println!("indexing: {index_seconds:.2} s, nothing to embed (index at {})", out.index);
+        println!(
+            "indexing: {index_seconds:.2} s, nothing to embed (index at {})",
+            out.index
+        );
     }
-    println!("{:<8} {:>8} {:>11} {:>8} {:>8} {:>8}", "mode", "nDCG@10", "Recall@100", "MRR@10", "p50 ms", "p95 ms");
+    println!(
+        "{:<8} {:>8} {:>11} {:>8} {:>8} {:>8}",
+        "mode", "nDCG@10", "Recall@100", "MRR@10", "p50 ms", "p95 ms"
+    );
     for sc in &scores {
         println!(
             "{:<8} {:>8.4} {:>11.4} {:>8.4} {:>8.1} {:>8.1}",
@@ -693,20 +739,34 @@ fn models_cmd(s: &Settings, a: ModelsArgs) -> Result<ExitCode> {
             }
         }
         ModelsAction::List => {
-            println!("model cache: {} ({})", s.models_dir.display(), s.source("models.dir"));
+            println!(
+                "model cache: {} ({})",
+                s.models_dir.display(),
+                s.source("models.dir")
+            );
             for (spec, setting, key) in [
                 (&models::MINILM, &s.embed_model, "models.embed"),
                 (&models::SMOLLM2, &s.llm, "models.llm"),
             ] {
                 if setting == "default" {
                     let state = if models::is_installed(spec, &s.models_dir) {
-                        format!("present in {}", models::model_dir(spec, &s.models_dir).display())
+                        format!(
+                            "present in {}",
+                            models::model_dir(spec, &s.models_dir).display()
+                        )
                     } else {
                         "not fetched yet (folio models fetch)".into()
                     };
-                    println!("{key}: {} from {}=={}: {state}", spec.name, spec.package, spec.version);
+                    println!(
+                        "{key}: {} from {}=={}: {state}",
+                        spec.name, spec.package, spec.version
+                    );
                 } else {
-                    let state = if Path::new(setting).exists() { "present" } else { "MISSING" };
+                    let state = if Path::new(setting).exists() {
+                        "present"
+                    } else {
+                        "MISSING"
+                    };
                     println!("{key}: {setting} ({}): {state}", s.source(key));
                 }
             }

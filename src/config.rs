@@ -277,10 +277,12 @@ impl Settings {
     }
 
     fn apply_toml(&mut self, path: &Path, text: &str) -> Result<(), ConfigError> {
-        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Parse {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| ConfigError::Parse {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
         let origin = Source::File(path.to_path_buf());
         for (section, value) in &table {
             let toml::Value::Table(inner) = value else {
@@ -352,7 +354,10 @@ mod tests {
         ];
         let mut s = Settings::load(&d, None, &env).unwrap();
         assert_eq!(s.chunk_tokens, 120);
-        assert_eq!(s.source("chunk.tokens"), Source::Env("FOLIO_CHUNK_TOKENS".into()));
+        assert_eq!(
+            s.source("chunk.tokens"),
+            Source::Env("FOLIO_CHUNK_TOKENS".into())
+        );
         assert_eq!(s.chunk_overlap, 10);
         assert!(matches!(s.source("chunk.overlap"), Source::File(_)));
         assert_eq!(s.fusion, Fusion::Convex);
@@ -370,7 +375,10 @@ mod tests {
         let d = dirs(t.path());
         std::fs::write(&d.config_file, "[chunk]\ntokenz = 3\n").unwrap();
         let e = Settings::load(&d, None, &[]).unwrap_err().to_string();
-        assert!(e.contains("chunk.tokenz") && e.contains("config.toml"), "{e}");
+        assert!(
+            e.contains("chunk.tokenz") && e.contains("config.toml"),
+            "{e}"
+        );
         std::fs::remove_file(&d.config_file).unwrap();
         let env = vec![("FOLIO_SEARCH_K".to_string(), "many".to_string())];
         let e = Settings::load(&d, None, &env).unwrap_err().to_string();
@@ -388,6 +396,9 @@ mod tests {
     #[test]
     fn every_key_has_an_env_name() {
         assert_eq!(env_name("search.rrf_k"), "FOLIO_SEARCH_RRF_K");
-        assert_eq!(Settings::KEYS.len(), Settings::defaults(&dirs(Path::new("/x"))).entries().len());
+        assert_eq!(
+            Settings::KEYS.len(),
+            Settings::defaults(&dirs(Path::new("/x"))).entries().len()
+        );
     }
 }

@@ -230,7 +230,11 @@ impl Embedder {
                 summed.broadcast_div(&counts)?
             }
         };
-        let norms = pooled.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f32::MAX)?;
+        let norms = pooled
+            .sqr()?
+            .sum_keepdim(1)?
+            .sqrt()?
+            .clamp(1e-12, f32::MAX)?;
         let normed = pooled.broadcast_div(&norms)?;
         Ok(normed.to_vec2::<f32>()?)
     }

@@ -136,11 +136,19 @@ pub fn ndcg_at(ranked: &[String], rels: &HashMap<String, i32>, k: usize) -> f64 
 
 /// Fraction of the relevant documents found in the top `k`.
 pub fn recall_at(ranked: &[String], rels: &HashMap<String, i32>, k: usize) -> f64 {
-    let relevant: HashSet<&String> = rels.iter().filter(|(_, r)| **r > 0).map(|(d, _)| d).collect();
+    let relevant: HashSet<&String> = rels
+        .iter()
+        .filter(|(_, r)| **r > 0)
+        .map(|(d, _)| d)
+        .collect();
     if relevant.is_empty() {
         return 0.0;
     }
-    let found = ranked.iter().take(k).filter(|d| relevant.contains(d)).count();
+    let found = ranked
+        .iter()
+        .take(k)
+        .filter(|d| relevant.contains(d))
+        .count();
     found as f64 / relevant.len() as f64
 }
 
@@ -296,7 +304,11 @@ mod tests {
     fn qrels_skip_the_header() {
         let t = tempfile::tempdir().unwrap();
         let p = t.path().join("test.tsv");
-        std::fs::write(&p, "query-id\tcorpus-id\tscore\n1\t10\t1\n1\t11\t2\n2\t12\t1\n").unwrap();
+        std::fs::write(
+            &p,
+            "query-id\tcorpus-id\tscore\n1\t10\t1\n1\t11\t2\n2\t12\t1\n",
+        )
+        .unwrap();
         let q = read_qrels(&p).unwrap();
         assert_eq!(q.len(), 2);
         assert_eq!(q["1"]["11"], 2);

@@ -61,7 +61,7 @@ fn main() -> ExitCode {
     if let Command::PdfWorker = cli.command {
         return ExitCode::from(folio::ingest::pdf::worker_main() as u8);
     }
-    let _guard = cli::init_logging(cli.global.verbose);
+    cli::init_logging(cli.global.verbose);
     match cli::run(cli) {
         Ok(code) => code,
         Err(e) => {

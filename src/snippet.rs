@@ -135,7 +135,10 @@ mod tests {
     fn marks_matches_and_collapses_space() {
         let text = "The notice\nperiod is  thirty days.";
         let m = [(11, 17)];
-        assert_eq!(render(&snippet(text, &m, 200)), "The notice [period] is thirty days.");
+        assert_eq!(
+            render(&snippet(text, &m, 200)),
+            "The notice [period] is thirty days."
+        );
     }
 
     #[test]

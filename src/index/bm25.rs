@@ -311,9 +311,7 @@ impl Bm25 {
         }
         let mut query: Box<dyn Query> = Box::new(BooleanQuery::new(should));
         if let Some(paths) = &restrict.paths {
-            let terms = paths
-                .iter()
-                .map(|p| Term::from_field_text(self.f.path, p));
+            let terms = paths.iter().map(|p| Term::from_field_text(self.f.path, p));
             query = Box::new(BooleanQuery::new(vec![
                 (Occur::Must, query),
                 (Occur::Must, Box::new(TermSetQuery::new(terms))),
@@ -345,7 +343,10 @@ impl Bm25 {
     /// The stored passage with `id`, if the index holds it.
     pub fn get(&self, id: u64) -> Result<Option<StoredChunk>, Bm25Error> {
         let searcher = self.reader.searcher();
-        let q = TermQuery::new(Term::from_field_u64(self.f.id, id), IndexRecordOption::Basic);
+        let q = TermQuery::new(
+            Term::from_field_u64(self.f.id, id),
+            IndexRecordOption::Basic,
+        );
         let top = searcher.search(&q, &TopDocs::with_limit(1).order_by_score())?;
         let Some((_, addr)) = top.first() else {
             return Ok(None);

@@ -47,7 +47,8 @@ fn combine(
             e.0 += add;
         }
     }
-    let mut out: Vec<(u64, f32, usize)> = scores.into_iter().map(|(id, (s, o))| (id, s, o)).collect();
+    let mut out: Vec<(u64, f32, usize)> =
+        scores.into_iter().map(|(id, (s, o))| (id, s, o)).collect();
     out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.2.cmp(&b.2)));
     out.into_iter().map(|(id, s, _)| (id, s)).collect()
 }
@@ -62,8 +63,14 @@ mod tests {
         let b = [(3, 0.9), (1, 0.8)];
         let fused = rrf(
             &[
-                Ranked { hits: &a, weight: 1.0 },
-                Ranked { hits: &b, weight: 1.0 },
+                Ranked {
+                    hits: &a,
+                    weight: 1.0,
+                },
+                Ranked {
+                    hits: &b,
+                    weight: 1.0,
+                },
             ],
             60.0,
         );
@@ -79,8 +86,14 @@ mod tests {
         let b = [(2, 1.0)];
         let fused = rrf(
             &[
-                Ranked { hits: &a, weight: 1.0 },
-                Ranked { hits: &b, weight: 2.0 },
+                Ranked {
+                    hits: &a,
+                    weight: 1.0,
+                },
+                Ranked {
+                    hits: &b,
+                    weight: 2.0,
+                },
             ],
             60.0,
         );
@@ -92,8 +105,14 @@ mod tests {
         let a = [(1, 10.0), (2, 6.0), (3, 2.0)];
         let b = [(2, 0.9), (3, 0.5)];
         let fused = convex(&[
-            Ranked { hits: &a, weight: 1.0 },
-            Ranked { hits: &b, weight: 1.0 },
+            Ranked {
+                hits: &a,
+                weight: 1.0,
+            },
+            Ranked {
+                hits: &b,
+                weight: 1.0,
+            },
         ]);
         // 1: 1 + 0; 2: 0.5 + 1; 3: 0 + 0.
         assert_eq!(fused.iter().map(|f| f.0).collect::<Vec<_>>(), vec![2, 1, 3]);
@@ -105,6 +124,12 @@ mod tests {
     fn empty_lists() {
         assert!(rrf(&[], 60.0).is_empty());
         let a = [(7, 3.0)];
-        assert_eq!(convex(&[Ranked { hits: &a, weight: 1.0 }]), vec![(7, 1.0)]);
+        assert_eq!(
+            convex(&[Ranked {
+                hits: &a,
+                weight: 1.0
+            }]),
+            vec![(7, 1.0)]
+        );
     }
 }

@@ -194,6 +194,11 @@ mod tests {
         assert_eq!(Manifest::load(&p).unwrap(), m);
         assert_eq!(m.chunk_count(), 2);
         std::fs::write(&p, "{not json").unwrap();
-        assert!(Manifest::load(&p).unwrap_err().to_string().contains("damaged"));
+        assert!(
+            Manifest::load(&p)
+                .unwrap_err()
+                .to_string()
+                .contains("damaged")
+        );
     }
 }

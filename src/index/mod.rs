@@ -58,22 +58,19 @@ pub struct Meta {
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
     #[error(
-        "the index at {dir} was built with the embedding model {built} ({built_dim} dimensions, sha256 {built_hash:.12}); the current model is {current} ({current_dim} dimensions, sha256 {current_hash:.12}). Search with the model it was built with (--embed-model), or re-embed everything with `folio index --reembed`"
+        "the index at {} was built with the embedding model {} ({} dimensions, sha256 {:.12}); the current model is {} ({} dimensions, sha256 {:.12}). Search with the model it was built with (--embed-model), or re-embed everything with `folio index --reembed`",
+        .0.dir, .0.built.name, .0.built.dim, .0.built.sha256, .0.current.name, .0.current.dim, .0.current.sha256
     )]
-    ModelMismatch {
-        dir: String,
-        built: String,
-        built_dim: usize,
-        built_hash: String,
-        current: String,
-        current_dim: usize,
-        current_hash: String,
-    },
-    #[error("the index at {dir} has format version {found}; this folio reads version {FORMAT_VERSION}. Re-index into a new folder")]
+    ModelMismatch(Box<Mismatch>),
+    #[error(
+        "the index at {dir} has format version {found}; this folio reads version {FORMAT_VERSION}. Re-index into a new folder"
+    )]
     Format { dir: String, found: u32 },
     #[error("no index at {0} (run `folio index DIR` first)")]
     Missing(String),
-    #[error("the index at {dir} is being written by another process ({holder}); wait for it to finish or stop it")]
+    #[error(
+        "the index at {dir} is being written by another process ({holder}); wait for it to finish or stop it"
+    )]
     Locked { dir: String, holder: String },
     #[error("{0}")]
     Bm25(#[from] bm25::Bm25Error),
@@ -121,6 +118,14 @@ impl Batch {
             && self.upsert.is_empty()
             && self.touch.is_empty()
             && self.problems.is_empty()
+    }
+
+    /// Adds `other`'s changes to this batch, to commit them together.
+    pub fn merge(&mut self, other: Batch) {
+        self.remove.extend(other.remove);
+        self.upsert.extend(other.upsert);
+        self.touch.extend(other.touch);
+        self.problems.extend(other.problems);
     }
 }
 
@@ -480,8 +485,16 @@ impl Index {
                 expected.extend(ids);
             }
         }
-        let mut bm25_orphans: Vec<u64> = bm25_ids.keys().copied().filter(|i| !expected.contains(i)).collect();
-        let mut vec_orphans: Vec<u64> = vec_ids.keys().copied().filter(|i| !expected.contains(i)).collect();
+        let mut bm25_orphans: Vec<u64> = bm25_ids
+            .keys()
+            .copied()
+            .filter(|i| !expected.contains(i))
+            .collect();
+        let mut vec_orphans: Vec<u64> = vec_ids
+            .keys()
+            .copied()
+            .filter(|i| !expected.contains(i))
+            .collect();
         bm25_orphans.sort_unstable();
         vec_orphans.sort_unstable();
         for id in &bm25_orphans {
@@ -532,14 +545,18 @@ fn same_model(a: &ModelInfo, b: &ModelInfo) -> bool {
     a.dim == b.dim && a.sha256 == b.sha256
 }
 
+/// Which model built an index and which one tried to open it.
+#[derive(Debug)]
+pub struct Mismatch {
+    pub dir: String,
+    pub built: ModelInfo,
+    pub current: ModelInfo,
+}
+
 fn mismatch(dir: &Path, built: &ModelInfo, current: &ModelInfo) -> IndexError {
-    IndexError::ModelMismatch {
+    IndexError::ModelMismatch(Box::new(Mismatch {
         dir: dir.display().to_string(),
-        built: built.name.clone(),
-        built_dim: built.dim,
-        built_hash: built.sha256.clone(),
-        current: current.name.clone(),
-        current_dim: current.dim,
-        current_hash: current.sha256.clone(),
-    }
+        built: built.clone(),
+        current: current.clone(),
+    }))
 }

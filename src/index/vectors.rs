@@ -13,9 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arrow_array::types::Float32Type;
-use arrow_array::{
-    Array, FixedSizeListArray, Float32Array, RecordBatch, StringArray, UInt64Array,
-};
+use arrow_array::{Array, FixedSizeListArray, Float32Array, RecordBatch, StringArray, UInt64Array};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use futures::TryStreamExt;
 use lancedb::DistanceType;
@@ -92,7 +90,8 @@ impl Vectors {
             ),
         ]));
         if write {
-            crate::fsutil::create_private_dir(dir).map_err(|e| VectorError::Other(e.to_string()))?;
+            crate::fsutil::create_private_dir(dir)
+                .map_err(|e| VectorError::Other(e.to_string()))?;
         }
         let uri = dir.to_string_lossy().into_owned();
         let table = rt.block_on(async {
@@ -402,15 +401,32 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let v = Vectors::open(t.path(), 3, true).unwrap();
         v.add(&[
-            VectorRow { id: 1, path: "/a".into(), hash: "h1".into(), vector: unit(&[1.0, 0.0, 0.0]) },
-            VectorRow { id: 2, path: "/a".into(), hash: "h2".into(), vector: unit(&[0.0, 1.0, 0.0]) },
-            VectorRow { id: 3, path: "/b'x".into(), hash: "h3".into(), vector: unit(&[1.0, 1.0, 0.0]) },
+            VectorRow {
+                id: 1,
+                path: "/a".into(),
+                hash: "h1".into(),
+                vector: unit(&[1.0, 0.0, 0.0]),
+            },
+            VectorRow {
+                id: 2,
+                path: "/a".into(),
+                hash: "h2".into(),
+                vector: unit(&[0.0, 1.0, 0.0]),
+            },
+            VectorRow {
+                id: 3,
+                path: "/b'x".into(),
+                hash: "h3".into(),
+                vector: unit(&[1.0, 1.0, 0.0]),
+            },
         ])
         .unwrap();
         let hits = v.search(&unit(&[1.0, 0.1, 0.0]), 2, None, false).unwrap();
         assert_eq!(hits.iter().map(|h| h.0).collect::<Vec<_>>(), vec![1, 3]);
         assert!(hits[0].1 > 0.99);
-        let only_b = v.search(&[1.0, 0.0, 0.0], 5, Some(&sql_in("path", &["/b'x"])), false).unwrap();
+        let only_b = v
+            .search(&[1.0, 0.0, 0.0], 5, Some(&sql_in("path", &["/b'x"])), false)
+            .unwrap();
         assert_eq!(only_b.len(), 1);
         let found = v.lookup_hashes(&["h2", "nope"]).unwrap();
         assert_eq!(found.len(), 1);

@@ -95,9 +95,9 @@ fn check_textual(text: String) -> Result<String, ExtractError> {
 /// becomes the heading of the whole text (BEIR documents have this shape, as do many notes).
 pub fn text_unit(text: String) -> Unit {
     let first_end = text.find('\n');
-    let title = first_end.map(|e| text[..e].trim()).filter(|t| {
-        !t.is_empty() && t.chars().count() <= 200 && !t.ends_with([',', ';', ':'])
-    });
+    let title = first_end
+        .map(|e| text[..e].trim())
+        .filter(|t| !t.is_empty() && t.chars().count() <= 200 && !t.ends_with([',', ';', ':']));
     let rest_nonblank = first_end.is_some_and(|e| !text[e..].trim().is_empty());
     match title {
         Some(t) if rest_nonblank => {
@@ -234,9 +234,39 @@ const SKIP: &[&str] = &[
     "script", "style", "noscript", "template", "head", "svg", "iframe", "object", "canvas",
 ];
 const BLOCK: &[&str] = &[
-    "p", "div", "section", "article", "main", "header", "footer", "aside", "nav", "ul", "ol",
-    "li", "table", "tr", "blockquote", "pre", "figure", "figcaption", "dl", "dt", "dd", "form",
-    "fieldset", "details", "summary", "address", "hr", "h1", "h2", "h3", "h4", "h5", "h6",
+    "p",
+    "div",
+    "section",
+    "article",
+    "main",
+    "header",
+    "footer",
+    "aside",
+    "nav",
+    "ul",
+    "ol",
+    "li",
+    "table",
+    "tr",
+    "blockquote",
+    "pre",
+    "figure",
+    "figcaption",
+    "dl",
+    "dt",
+    "dd",
+    "form",
+    "fieldset",
+    "details",
+    "summary",
+    "address",
+    "hr",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
 ];
 
 impl HtmlRender {
@@ -265,7 +295,9 @@ impl HtmlRender {
             }
             return;
         }
-        if t.starts_with(char::is_whitespace) && !self.out.is_empty() && !self.out.ends_with([' ', '\n'])
+        if t.starts_with(char::is_whitespace)
+            && !self.out.is_empty()
+            && !self.out.ends_with([' ', '\n'])
         {
             self.out.push(' ');
         }
@@ -355,7 +387,10 @@ mod tests {
     #[test]
     fn refuses_binary_and_empty() {
         assert_eq!(decode_text(b""), Err(ExtractError::Empty));
-        assert_eq!(decode_text(b"\x7fELF\x02\x01\x01\x00\x00"), Err(ExtractError::Binary));
+        assert_eq!(
+            decode_text(b"\x7fELF\x02\x01\x01\x00\x00"),
+            Err(ExtractError::Binary)
+        );
         let noise: Vec<u8> = (0..200u8).map(|i| (i % 8) + 1).collect();
         assert_eq!(decode_text(&noise), Err(ExtractError::Binary));
         assert_eq!(
@@ -380,7 +415,10 @@ mod tests {
         let u = markdown_unit(src.into());
         let paths: Vec<_> = u.sections.iter().map(|s| s.heading.join("/")).collect();
         assert_eq!(paths, vec!["A", "A/B", "C"]);
-        assert_eq!(&u.text[u.sections[1].start..u.sections[1].start + 4], "## B");
+        assert_eq!(
+            &u.text[u.sections[1].start..u.sections[1].start + 4],
+            "## B"
+        );
         assert_eq!(u.text, src);
     }
 
@@ -392,7 +430,11 @@ mod tests {
         let u = html_unit(src);
         assert!(!u.text.contains("var a"));
         assert!(!u.text.contains("p{}"));
-        assert!(u.text.contains("Lead text\n\nAlpha\n\none two\n\nBeta"), "{:?}", u.text);
+        assert!(
+            u.text.contains("Lead text\n\nAlpha\n\none two\n\nBeta"),
+            "{:?}",
+            u.text
+        );
         let paths: Vec<_> = u.sections.iter().map(|s| s.heading.join("/")).collect();
         assert_eq!(paths, vec!["Doc", "Alpha", "Alpha/Beta"]);
         let beta = &u.sections[2];

@@ -187,7 +187,10 @@ pub fn worker_main() -> i32 {
         let Ok(json) = serde_json::to_string(&answer) else {
             break;
         };
-        if writeln!(stdout, "{ANSWER}{json}").and_then(|_| stdout.flush()).is_err() {
+        if writeln!(stdout, "{ANSWER}{json}")
+            .and_then(|_| stdout.flush())
+            .is_err()
+        {
             break;
         }
     }
@@ -293,7 +296,10 @@ impl PdfExtractor {
             None => match Worker::spawn(exe) {
                 Ok(w) => w,
                 Err(e) => {
-                    tracing::warn!("cannot start PDF worker {}: {e}; extracting in-process", exe.display());
+                    tracing::warn!(
+                        "cannot start PDF worker {}: {e}; extracting in-process",
+                        exe.display()
+                    );
                     let bytes = std::fs::read(path).map_err(|e| ExtractError::Io(e.to_string()))?;
                     return extract_pages(&bytes);
                 }
@@ -347,13 +353,20 @@ mod tests {
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
-        assert!(matches!(extract_pages(b"%PDF-1.4\n garbage"), Err(ExtractError::Pdf(_))));
+        assert!(matches!(
+            extract_pages(b"%PDF-1.4\n garbage"),
+            Err(ExtractError::Pdf(_))
+        ));
         assert_eq!(extract_pages(b""), Err(ExtractError::Empty));
     }
 
     #[test]
     fn blank_pages_drop_but_numbers_stay() {
-        let units = pages_to_units(vec!["one\n\n\n\ntwo  \n".into(), " \n".into(), "three".into()]);
+        let units = pages_to_units(vec![
+            "one\n\n\n\ntwo  \n".into(),
+            " \n".into(),
+            "three".into(),
+        ]);
         assert_eq!(units.len(), 2);
         assert_eq!(units[0].text, "one\n\ntwo\n");
         assert_eq!(units[1].page, Some(3));

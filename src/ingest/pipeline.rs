@@ -53,7 +53,10 @@ impl IndexOptions {
 pub enum Content {
     Disk(PathBuf),
     /// Already-extracted text (BEIR documents), with its hash.
-    Inline { units: Vec<Unit>, hash: String },
+    Inline {
+        units: Vec<Unit>,
+        hash: String,
+    },
 }
 
 pub struct Candidate {
@@ -167,7 +170,8 @@ pub fn index_folders(
         }
         canon.push(c);
     }
-    let index_dir = std::fs::canonicalize(index.dir()).unwrap_or_else(|_| index.dir().to_path_buf());
+    let index_dir =
+        std::fs::canonicalize(index.dir()).unwrap_or_else(|_| index.dir().to_path_buf());
     let mut candidates = Vec::new();
     let mut walk_problems = Vec::new();
     let mut unsupported = 0;
@@ -203,7 +207,16 @@ pub fn index_folders(
         .iter()
         .map(|r| r.to_string_lossy().into_owned())
         .collect();
-    let mut report = run(index, embedder, pdf, &roots, candidates, walk_problems, opts, observer)?;
+    let mut report = run(
+        index,
+        embedder,
+        pdf,
+        &roots,
+        candidates,
+        walk_problems,
+        opts,
+        observer,
+    )?;
     report.unsupported = unsupported;
     Ok(report)
 }
@@ -272,7 +285,9 @@ fn run(
     let chunking = opts.chunking();
     let rechunk = index.meta().chunking != chunking;
     if rechunk {
-        tracing::info!("chunking settings changed: every file is re-chunked (vectors of unchanged passages are reused)");
+        tracing::info!(
+            "chunking settings changed: every file is re-chunked (vectors of unchanged passages are reused)"
+        );
     }
     for r in roots {
         index.add_root(r);
@@ -333,14 +348,19 @@ fn run(
     }
     let known_hashes: HashMap<String, String> = to_read
         .iter()
-        .filter_map(|c| manifest.files.get(&c.path).map(|r| (c.path.clone(), r.hash.clone())))
+        .filter_map(|c| {
+            manifest
+                .files
+                .get(&c.path)
+                .map(|r| (c.path.clone(), r.hash.clone()))
+        })
         .collect();
     let total = report.unchanged + to_read.len();
     observer.planned(total, to_read.len());
     let mut changed = !first.is_empty();
-    if !first.is_empty() {
-        index.commit(first)?;
-    }
+    // Removals wait for the first batch of new content: a renamed file then still finds its
+    // old vectors to reuse, and both land in one commit.
+    let mut first = Some(first);
 
     let mut progress = Progress {
         files_total: total,
@@ -352,9 +372,8 @@ fn run(
     // Extraction runs one group ahead of embedding, on its own thread.
     let group = opts.batch_files.clamp(1, 64);
     let count = |s: &str| embedder.count_tokens(s);
-    let prepare = |c: &Candidate| -> Outcome {
-        prepare(c, &known_hashes, rechunk, opts, pdf, &count)
-    };
+    let prepare =
+        |c: &Candidate| -> Outcome { prepare(c, &known_hashes, rechunk, opts, pdf, &count) };
     std::thread::scope(|scope| -> Result<(), IngestError> {
         let (tx, rx) = sync_channel::<Vec<Outcome>>(1);
         let to_read = &to_read;
@@ -377,7 +396,7 @@ fn run(
             if pending.is_empty() {
                 return Ok(());
             }
-            let batch = build_batch(
+            let mut batch = build_batch(
                 std::mem::take(pending),
                 index,
                 embedder,
@@ -386,6 +405,9 @@ fn run(
                 observer,
                 started,
             )?;
+            if let Some(f) = first.take() {
+                batch.merge(f);
+            }
             changed |= !batch.is_empty();
             index.commit(batch)?;
             progress.seconds = started.elapsed().as_secs_f64();
@@ -406,6 +428,11 @@ fn run(
         }
         flush(&mut pending, &mut report, &mut progress, observer)
     })?;
+    if let Some(f) = first.take()
+        && !f.is_empty()
+    {
+        index.commit(f)?;
+    }
 
     report.seconds = started.elapsed().as_secs_f64();
     index.finish_run(report.summary(), &chunking, changed, opts.ann_threshold)?;
@@ -553,7 +580,11 @@ fn build_batch(
     unique.sort_unstable();
     unique.dedup();
     let mut known = index.lookup_vectors(&unique)?;
-    let reused_before = hashes.iter().flatten().filter(|h| known.contains_key(*h)).count();
+    let reused_before = hashes
+        .iter()
+        .flatten()
+        .filter(|h| known.contains_key(*h))
+        .count();
 
     // Embed each distinct missing text once, in slices so that progress moves.
     let mut missing: Vec<(&str, &str)> = Vec::new();

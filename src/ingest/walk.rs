@@ -164,7 +164,13 @@ mod tests {
         let names: Vec<_> = r
             .files
             .iter()
-            .map(|f| f.path.strip_prefix(&root).unwrap().to_string_lossy().into_owned())
+            .map(|f| {
+                f.path
+                    .strip_prefix(&root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned()
+            })
             .collect();
         assert_eq!(names, vec!["a.md", "b.txt", "sub/page.HTML"]);
         assert_eq!(r.files[2].kind, Kind::Html);

@@ -17,7 +17,10 @@ use lopdf::{Document, Object, Stream, dictionary};
 pub fn models_dir() -> PathBuf {
     match std::env::var_os("FOLIO_MODELS") {
         Some(p) => PathBuf::from(p),
-        None => Dirs::from_system().expect("home directory").cache.join("models"),
+        None => Dirs::from_system()
+            .expect("home directory")
+            .cache
+            .join("models"),
     }
 }
 
@@ -50,18 +53,29 @@ pub fn options() -> IndexOptions {
 
 /// The PDF worker is the real `folio` binary, as in production.
 pub fn pdf() -> PdfExtractor {
-    PdfExtractor::new(Some(PathBuf::from(env!("CARGO_BIN_EXE_folio"))), Duration::from_secs(30))
+    PdfExtractor::new(
+        Some(PathBuf::from(env!("CARGO_BIN_EXE_folio"))),
+        Duration::from_secs(30),
+    )
 }
 
 pub fn open(index_dir: &Path) -> Index {
-    Index::open_writer(index_dir, embedder().info(), &options().chunking(), false).expect("open index")
+    Index::open_writer(index_dir, embedder().info(), &options().chunking(), false)
+        .expect("open index")
 }
 
 /// Indexes `root` into `index_dir` through the library, as `folio index` does.
 pub fn index(index_dir: &Path, root: &Path) -> RunReport {
     let mut idx = open(index_dir);
-    index_folders(&mut idx, embedder(), &pdf(), &[root.to_path_buf()], &options(), &mut Quiet)
-        .expect("indexing")
+    index_folders(
+        &mut idx,
+        embedder(),
+        &pdf(),
+        &[root.to_path_buf()],
+        &options(),
+        &mut Quiet,
+    )
+    .expect("indexing")
 }
 
 /// A PDF whose pages hold the given lines of text (Helvetica, one text object per line).
@@ -112,7 +126,12 @@ fn add_page(doc: &mut Document, pages_id: lopdf::ObjectId, content: Content) -> 
     .into()
 }
 
-fn finish(doc: &mut Document, pages_id: lopdf::ObjectId, resources_id: lopdf::ObjectId, kids: Vec<Object>) {
+fn finish(
+    doc: &mut Document,
+    pages_id: lopdf::ObjectId,
+    resources_id: lopdf::ObjectId,
+    kids: Vec<Object>,
+) {
     let count = kids.len() as i64;
     doc.objects.insert(
         pages_id,
@@ -131,6 +150,9 @@ pub fn save(mut doc: Document, path: &Path) {
 
 /// Encrypts `doc` with a user password (opening it needs the password).
 pub fn encrypt(mut doc: Document, user_password: &str) -> Document {
+    // The standard security handler keys on the file identifier.
+    let id = lopdf::Object::string_literal(b"folio-fixture-id-".to_vec());
+    doc.trailer.set("ID", vec![id.clone(), id]);
     let version = lopdf::EncryptionVersion::V2 {
         document: &doc,
         owner_password: "owner",
@@ -161,7 +183,12 @@ pub fn folio(tmp: &Path, args: &[&str], stdin: Option<&str>) -> Output {
         .stderr(std::process::Stdio::piped());
     let mut child = cmd.spawn().expect("running folio");
     if let Some(input) = stdin {
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
     } else {
         drop(child.stdin.take());
     }

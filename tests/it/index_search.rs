@@ -16,9 +16,19 @@ fn fixture(root: &Path) {
     fs::write(root.join("recipe.txt"), RECIPE).unwrap();
     save(
         pdf_doc(&[
-            &["MASTER SERVICES AGREEMENT", "between Acme Corp and Globex Ltd."],
-            &["Termination.", "Either party may terminate this agreement", "with ninety days written notice."],
-            &["Governing law.", "This agreement is governed by the laws of Delaware."],
+            &[
+                "MASTER SERVICES AGREEMENT",
+                "between Acme Corp and Globex Ltd.",
+            ],
+            &[
+                "Termination.",
+                "Either party may terminate this agreement",
+                "with ninety days written notice.",
+            ],
+            &[
+                "Governing law.",
+                "This agreement is governed by the laws of Delaware.",
+            ],
         ]),
         &root.join("contract.pdf"),
     );
@@ -32,7 +42,13 @@ fn search(idx: &Index, q: &str, mode: Mode) -> Vec<Passage> {
 
 fn top_file(p: &[Passage]) -> String {
     p.first()
-        .map(|p| Path::new(&p.path).file_name().unwrap().to_string_lossy().into_owned())
+        .map(|p| {
+            Path::new(&p.path)
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
         .unwrap_or_default()
 }
 
@@ -45,7 +61,10 @@ fn index_then_search_by_term_and_by_meaning() {
     let idx_dir = t.path().join("idx");
     let report = index(&idx_dir, &root);
     assert_eq!(report.indexed, 3, "{report:?}");
-    assert!(report.failed.is_empty() && report.skipped.is_empty(), "{report:?}");
+    assert!(
+        report.failed.is_empty() && report.skipped.is_empty(),
+        "{report:?}"
+    );
     let idx = Index::open_reader(&idx_dir).unwrap();
 
     for mode in [Mode::Bm25, Mode::Hybrid] {
@@ -60,7 +79,10 @@ fn index_then_search_by_term_and_by_meaning() {
         assert_eq!(top_file(&money), "notes.md");
         assert!(money[0].text.contains("budget"), "{money:?}");
         assert_eq!(money[0].heading, vec!["Project Falcon", "Budget"]);
-        assert_eq!(top_file(&search(&idx, "how do I bake bread at home", mode)), "recipe.txt");
+        assert_eq!(
+            top_file(&search(&idx, "how do I bake bread at home", mode)),
+            "recipe.txt"
+        );
         let notice = search(&idx, "how much notice is needed to end the contract", mode);
         assert_eq!(top_file(&notice), "contract.pdf");
         assert_eq!(notice[0].page, Some(2), "{notice:?}");
@@ -87,16 +109,38 @@ fn changes_are_followed_and_unchanged_files_not_reembedded() {
 
     // Nothing changed: nothing read, nothing embedded.
     let again = index(&idx_dir, &root);
-    assert_eq!((again.indexed, again.unchanged, again.chunks_embedded), (0, 3, 0), "{again:?}");
+    assert_eq!(
+        (again.indexed, again.unchanged, again.chunks_embedded),
+        (0, 3, 0),
+        "{again:?}"
+    );
 
     // Modify one, delete one, leave the PDF alone.
-    fs::write(root.join("recipe.txt"), "Rye bread\nAdd caraway seeds to the rye dough and bake it slowly.\n").unwrap();
+    fs::write(
+        root.join("recipe.txt"),
+        "Rye bread\nAdd caraway seeds to the rye dough and bake it slowly.\n",
+    )
+    .unwrap();
     fs::remove_file(root.join("notes.md")).unwrap();
     let third = index(&idx_dir, &root);
-    assert_eq!((third.indexed, third.removed, third.unchanged), (1, 1, 1), "{third:?}");
+    assert_eq!(
+        (third.indexed, third.removed, third.unchanged),
+        (1, 1, 1),
+        "{third:?}"
+    );
     let idx = Index::open_reader(&idx_dir).unwrap();
-    let recipe_chunks = idx.manifest().files.iter().find(|(p, _)| p.ends_with("recipe.txt")).unwrap().1.chunks;
-    assert_eq!(third.chunks_embedded, recipe_chunks as usize, "only the changed file is embedded");
+    let recipe_chunks = idx
+        .manifest()
+        .files
+        .iter()
+        .find(|(p, _)| p.ends_with("recipe.txt"))
+        .unwrap()
+        .1
+        .chunks;
+    assert_eq!(
+        third.chunks_embedded, recipe_chunks as usize,
+        "only the changed file is embedded"
+    );
     assert!(search(&idx, "titanium", Mode::Bm25).is_empty());
     assert!(search(&idx, "sourdough", Mode::Bm25).is_empty());
     assert_eq!(top_file(&search(&idx, "caraway", Mode::Bm25)), "recipe.txt");
@@ -108,10 +152,17 @@ fn changes_are_followed_and_unchanged_files_not_reembedded() {
     // A rename keeps the embeddings: same text, no embedding.
     fs::rename(root.join("recipe.txt"), root.join("bread.txt")).unwrap();
     let renamed = index(&idx_dir, &root);
-    assert_eq!((renamed.indexed, renamed.removed, renamed.chunks_embedded), (1, 1, 0), "{renamed:?}");
+    assert_eq!(
+        (renamed.indexed, renamed.removed, renamed.chunks_embedded),
+        (1, 1, 0),
+        "{renamed:?}"
+    );
     assert!(renamed.chunks_reused >= 1);
     let idx = Index::open_reader(&idx_dir).unwrap();
-    assert_eq!(top_file(&search(&idx, "caraway", Mode::Hybrid)), "bread.txt");
+    assert_eq!(
+        top_file(&search(&idx, "caraway", Mode::Hybrid)),
+        "bread.txt"
+    );
 }
 
 #[test]
@@ -140,12 +191,20 @@ fn the_cli_speaks_json() {
     fixture(&root);
     let idx = tmp.join("idx");
     let idx_s = idx.to_str().unwrap();
-    let out = folio(&tmp, &["index", root.to_str().unwrap(), "--index", idx_s, "--json"], None);
+    let out = folio(
+        &tmp,
+        &["index", root.to_str().unwrap(), "--index", idx_s, "--json"],
+        None,
+    );
     assert!(out.status.success());
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["indexed"], 3);
 
-    let out = folio(&tmp, &["search", "Delaware", "--index", idx_s, "--json", "-k", "3"], None);
+    let out = folio(
+        &tmp,
+        &["search", "Delaware", "--index", idx_s, "--json", "-k", "3"],
+        None,
+    );
     assert!(out.status.success());
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert_eq!(stdout.lines().count(), 1, "{stdout}");
@@ -163,7 +222,9 @@ fn the_cli_speaks_json() {
     // Queries from stdin: one line each, with filters.
     let out = folio(
         &tmp,
-        &["search", "-", "--index", idx_s, "--json", "--ext", "md", "--mode", "bm25"],
+        &[
+            "search", "-", "--index", idx_s, "--json", "--ext", "md", "--mode", "bm25",
+        ],
         Some("titanium\nDelaware\n"),
     );
     assert!(out.status.success());
@@ -173,16 +234,46 @@ fn the_cli_speaks_json() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(lines.len(), 2);
-    assert!(lines[0]["results"][0]["path"].as_str().unwrap().ends_with("notes.md"));
-    assert_eq!(lines[1]["results"], serde_json::json!([]), "--ext md excludes the PDF");
-    let out = folio(&tmp, &["search", "agreement", "--index", idx_s, "--json", "--path", "**/contract.*"], None);
+    assert!(
+        lines[0]["results"][0]["path"]
+            .as_str()
+            .unwrap()
+            .ends_with("notes.md")
+    );
+    assert_eq!(
+        lines[1]["results"],
+        serde_json::json!([]),
+        "--ext md excludes the PDF"
+    );
+    let out = folio(
+        &tmp,
+        &[
+            "search",
+            "agreement",
+            "--index",
+            idx_s,
+            "--json",
+            "--path",
+            "**/contract.*",
+        ],
+        None,
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(v["results"].as_array().unwrap().iter().all(|r| r["path"].as_str().unwrap().ends_with("contract.pdf")));
+    assert!(
+        v["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["path"].as_str().unwrap().ends_with("contract.pdf"))
+    );
 
     // Human output highlights and names the page.
     let out = folio(&tmp, &["search", "Delaware", "--index", idx_s], None);
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.contains("contract.pdf") && text.contains("p.3") && text.contains("[Delaware]"), "{text}");
+    assert!(
+        text.contains("contract.pdf") && text.contains("p.3") && text.contains("[Delaware]"),
+        "{text}"
+    );
 
     let out = folio(&tmp, &["status", "--index", idx_s, "--json"], None);
     let st: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -192,8 +283,16 @@ fn the_cli_speaks_json() {
 
     let out = folio(&tmp, &["config", "--index", idx_s], None);
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.lines().any(|l| l.starts_with("index.dir") && l.contains("# flag")), "{text}");
-    assert!(text.lines().any(|l| l.starts_with("models.dir") && l.contains("FOLIO_MODELS")), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("index.dir") && l.contains("# flag")),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("models.dir") && l.contains("FOLIO_MODELS")),
+        "{text}"
+    );
 }
 
 #[test]
@@ -210,7 +309,10 @@ fn another_model_is_refused_with_a_way_out() {
         .err()
         .expect("mismatch refused")
         .to_string();
-    assert!(err.contains("--reembed") && err.contains("embedding model"), "{err}");
+    assert!(
+        err.contains("--reembed") && err.contains("embedding model"),
+        "{err}"
+    );
     let reader = Index::open_reader(&idx_dir).unwrap();
     assert!(reader.check_model(&other).is_err());
     // Re-embedding empties the index but keeps the roots.
