@@ -75,18 +75,26 @@ fn collapse(s: &str) -> String {
     out
 }
 
-/// Byte range of the window: starts a little before the match that begins the densest run of
-/// matches, snapped to word boundaries.
+/// Byte range of the window: starts a little before the match that begins the run holding the
+/// most distinct matched words (then the most matches), snapped to word boundaries. Distinct
+/// words first, so that a common word repeated many times does not hide the rarer ones.
 fn window(text: &str, matches: &[(usize, usize)], width: usize) -> (usize, usize) {
     let lead = width / 5;
-    let mut best = (0usize, 0usize); // (count, start)
+    let word = |&(s, e): &(usize, usize)| text.get(s..e).unwrap_or("").to_lowercase();
+    let mut best = ((0usize, 0usize), 0usize); // ((distinct, count), start)
     for (i, &(ms, _)) in matches.iter().enumerate() {
-        let count = matches[i..]
+        let inside: Vec<String> = matches[i..]
             .iter()
             .take_while(|m| m.1 <= ms + width - lead)
-            .count();
-        if count > best.0 {
-            best = (count, ms.saturating_sub(lead));
+            .map(word)
+            .collect();
+        let count = inside.len();
+        let distinct = inside
+            .iter()
+            .collect::<std::collections::HashSet<_>>()
+            .len();
+        if (distinct, count) > best.0 {
+            best = ((distinct, count), ms.saturating_sub(lead));
         }
     }
     let mut start = floor_boundary(text, best.1);
@@ -129,6 +137,25 @@ mod tests {
                 }
             })
             .collect()
+    }
+
+    #[test]
+    fn prefers_the_window_with_more_distinct_words() {
+        let text = format!(
+            "{} {}",
+            "acme acme acme acme filler",
+            "x ".repeat(60) + "notice period here"
+        );
+        let m: Vec<(usize, usize)> = text
+            .match_indices("acme")
+            .chain(text.match_indices("notice"))
+            .chain(text.match_indices("period"))
+            .map(|(i, w)| (i, i + w.len()))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let r = render(&snippet(&text, &m, 40));
+        assert!(r.contains("[notice] [period]"), "{r}");
     }
 
     #[test]

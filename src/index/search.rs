@@ -165,10 +165,6 @@ impl Index {
         let restrict = Restrict {
             paths: allowed.clone(),
         };
-        let sql = allowed.as_ref().map(|a| {
-            let refs: Vec<&str> = a.iter().map(String::as_str).collect();
-            super::vectors::sql_in("path", &refs)
-        });
         let depth = opts.depth.max(opts.k);
         let bm25 = |limit| self.bm25.search(query, limit, opts.boosts, &restrict);
         let dense = |limit| -> Result<Vec<(u64, f32)>, SearchError> {
@@ -176,7 +172,7 @@ impl Index {
             let v = e.embed_query(query)?;
             Ok(self
                 .vectors
-                .search(&v, limit, sql.as_deref(), opts.exact)
+                .search(&v, limit, allowed.as_deref(), opts.exact)
                 .map_err(IndexError::from)?)
         };
         let mut hits = match opts.mode {

@@ -7,9 +7,9 @@
 //! queried with refinement. LanceDB is async: a small runtime owned here runs its futures, so the
 //! rest of folio stays synchronous.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arrow_array::types::Float32Type;
@@ -50,6 +50,43 @@ pub struct Vectors {
     schema: SchemaRef,
     dim: usize,
     has_ann: bool,
+    /// The whole table in memory, for exact search without an ANN index; loaded on first use.
+    flat: Mutex<Option<Arc<Flat>>>,
+}
+
+/// Every vector of the table, row-major, with its id and path: an exact scan over this costs
+/// about a millisecond per 10k rows, where asking Lance for an exact search re-reads the table.
+struct Flat {
+    ids: Vec<u64>,
+    paths: Vec<Arc<str>>,
+    data: Vec<f32>,
+}
+
+impl Flat {
+    fn search(
+        &self,
+        query: &[f32],
+        limit: usize,
+        allowed: Option<&HashSet<&str>>,
+    ) -> Vec<(u64, f32)> {
+        let dim = query.len();
+        let mut scored: Vec<(u64, f32)> = self
+            .data
+            .chunks_exact(dim)
+            .enumerate()
+            .filter(|(i, _)| allowed.is_none_or(|a| a.contains(&*self.paths[*i])))
+            // Vectors are unit length: the dot product is the cosine.
+            .map(|(i, v)| (self.ids[i], v.iter().zip(query).map(|(a, b)| a * b).sum()))
+            .collect();
+        let limit = limit.min(scored.len());
+        if limit == 0 {
+            return Vec::new();
+        }
+        scored.select_nth_unstable_by(limit - 1, |a, b| b.1.total_cmp(&a.1));
+        scored.truncate(limit);
+        scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        scored
+    }
 }
 
 /// Quotes a string for a Lance SQL filter.
@@ -123,6 +160,7 @@ impl Vectors {
             schema,
             dim,
             has_ann,
+            flat: Mutex::new(None),
         })
     }
 
@@ -136,6 +174,7 @@ impl Vectors {
 
     /// Appends rows (one commit).
     pub fn add(&self, rows: &[VectorRow]) -> Result<(), VectorError> {
+        self.invalidate();
         if rows.is_empty() {
             return Ok(());
         }
@@ -171,6 +210,7 @@ impl Vectors {
 
     /// Deletes the rows matching a SQL predicate (one commit).
     pub fn delete_where(&self, predicate: &str) -> Result<(), VectorError> {
+        self.invalidate();
         self.rt.block_on(self.table.delete(predicate))?;
         Ok(())
     }
@@ -272,18 +312,29 @@ impl Vectors {
         Ok(out)
     }
 
-    /// The `limit` nearest passages to `query` by cosine distance, as `(id, similarity)`, best
-    /// first. `filter` is a SQL predicate applied before the search.
+    /// The `limit` nearest passages to `query` by cosine similarity, as `(id, similarity)`, best
+    /// first, among passages of `allowed` paths (all when `None`). Without an ANN index (or with
+    /// `exact`) the search is an exact scan of the vectors held in memory.
     pub fn search(
         &self,
         query: &[f32],
         limit: usize,
-        filter: Option<&str>,
+        allowed: Option<&[String]>,
         exact: bool,
     ) -> Result<Vec<(u64, f32)>, VectorError> {
         if limit == 0 {
             return Ok(Vec::new());
         }
+        if exact || !self.has_ann {
+            let flat = self.flat()?;
+            let set: Option<HashSet<&str>> =
+                allowed.map(|a| a.iter().map(String::as_str).collect());
+            return Ok(flat.search(query, limit, set.as_ref()));
+        }
+        let filter = allowed.map(|a| {
+            let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+            sql_in("path", &refs)
+        });
         let batches: Vec<RecordBatch> = self.rt.block_on(async {
             let mut q = self
                 .table
@@ -291,15 +342,11 @@ impl Vectors {
                 .nearest_to(query)?
                 .distance_type(DistanceType::Cosine)
                 .limit(limit)
-                .select(Select::columns(&["id"]));
-            if let Some(f) = filter {
-                q = q.only_if(f);
+                .select(Select::columns(&["id", "_distance"]));
+            if let Some(f) = &filter {
+                q = q.only_if(f.as_str());
             }
-            if exact || !self.has_ann {
-                q = q.bypass_vector_index();
-            } else {
-                q = q.nprobes(32)?.refine_factor(10);
-            }
+            q = q.nprobes(32)?.refine_factor(10);
             q.execute().await?.try_collect().await
         })?;
         let mut out = Vec::new();
@@ -312,6 +359,63 @@ impl Vectors {
         }
         out.sort_by(|a, b| b.1.total_cmp(&a.1));
         Ok(out)
+    }
+
+    fn flat(&self) -> Result<Arc<Flat>, VectorError> {
+        let mut guard = self
+            .flat
+            .lock()
+            .map_err(|_| VectorError::Other("vector cache poisoned".into()))?;
+        if let Some(f) = guard.as_ref() {
+            return Ok(f.clone());
+        }
+        let batches: Vec<RecordBatch> = self.rt.block_on(async {
+            self.table
+                .query()
+                .select(Select::columns(&["id", "path", "vector"]))
+                .execute()
+                .await?
+                .try_collect()
+                .await
+        })?;
+        let mut flat = Flat {
+            ids: Vec::new(),
+            paths: Vec::new(),
+            data: Vec::new(),
+        };
+        let mut interned: HashMap<String, Arc<str>> = HashMap::new();
+        for b in &batches {
+            let ids = column::<UInt64Array>(b, "id")?;
+            let paths = column::<StringArray>(b, "path")?;
+            let vectors = column::<FixedSizeListArray>(b, "vector")?;
+            let values = vectors
+                .values()
+                .as_any()
+                .downcast_ref::<Float32Array>()
+                .ok_or_else(|| VectorError::Other("vector column is not f32".into()))?;
+            for i in 0..b.num_rows() {
+                flat.ids.push(ids.value(i));
+                let p = paths.value(i);
+                let arc = interned
+                    .entry(p.to_string())
+                    .or_insert_with(|| Arc::from(p))
+                    .clone();
+                flat.paths.push(arc);
+                let start = vectors.value_offset(i) as usize;
+                flat.data
+                    .extend_from_slice(&values.values()[start..start + self.dim]);
+            }
+        }
+        let flat = Arc::new(flat);
+        *guard = Some(flat.clone());
+        Ok(flat)
+    }
+
+    /// Forgets the in-memory copy (after a write, or when another process wrote).
+    fn invalidate(&self) {
+        if let Ok(mut g) = self.flat.lock() {
+            *g = None;
+        }
     }
 
     pub fn has_ann_index(&self) -> bool {
@@ -365,6 +469,7 @@ impl Vectors {
 
     /// Picks up commits made by another process.
     pub fn refresh(&self) -> Result<(), VectorError> {
+        self.invalidate();
         self.rt.block_on(self.table.checkout_latest())?;
         Ok(())
     }
@@ -425,7 +530,7 @@ mod tests {
         assert_eq!(hits.iter().map(|h| h.0).collect::<Vec<_>>(), vec![1, 3]);
         assert!(hits[0].1 > 0.99);
         let only_b = v
-            .search(&[1.0, 0.0, 0.0], 5, Some(&sql_in("path", &["/b'x"])), false)
+            .search(&[1.0, 0.0, 0.0], 5, Some(&["/b'x".to_string()]), false)
             .unwrap();
         assert_eq!(only_b.len(), 1);
         let found = v.lookup_hashes(&["h2", "nope"]).unwrap();
