@@ -11,6 +11,9 @@ use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use folio::answer::{self, AskOptions, Event, prompt::Prompts};
 use folio::config::{Dirs, Settings, Source};
 use folio::embed::Embedder;
 use folio::eval::{Beir, ModeScores, score_mode};
@@ -21,6 +24,7 @@ use folio::index::{Chunking, Index};
 use folio::ingest::chunk::ChunkOptions;
 use folio::ingest::pdf::PdfExtractor;
 use folio::ingest::pipeline::{self, IndexOptions, Observer, Progress, RunReport};
+use folio::llm::{GenerateOptions, Llm, StopReason};
 use folio::models;
 use folio::snippet::snippet;
 
@@ -61,6 +65,38 @@ pub struct SearchArgs {
     #[arg(long, value_name = "EXT")]
     pub ext: Vec<String>,
     /// One JSON object per query on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct AskArgs {
+    /// The question.
+    pub question: String,
+    /// Passages to give the model.
+    #[arg(short)]
+    pub k: Option<usize>,
+    /// Only passages of files whose absolute path matches this glob.
+    #[arg(long, value_name = "GLOB")]
+    pub path: Option<String>,
+    /// Only passages of files with this extension (repeatable).
+    #[arg(long, value_name = "EXT")]
+    pub ext: Vec<String>,
+    /// Sampling temperature (0: greedy, reproducible).
+    #[arg(long)]
+    pub temperature: Option<f32>,
+    /// Nucleus sampling threshold.
+    #[arg(long)]
+    pub top_p: Option<f32>,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Penalty on repeating recent tokens (1 disables it).
+    #[arg(long)]
+    pub repeat_penalty: Option<f32>,
+    /// Most tokens of the answer.
+    #[arg(long)]
+    pub max_tokens: Option<usize>,
+    /// One JSON object on stdout: answer, abstained, citations, passages, timings.
     #[arg(long)]
     pub json: bool,
 }
@@ -161,6 +197,25 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 s.set("search.k", &k.to_string(), Source::Flag)?;
             }
             search(&s, a)
+        }
+        Command::Ask(a) => {
+            let flags: [(&str, Option<String>); 6] = [
+                ("answer.passages", a.k.map(|v| v.to_string())),
+                ("generate.temperature", a.temperature.map(|v| v.to_string())),
+                ("generate.top_p", a.top_p.map(|v| v.to_string())),
+                ("generate.seed", a.seed.map(|v| v.to_string())),
+                (
+                    "generate.repeat_penalty",
+                    a.repeat_penalty.map(|v| v.to_string()),
+                ),
+                ("generate.max_tokens", a.max_tokens.map(|v| v.to_string())),
+            ];
+            for (key, v) in flags {
+                if let Some(v) = v {
+                    s.set(key, &v, Source::Flag)?;
+                }
+            }
+            ask(&dirs, &s, a)
         }
         Command::Eval(a) => eval(&dirs, &s, a),
         Command::Models(a) => models_cmd(&s, a),
@@ -528,6 +583,176 @@ fn search(s: &Settings, a: SearchArgs) -> Result<ExitCode> {
         run_one(&a.query)?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn load_llm(s: &Settings) -> Result<Llm> {
+    let path = models::resolve_llm(&s.llm, &s.models_dir, &mut |m| note(m))?;
+    Llm::load(&path).with_context(|| format!("loading the language model {}", path.display()))
+}
+
+/// Where a user's own prompt templates live: `prompts/` beside the config file.
+fn prompts_dir(dirs: &Dirs, s: &Settings) -> Option<PathBuf> {
+    let file = s.config_file.as_ref().unwrap_or(&dirs.config_file);
+    file.parent().map(|d| d.join("prompts"))
+}
+
+pub fn ask_options(s: &Settings, filter: Filter) -> AskOptions {
+    let mut search = SearchOptions::from_settings(s, Mode::Hybrid);
+    search.filter = filter;
+    AskOptions {
+        search,
+        passages: s.answer_passages,
+        min_relevance: s.min_relevance,
+        min_support: s.min_support,
+        generate: GenerateOptions {
+            max_tokens: s.max_tokens,
+            temperature: s.temperature as f64,
+            top_p: s.top_p as f64,
+            seed: s.seed,
+            repeat_penalty: s.repeat_penalty,
+            ..GenerateOptions::default()
+        },
+    }
+}
+
+static CANCEL: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_sigint(_: libc::c_int) {
+    // First Ctrl-C stops generation (what was printed stays); a second one ends the process.
+    if CANCEL.swap(true, Ordering::SeqCst) {
+        unsafe {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            libc::raise(libc::SIGINT);
+        }
+    }
+}
+
+fn ask(dirs: &Dirs, s: &Settings, a: AskArgs) -> Result<ExitCode> {
+    let idx = Index::open_reader(&s.index_dir)?;
+    let embedder = load_embedder(s)?;
+    idx.check_model(embedder.info())?;
+    let mut llm = load_llm(s)?;
+    let prompts = Prompts::load(prompts_dir(dirs, s).as_deref())?;
+    let opts = ask_options(
+        s,
+        Filter {
+            path_glob: a.path.clone(),
+            ext: a.ext.clone(),
+        },
+    );
+    // SAFETY: the handler only touches an atomic (and re-raises with the default action).
+    unsafe {
+        libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t);
+    }
+    let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let (bold, dim, reset) = if color {
+        ("\x1b[1m", "\x1b[2m", "\x1b[0m")
+    } else {
+        ("", "", "")
+    };
+    let mut out = std::io::stdout().lock();
+    let json = a.json;
+    let mut streamed = false;
+    let answer = answer::ask(
+        &idx,
+        &embedder,
+        &mut llm,
+        &prompts,
+        &a.question,
+        &opts,
+        &CANCEL,
+        &mut |event| {
+            if json {
+                return;
+            }
+            if let Event::Token(t) = event {
+                streamed = true;
+                let _ = write!(out, "{t}");
+                let _ = out.flush();
+            }
+        },
+    )?;
+    if json {
+        writeln!(out, "{}", serde_json::to_string(&answer)?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if streamed {
+        writeln!(out)?;
+        if answer.stop == Some(StopReason::Cancelled) {
+            writeln!(out, "{dim}(stopped){reset}")?;
+        }
+        writeln!(out)?;
+    }
+    if answer.abstained {
+        writeln!(out, "{bold}{}{reset}", answer.answer)?;
+        if !answer.model_answer.is_empty() {
+            writeln!(
+                out,
+                "{dim}(nothing the model wrote is supported by the passages){reset}"
+            )?;
+        }
+        if !answer.passages.is_empty() {
+            writeln!(out, "\nclosest passages:")?;
+            for (i, p) in answer.passages.iter().enumerate() {
+                writeln!(out, "  {}. {}", i + 1, source_line(p))?;
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    writeln!(out, "{bold}checked:{reset} {}", answer.answer)?;
+    writeln!(out, "\n{bold}sources:{reset}")?;
+    for c in &answer.citations {
+        match (&c.passage, c.valid, c.supported) {
+            (Some(p), _, true) => {
+                writeln!(out, "  [{}] {}", c.n, source_line(p))?;
+                writeln!(
+                    out,
+                    "      \"{}\"",
+                    c.quote.split_whitespace().collect::<Vec<_>>().join(" ")
+                )?;
+            }
+            (Some(p), _, false) => writeln!(
+                out,
+                "  [{}] {} {dim}(cited by the model, supports none of its sentences){reset}",
+                c.n,
+                source_line(p)
+            )?,
+            (None, _, _) => writeln!(
+                out,
+                "  [{}] {dim}(the model cited a passage that does not exist){reset}",
+                c.n
+            )?,
+        }
+    }
+    if answer
+        .sentences
+        .iter()
+        .any(|s| !s.supported && s.cites.is_none() && !s.text.is_empty())
+    {
+        writeln!(out, "  [?] {dim}no passage supports this sentence{reset}")?;
+    }
+    let t = &answer.timings;
+    writeln!(
+        out,
+        "{dim}\n{} prompt tokens at {:.0}/s, {} generated at {:.1}/s, first token after {:.0} ms{reset}",
+        t.prompt_tokens,
+        t.prompt_tokens_per_s,
+        t.generated_tokens,
+        t.tokens_per_s,
+        t.first_token_ms
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn source_line(p: &Passage) -> String {
+    let mut line = display_path(&p.path);
+    if let Some(page) = p.page {
+        line.push_str(&format!(", page {page}"));
+    }
+    if !p.heading.is_empty() {
+        line.push_str(&format!(" § {}", p.heading.join(" > ")));
+    }
+    line
 }
 
 fn display_path(p: &str) -> String {

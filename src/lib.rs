@@ -6,11 +6,13 @@
 //! BEIR-format sets through the same pipeline user files go through. Nothing here imports from
 //! the command line layer in `main.rs`.
 
+pub mod answer;
 pub mod config;
 pub mod embed;
 pub mod eval;
 pub mod fsutil;
 pub mod index;
 pub mod ingest;
+pub mod llm;
 pub mod models;
 pub mod snippet;

@@ -45,6 +45,8 @@ pub enum Command {
     Status(cli::StatusArgs),
     /// Search the index: BM25, dense or hybrid.
     Search(cli::SearchArgs),
+    /// Answer a question from the indexed documents, with checked citations.
+    Ask(cli::AskArgs),
     /// Measure retrieval on a BEIR-format set (nDCG@10, Recall@100, MRR@10).
     Eval(cli::EvalArgs),
     /// Fetch or list the default models.

@@ -1,0 +1,518 @@
+//! The language model: a GGUF file run on the CPU with candle.
+//!
+//! Everything comes from the `.gguf` itself: the architecture (`general.architecture`, one of
+//! llama, qwen2, qwen3, gemma3, phi3, through candle-transformers' quantized models), the
+//! tokenizer (`tokenizer`), the chat template (`template`) and the context length. Weights in
+//! formats candle has no SIMD kernel for (Q4_1, Q5_0, Q5_1) are requantized to Q8_0 at load:
+//! the same numbers to within Q8_0's precision, several times faster to multiply.
+//! Generation streams token by token to a callback, which can stop it.
+
+pub mod template;
+pub mod tokenizer;
+
+use std::fs::File;
+use std::io::{BufReader, Cursor, Read, Seek};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use candle_core::quantized::gguf_file::{self, Content};
+use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::{Device, Tensor};
+use candle_transformers::generation::{LogitsProcessor, Sampling};
+use candle_transformers::models::{
+    quantized_gemma3, quantized_llama, quantized_phi3, quantized_qwen2, quantized_qwen3,
+};
+use serde::Serialize;
+
+use template::{ChatTemplate, Message};
+use tokenizer::{Detokenizer, Vocab};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LlmError {
+    #[error("{path}: {message}")]
+    File { path: PathBuf, message: String },
+    #[error(
+        "{path}: architecture {arch:?} is not supported (supported: llama, qwen2, qwen3, gemma3, phi3)"
+    )]
+    Architecture { path: PathBuf, arch: String },
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+    #[error("chat template: {0}")]
+    Template(String),
+    #[error("model: {0}")]
+    Model(String),
+    #[error("the prompt has {tokens} tokens; the model's context holds {context}")]
+    TooLong { tokens: usize, context: usize },
+}
+
+impl From<candle_core::Error> for LlmError {
+    fn from(e: candle_core::Error) -> Self {
+        LlmError::Model(e.to_string())
+    }
+}
+
+pub const ARCHITECTURES: &[&str] = &["llama", "qwen2", "qwen3", "gemma3", "phi3"];
+
+enum Weights {
+    Llama(quantized_llama::ModelWeights),
+    Qwen2(quantized_qwen2::ModelWeights),
+    Qwen3(quantized_qwen3::ModelWeights),
+    Gemma3(quantized_gemma3::ModelWeights),
+    Phi3(quantized_phi3::ModelWeights),
+}
+
+impl Weights {
+    fn forward(&mut self, x: &Tensor, pos: usize) -> candle_core::Result<Tensor> {
+        match self {
+            Weights::Llama(m) => m.forward(x, pos),
+            Weights::Qwen2(m) => m.forward(x, pos),
+            Weights::Qwen3(m) => m.forward(x, pos),
+            Weights::Gemma3(m) => m.forward(x, pos),
+            Weights::Phi3(m) => m.forward(x, pos),
+        }
+    }
+}
+
+/// What `folio` reports about a loaded model.
+#[derive(Debug, Clone, Serialize)]
+pub struct LlmInfo {
+    pub path: String,
+    pub name: String,
+    pub architecture: String,
+    pub context_length: usize,
+    /// Tensor formats in the file, and what they were converted to at load.
+    pub quantization: String,
+}
+
+/// Sampling and stopping.
+#[derive(Debug, Clone)]
+pub struct GenerateOptions {
+    pub max_tokens: usize,
+    /// 0 is greedy (reproducible).
+    pub temperature: f64,
+    pub top_p: f64,
+    pub seed: u64,
+    pub repeat_penalty: f32,
+    /// How many recent tokens the repeat penalty looks at.
+    pub repeat_last_n: usize,
+}
+
+impl Default for GenerateOptions {
+    fn default() -> Self {
+        GenerateOptions {
+            max_tokens: 512,
+            temperature: 0.0,
+            top_p: 0.9,
+            seed: 42,
+            repeat_penalty: 1.1,
+            repeat_last_n: 64,
+        }
+    }
+}
+
+/// Why generation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    EndOfTurn,
+    MaxTokens,
+    ContextFull,
+    Cancelled,
+}
+
+/// What a generation did, and how fast.
+#[derive(Debug, Clone, Serialize)]
+pub struct Generation {
+    pub text: String,
+    pub stop: StopReason,
+    pub prompt_tokens: usize,
+    pub generated_tokens: usize,
+    pub prompt_seconds: f64,
+    pub generate_seconds: f64,
+}
+
+impl Generation {
+    pub fn prompt_tokens_per_second(&self) -> f64 {
+        self.prompt_tokens as f64 / self.prompt_seconds.max(1e-9)
+    }
+
+    pub fn tokens_per_second(&self) -> f64 {
+        // The first token comes from the prompt pass; the rest each cost one step.
+        self.generated_tokens.saturating_sub(1) as f64 / self.generate_seconds.max(1e-9)
+    }
+}
+
+pub struct Llm {
+    weights: Weights,
+    vocab: Vocab,
+    template: ChatTemplate,
+    stop_ids: Vec<u32>,
+    info: LlmInfo,
+    device: Device,
+}
+
+/// End-of-turn markers of the common chat formats; those in the vocabulary stop generation.
+const END_OF_TURN: &[&str] = &[
+    "<|im_end|>",
+    "<|eot_id|>",
+    "<|eom_id|>",
+    "<end_of_turn>",
+    "<|end|>",
+    "<|endoftext|>",
+    "</s>",
+];
+
+/// Types candle multiplies without SIMD kernels; converted to Q8_0 at load.
+fn needs_requant(d: GgmlDType) -> bool {
+    matches!(d, GgmlDType::Q4_1 | GgmlDType::Q5_0 | GgmlDType::Q5_1)
+}
+
+fn file_err(path: &Path, message: impl std::fmt::Display) -> LlmError {
+    LlmError::File {
+        path: path.to_path_buf(),
+        message: message.to_string(),
+    }
+}
+
+impl Llm {
+    /// Loads a GGUF model. Errors name the file and the problem; a panic inside candle while
+    /// reading a damaged file becomes an error too.
+    pub fn load(path: &Path) -> Result<Llm, LlmError> {
+        let path_buf = path.to_path_buf();
+        match std::panic::catch_unwind(|| Self::load_inner(&path_buf)) {
+            Ok(r) => r,
+            Err(p) => {
+                let msg = p
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or_else(|| p.downcast_ref::<&str>().copied())
+                    .unwrap_or("unknown panic");
+                Err(file_err(
+                    path,
+                    format!("damaged or unsupported GGUF ({msg})"),
+                ))
+            }
+        }
+    }
+
+    fn load_inner(path: &Path) -> Result<Llm, LlmError> {
+        let file = File::open(path).map_err(|e| file_err(path, e))?;
+        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let mut reader = BufReader::new(file);
+        let mut magic = [0u8; 4];
+        reader
+            .read_exact(&mut magic)
+            .map_err(|_| file_err(path, "not a GGUF file (too short)"))?;
+        if &magic != b"GGUF" {
+            return Err(file_err(path, "not a GGUF file (no GGUF header)"));
+        }
+        reader.rewind().map_err(|e| file_err(path, e))?;
+        let ct = Content::read(&mut reader)
+            .map_err(|e| file_err(path, format!("not a valid GGUF file: {e}")))?;
+        // Every tensor must lie inside the file: a truncated download fails here, by name.
+        for (name, t) in &ct.tensor_infos {
+            let elems: usize = t.shape.elem_count();
+            let bytes = elems / t.ggml_dtype.block_size() * t.ggml_dtype.type_size();
+            let end = ct.tensor_data_offset + t.offset + bytes as u64;
+            if end > size {
+                return Err(file_err(
+                    path,
+                    format!("truncated: tensor {name} ends at byte {end}, the file has {size}"),
+                ));
+            }
+        }
+        let meta_str = |k: &str| ct.metadata.get(k).and_then(|v| v.to_string().ok()).cloned();
+        let arch = meta_str("general.architecture").unwrap_or_default();
+        if !ARCHITECTURES.contains(&arch.as_str()) {
+            return Err(LlmError::Architecture {
+                path: path.to_path_buf(),
+                arch,
+            });
+        }
+        let context_length = ct
+            .metadata
+            .get(&format!("{arch}.context_length"))
+            .and_then(|v| v.to_u32().ok())
+            .map(|v| v as usize)
+            .unwrap_or(2048);
+        // candle's llama precomputes rotary tables for 4096 positions.
+        let context_length = if arch == "llama" {
+            context_length.min(quantized_llama::MAX_SEQ_LEN)
+        } else {
+            context_length
+        };
+        let vocab = tokenizer::from_gguf(&ct)?;
+        let tok = |id: Option<u32>| {
+            id.and_then(|i| vocab.tokens.get(i as usize))
+                .cloned()
+                .unwrap_or_default()
+        };
+        let bos_text = tok(vocab.bos);
+        let eos_text = tok(vocab.eos);
+        let template_src = meta_str("tokenizer.chat_template");
+        let template = ChatTemplate::new(
+            template_src.as_deref().unwrap_or(template::CHATML),
+            &bos_text,
+            &eos_text,
+        )?;
+        let mut stop_ids: Vec<u32> = END_OF_TURN.iter().filter_map(|t| vocab.id(t)).collect();
+        for key in ["tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id"] {
+            if let Some(id) = ct.metadata.get(key).and_then(|v| v.to_u32().ok()) {
+                stop_ids.push(id);
+            }
+        }
+        stop_ids.sort_unstable();
+        stop_ids.dedup();
+
+        let mut kinds: Vec<String> = ct
+            .tensor_infos
+            .values()
+            .map(|t| format!("{:?}", t.ggml_dtype))
+            .collect();
+        kinds.sort();
+        kinds.dedup();
+        let requant = ct
+            .tensor_infos
+            .values()
+            .any(|t| needs_requant(t.ggml_dtype));
+        let quantization = if requant {
+            format!("{} (Q4_1/Q5 tensors run as Q8_0)", kinds.join("+"))
+        } else {
+            kinds.join("+")
+        };
+        let name = meta_str("general.name").unwrap_or_else(|| {
+            path.file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        });
+        let device = Device::Cpu;
+        let weights = if requant {
+            let bytes = requantized(&ct, &mut reader, &device)?;
+            let mut cursor = Cursor::new(bytes);
+            let ct2 = Content::read(&mut cursor)?;
+            build(&arch, ct2, &mut cursor, &device)?
+        } else {
+            build(&arch, ct, &mut reader, &device)?
+        };
+        Ok(Llm {
+            weights,
+            vocab,
+            template,
+            stop_ids,
+            info: LlmInfo {
+                path: path.display().to_string(),
+                name,
+                architecture: arch,
+                context_length,
+                quantization,
+            },
+            device,
+        })
+    }
+
+    pub fn info(&self) -> &LlmInfo {
+        &self.info
+    }
+
+    pub fn context_length(&self) -> usize {
+        self.info.context_length
+    }
+
+    pub fn tokenizer(&self) -> &tokenizers::Tokenizer {
+        &self.vocab.tokenizer
+    }
+
+    /// Token count of `text` as plain text (no special tokens parsed specially).
+    pub fn count_tokens(&self, text: &str) -> usize {
+        self.vocab
+            .tokenizer
+            .encode_fast(text, false)
+            .map(|e| e.len())
+            .unwrap_or(text.len() / 3)
+    }
+
+    /// The chat prompt for `messages`, rendered by the model's own template.
+    pub fn render(&self, messages: &[Message]) -> Result<String, LlmError> {
+        self.template.render(messages)
+    }
+
+    /// Token ids of a rendered prompt: special tokens in it become their ids, and BOS is
+    /// prepended when the model wants it and the template did not write it.
+    pub fn encode_prompt(&self, prompt: &str) -> Result<Vec<u32>, LlmError> {
+        let enc = self
+            .vocab
+            .tokenizer
+            .encode(prompt, false)
+            .map_err(|e| LlmError::Tokenizer(format!("encoding: {e}")))?;
+        let mut ids = enc.get_ids().to_vec();
+        if self.vocab.add_bos
+            && let Some(bos) = self.vocab.bos
+            && ids.first() != Some(&bos)
+        {
+            ids.insert(0, bos);
+        }
+        Ok(ids)
+    }
+
+    pub fn is_stop(&self, id: u32) -> bool {
+        self.stop_ids.contains(&id)
+    }
+
+    /// Generates from `prompt_ids`, calling `on_text` with each new piece of text. Stops at an
+    /// end-of-turn token, at `max_tokens`, when the context is full, or when `cancel` is set.
+    pub fn generate(
+        &mut self,
+        prompt_ids: &[u32],
+        opts: &GenerateOptions,
+        cancel: &AtomicBool,
+        on_text: &mut dyn FnMut(&str),
+    ) -> Result<Generation, LlmError> {
+        let context = self.info.context_length;
+        if prompt_ids.is_empty() {
+            return Err(LlmError::Model("empty prompt".into()));
+        }
+        if prompt_ids.len() >= context {
+            return Err(LlmError::TooLong {
+                tokens: prompt_ids.len(),
+                context,
+            });
+        }
+        let sampling = if opts.temperature <= 0.0 {
+            Sampling::ArgMax
+        } else if opts.top_p > 0.0 && opts.top_p < 1.0 {
+            Sampling::TopP {
+                p: opts.top_p,
+                temperature: opts.temperature,
+            }
+        } else {
+            Sampling::All {
+                temperature: opts.temperature,
+            }
+        };
+        let mut sampler = LogitsProcessor::from_sampling(opts.seed, sampling);
+        let tokenizer = self.vocab.tokenizer.clone();
+        let mut detok = Detokenizer::new(&tokenizer);
+        let mut all: Vec<u32> = prompt_ids.to_vec();
+        let device = self.device.clone();
+
+        let t0 = Instant::now();
+        let input = Tensor::new(prompt_ids, &device)?.unsqueeze(0)?;
+        let logits = self.weights.forward(&input, 0)?;
+        let mut next = self.sample(&logits, &all, opts, &mut sampler)?;
+        let prompt_seconds = t0.elapsed().as_secs_f64();
+
+        let t1 = Instant::now();
+        let mut generated = 0;
+        let stop = loop {
+            if self.is_stop(next) {
+                break StopReason::EndOfTurn;
+            }
+            generated += 1;
+            all.push(next);
+            if let Some(piece) = detok.push(next)? {
+                on_text(&piece);
+            }
+            if cancel.load(Ordering::Relaxed) {
+                break StopReason::Cancelled;
+            }
+            if generated >= opts.max_tokens {
+                break StopReason::MaxTokens;
+            }
+            if all.len() >= context {
+                break StopReason::ContextFull;
+            }
+            let input = Tensor::new(&[next], &device)?.unsqueeze(0)?;
+            let logits = self.weights.forward(&input, all.len() - 1)?;
+            next = self.sample(&logits, &all, opts, &mut sampler)?;
+        };
+        Ok(Generation {
+            text: detok.text()?,
+            stop,
+            prompt_tokens: prompt_ids.len(),
+            generated_tokens: generated,
+            prompt_seconds,
+            generate_seconds: t1.elapsed().as_secs_f64(),
+        })
+    }
+
+    fn sample(
+        &self,
+        logits: &Tensor,
+        context: &[u32],
+        opts: &GenerateOptions,
+        sampler: &mut LogitsProcessor,
+    ) -> Result<u32, LlmError> {
+        let mut logits = logits.squeeze(0)?;
+        // Some models return every position: keep the last.
+        if logits.rank() == 2 {
+            let n = logits.dim(0)?;
+            logits = logits.get(n - 1)?;
+        }
+        let logits = logits.to_dtype(candle_core::DType::F32)?;
+        let logits = if opts.repeat_penalty != 1.0 {
+            let start = context.len().saturating_sub(opts.repeat_last_n);
+            candle_transformers::utils::apply_repeat_penalty(
+                &logits,
+                opts.repeat_penalty,
+                &context[start..],
+            )?
+        } else {
+            logits
+        };
+        Ok(sampler.sample(&logits)?)
+    }
+}
+
+fn build<R: Read + Seek>(
+    arch: &str,
+    ct: Content,
+    reader: &mut R,
+    device: &Device,
+) -> Result<Weights, LlmError> {
+    Ok(match arch {
+        "llama" => Weights::Llama(quantized_llama::ModelWeights::from_gguf(
+            ct, reader, device,
+        )?),
+        "qwen2" => Weights::Qwen2(quantized_qwen2::ModelWeights::from_gguf(
+            ct, reader, device,
+        )?),
+        "qwen3" => Weights::Qwen3(quantized_qwen3::ModelWeights::from_gguf(
+            ct, reader, device,
+        )?),
+        "gemma3" => Weights::Gemma3(quantized_gemma3::ModelWeights::from_gguf(
+            ct, reader, device,
+        )?),
+        "phi3" => Weights::Phi3(quantized_phi3::ModelWeights::from_gguf(
+            false, ct, reader, device,
+        )?),
+        other => return Err(LlmError::Model(format!("architecture {other} not handled"))),
+    })
+}
+
+/// The file's tensors with Q4_1/Q5_0/Q5_1 ones converted to Q8_0, as an in-memory GGUF.
+fn requantized<R: Read + Seek>(
+    ct: &Content,
+    reader: &mut R,
+    device: &Device,
+) -> Result<Vec<u8>, LlmError> {
+    let mut names: Vec<&String> = ct.tensor_infos.keys().collect();
+    names.sort();
+    let mut tensors: Vec<(String, QTensor)> = Vec::with_capacity(names.len());
+    for name in names {
+        let q = ct.tensor(reader, name, device)?;
+        let q = if needs_requant(q.dtype()) {
+            let f = q.dequantize(device)?;
+            QTensor::quantize(&f, GgmlDType::Q8_0)?
+        } else {
+            q
+        };
+        tensors.push((name.clone(), q));
+    }
+    let meta: Vec<(&str, &gguf_file::Value)> =
+        ct.metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
+    let mut out = Cursor::new(Vec::new());
+    gguf_file::write(&mut out, &meta, &refs)?;
+    Ok(out.into_inner())
+}
