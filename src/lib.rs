@@ -16,3 +16,5 @@ pub mod ingest;
 pub mod llm;
 pub mod models;
 pub mod snippet;
+pub mod tui;
+pub mod watch;

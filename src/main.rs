@@ -14,8 +14,9 @@ use clap::{Args, Parser, Subcommand};
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
+    /// Without a command, the terminal UI opens.
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -41,6 +42,10 @@ pub struct Global {
 pub enum Command {
     /// Index folders: new and changed files are embedded, gone files removed.
     Index(cli::IndexArgs),
+    /// The terminal UI: ask, read answers with their sources, search; indexes in the background.
+    Tui(cli::TuiArgs),
+    /// Index folders, then keep the index in step with them until stopped (Ctrl-C).
+    Watch(cli::WatchArgs),
     /// Show what the index holds: roots, counts, models, last run, problem files.
     Status(cli::StatusArgs),
     /// Search the index: BM25, dense or hybrid.
@@ -60,7 +65,7 @@ pub enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Command::PdfWorker = cli.command {
+    if let Some(Command::PdfWorker) = cli.command {
         return ExitCode::from(folio::ingest::pdf::worker_main() as u8);
     }
     cli::init_logging(cli.global.verbose);

@@ -422,11 +422,18 @@ impl Index {
             write_meta(&self.dir, &self.meta)?;
         }
         if changed {
-            if !self.vectors.has_ann_index() && self.vectors.count()? > ann_threshold {
-                self.vectors.build_ann_index()?;
-            }
-            self.vectors.optimize()?;
+            self.compact(ann_threshold)?;
         }
+        Ok(())
+    }
+
+    /// Merges the vector table's small fragments (every commit adds one), brings its ANN index
+    /// up to date, and builds one once the table holds more than `ann_threshold` rows.
+    pub fn compact(&mut self, ann_threshold: usize) -> Result<(), IndexError> {
+        if !self.vectors.has_ann_index() && self.vectors.count()? > ann_threshold {
+            self.vectors.build_ann_index()?;
+        }
+        self.vectors.optimize()?;
         Ok(())
     }
 
@@ -539,6 +546,11 @@ impl Index {
         self.manifest = Manifest::load(&self.dir.join(MANIFEST))?;
         Ok(())
     }
+}
+
+/// The manifest an index in `dir` has committed last (cheap: no index is opened).
+pub fn read_manifest(dir: &Path) -> Result<Manifest, IndexError> {
+    Ok(Manifest::load(&dir.join(MANIFEST))?)
 }
 
 fn same_model(a: &ModelInfo, b: &ModelInfo) -> bool {

@@ -456,9 +456,11 @@ impl Vectors {
                     .optimize(OptimizeAction::Index(Default::default()))
                     .await?;
             }
+            // Versions younger than a minute stay: a reader in another process may be
+            // searching one of them right now.
             self.table
                 .optimize(OptimizeAction::Prune {
-                    older_than: Some(chrono_zero()),
+                    older_than: Some(lancedb::table::Duration::seconds(60)),
                     delete_unverified: Some(false),
                     error_if_tagged_old_versions: Some(false),
                 })
@@ -473,10 +475,6 @@ impl Vectors {
         self.rt.block_on(self.table.checkout_latest())?;
         Ok(())
     }
-}
-
-fn chrono_zero() -> lancedb::table::Duration {
-    lancedb::table::Duration::zero()
 }
 
 fn column<'a, T: 'static>(b: &'a RecordBatch, name: &str) -> Result<&'a T, VectorError> {

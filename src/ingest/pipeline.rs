@@ -39,6 +39,22 @@ pub struct IndexOptions {
 }
 
 impl IndexOptions {
+    /// The settings' indexing options, with passages cut to fit `embedder`.
+    pub fn from_settings(s: &crate::config::Settings, embedder: &Embedder, whole: bool) -> Self {
+        IndexOptions {
+            max_bytes: s.max_file_mb.saturating_mul(1 << 20),
+            batch_files: s.batch_files,
+            batch_chunks: 1024,
+            chunk: ChunkOptions {
+                target: s.chunk_tokens,
+                max: embedder.content_budget(),
+                overlap: s.chunk_overlap,
+            },
+            whole,
+            ann_threshold: s.ann_threshold,
+        }
+    }
+
     pub fn chunking(&self) -> Chunking {
         Chunking {
             mode: if self.whole { "whole" } else { "passages" }.into(),
@@ -83,6 +99,10 @@ pub trait Observer {
     fn planned(&mut self, _total: usize, _to_read: usize) {}
     fn progress(&mut self, _p: &Progress) {}
     fn problem(&mut self, _path: &str, _status: ProblemStatus, _reason: &str) {}
+    /// Polled between batches: `true` ends the run after the last committed batch.
+    fn cancelled(&self) -> bool {
+        false
+    }
 }
 
 /// Ignores every event.
@@ -105,6 +125,11 @@ pub struct RunReport {
     pub tokens_embedded: usize,
     pub embed_seconds: f64,
     pub seconds: f64,
+    /// The observer stopped the run; what was committed stays.
+    pub cancelled: bool,
+    /// Files whose passages were (re)written, and files that left the index.
+    pub indexed_paths: Vec<String>,
+    pub removed_paths: Vec<String>,
 }
 
 impl RunReport {
@@ -134,6 +159,21 @@ pub enum IngestError {
     Index(#[from] IndexError),
     #[error("{0}")]
     Embed(#[from] crate::embed::EmbedError),
+}
+
+/// What a run covers, beyond its candidates.
+struct Scope<'a> {
+    /// Root folders to record in the manifest.
+    add_roots: &'a [String],
+    /// Files and folders looked at in full: anything the index has under them that the run did
+    /// not find is gone.
+    rescanned: &'a [String],
+    /// Retry files that failed before even if their size and time are unchanged (they were named
+    /// by a change event: a chmod changes neither).
+    retry_problems: bool,
+    /// Compact the vector table and build its ANN index when due (after full scans; the
+    /// watcher compacts when the folder goes quiet).
+    compact: bool,
 }
 
 enum Outcome {
@@ -178,40 +218,23 @@ pub fn index_folders(
     for root in &canon {
         let found = walk(root, opts.max_bytes);
         unsupported += found.unsupported;
-        for f in found.files {
-            if f.path.starts_with(&index_dir) {
-                continue;
-            }
-            candidates.push(Candidate {
-                path: f.path.to_string_lossy().into_owned(),
-                kind: f.kind,
-                size: f.size,
-                mtime: f.mtime,
-                content: Content::Disk(f.path),
-            });
-        }
-        for (path, reason) in found.skipped {
-            let meta = std::fs::metadata(&path).ok();
-            walk_problems.push((
-                path.to_string_lossy().into_owned(),
-                Problem {
-                    status: ProblemStatus::Skipped,
-                    reason,
-                    size: meta.as_ref().map(|m| m.len()).unwrap_or(0),
-                    mtime: meta.as_ref().map(super::walk::mtime_nanos).unwrap_or(0),
-                },
-            ));
-        }
+        push_found(found, &index_dir, &mut candidates, &mut walk_problems);
     }
     let roots: Vec<String> = canon
         .iter()
         .map(|r| r.to_string_lossy().into_owned())
         .collect();
+    let scope = Scope {
+        add_roots: &roots,
+        rescanned: &roots,
+        retry_problems: false,
+        compact: true,
+    };
     let mut report = run(
         index,
         embedder,
         pdf,
-        &roots,
+        &scope,
         candidates,
         walk_problems,
         opts,
@@ -219,6 +242,102 @@ pub fn index_folders(
     )?;
     report.unsupported = unsupported;
     Ok(report)
+}
+
+/// Brings the index up to date with `paths` only: files and folders under `roots` (canonical)
+/// that changed since the last look. A path that is gone, or now ignored, leaves the index with
+/// everything below it; a folder is walked in full. The ignore rules, hidden-file and index-folder
+/// exclusions are those of a full walk from the root.
+pub fn index_paths(
+    index: &mut Index,
+    embedder: &Embedder,
+    pdf: &PdfExtractor,
+    roots: &[PathBuf],
+    paths: &[PathBuf],
+    opts: &IndexOptions,
+    observer: &mut dyn Observer,
+) -> Result<RunReport, IngestError> {
+    let index_dir =
+        std::fs::canonicalize(index.dir()).unwrap_or_else(|_| index.dir().to_path_buf());
+    let mut candidates = Vec::new();
+    let mut walk_problems = Vec::new();
+    let mut rescanned = Vec::new();
+    let mut unsupported = 0;
+    for root in roots {
+        let targets: Vec<PathBuf> = paths
+            .iter()
+            .filter(|p| p.starts_with(root) && !p.starts_with(&index_dir))
+            .cloned()
+            .collect();
+        if targets.is_empty() {
+            continue;
+        }
+        rescanned.extend(targets.iter().map(|t| t.to_string_lossy().into_owned()));
+        // A path that is gone only needs its passages removed; walking it would report it.
+        let present: Vec<PathBuf> = targets
+            .into_iter()
+            .filter(|t| t.symlink_metadata().is_ok())
+            .collect();
+        if present.is_empty() {
+            continue;
+        }
+        let found = super::walk::walk_targets(root, &present, opts.max_bytes);
+        unsupported += found.unsupported;
+        push_found(found, &index_dir, &mut candidates, &mut walk_problems);
+    }
+    if rescanned.is_empty() {
+        return Ok(RunReport::default());
+    }
+    let scope = Scope {
+        add_roots: &[],
+        rescanned: &rescanned,
+        retry_problems: true,
+        compact: false,
+    };
+    let mut report = run(
+        index,
+        embedder,
+        pdf,
+        &scope,
+        candidates,
+        walk_problems,
+        opts,
+        observer,
+    )?;
+    report.unsupported = unsupported;
+    Ok(report)
+}
+
+fn push_found(
+    found: super::walk::WalkResult,
+    index_dir: &Path,
+    candidates: &mut Vec<Candidate>,
+    problems: &mut Vec<(String, Problem)>,
+) {
+    for f in found.files {
+        if f.path.starts_with(index_dir) {
+            continue;
+        }
+        candidates.push(Candidate {
+            path: f.path.to_string_lossy().into_owned(),
+            kind: f.kind,
+            size: f.size,
+            mtime: f.mtime,
+            content: Content::Disk(f.path),
+        });
+    }
+    for (path, reason) in found.skipped {
+        let meta = std::fs::metadata(&path).ok();
+        problems.push((
+            path.to_string_lossy().into_owned(),
+            Problem {
+                status: ProblemStatus::Skipped,
+                reason,
+                size: meta.as_ref().map(|m| m.len()).unwrap_or(0),
+                mtime: meta.as_ref().map(super::walk::mtime_nanos).unwrap_or(0),
+            },
+        ));
+    }
 }
 
 /// An inline document: a key (unique under its root), a title and a body.
@@ -257,11 +376,18 @@ pub fn index_documents(
         })
         .collect();
     let pdf = PdfExtractor::new(None, std::time::Duration::from_secs(1));
+    let roots = [root.to_string()];
+    let scope = Scope {
+        add_roots: &roots,
+        rescanned: &roots,
+        retry_problems: false,
+        compact: true,
+    };
     run(
         index,
         embedder,
         &pdf,
-        &[root.to_string()],
+        &scope,
         candidates,
         Vec::new(),
         opts,
@@ -274,7 +400,7 @@ fn run(
     index: &mut Index,
     embedder: &Embedder,
     pdf: &PdfExtractor,
-    roots: &[String],
+    scope: &Scope,
     candidates: Vec<Candidate>,
     walk_problems: Vec<(String, Problem)>,
     opts: &IndexOptions,
@@ -289,7 +415,7 @@ fn run(
             "chunking settings changed: every file is re-chunked (vectors of unchanged passages are reused)"
         );
     }
-    for r in roots {
+    for r in scope.add_roots {
         index.add_root(r);
     }
 
@@ -307,7 +433,7 @@ fn run(
         }
     }
     for path in manifest.files.keys().chain(manifest.problems.keys()) {
-        if roots.iter().any(|r| is_under(path, r))
+        if scope.rescanned.iter().any(|r| is_under(path, r))
             && !seen.contains(path.as_str())
             && !walk_problem_paths.contains(path)
         {
@@ -316,11 +442,13 @@ fn run(
     }
     first.remove.sort();
     first.remove.dedup();
-    report.removed = first
+    report.removed_paths = first
         .remove
         .iter()
         .filter(|p| manifest.files.contains_key(*p))
-        .count();
+        .cloned()
+        .collect();
+    report.removed = report.removed_paths.len();
     let mut to_read = Vec::new();
     for c in candidates {
         if let Some(rec) = manifest.files.get(&c.path)
@@ -332,6 +460,7 @@ fn run(
             continue;
         }
         if let Some(p) = manifest.problems.get(&c.path)
+            && !scope.retry_problems
             && p.size == c.size
             && p.mtime == c.mtime
         {
@@ -415,6 +544,11 @@ fn run(
             Ok(())
         };
         for outcomes in rx {
+            if observer.cancelled() {
+                // Dropping the receiver stops the extraction thread at its next send.
+                report.cancelled = true;
+                break;
+            }
             for o in outcomes {
                 if let Outcome::Ready { chunks, .. } = &o {
                     pending_chunks += chunks.len();
@@ -435,7 +569,12 @@ fn run(
     }
 
     report.seconds = started.elapsed().as_secs_f64();
-    index.finish_run(report.summary(), &chunking, changed, opts.ann_threshold)?;
+    index.finish_run(
+        report.summary(),
+        &chunking,
+        changed && scope.compact,
+        opts.ann_threshold,
+    )?;
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
 }
@@ -621,6 +760,7 @@ fn build_batch(
             .map(|h| known.get(h).cloned().unwrap_or_default())
             .collect();
         report.indexed += 1;
+        report.indexed_paths.push(path.clone());
         batch.upsert.push(Upsert {
             path,
             record,

@@ -5,6 +5,7 @@
 //! holding [`crate::index::MARKER`]), and sorts what it finds into documents, files skipped for a
 //! reason worth showing (too large), and files of types folio does not read (only counted).
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use super::Kind;
@@ -41,6 +42,33 @@ pub fn mtime_nanos(meta: &std::fs::Metadata) -> i64 {
 
 /// Walks `root` (canonical) and lists its documents. `max_bytes` is the size limit.
 pub fn walk(root: &Path, max_bytes: u64) -> WalkResult {
+    walk_filtered(root, max_bytes, |_, _| true)
+}
+
+/// Like [`walk`], but lists only what lies at or below `targets` (paths under `root`). The walk
+/// still starts at `root` and descends only along the targets' ancestors, so that hidden folders,
+/// ignore files and index folders above a target exclude it exactly as a full walk would.
+pub fn walk_targets(root: &Path, targets: &[PathBuf], max_bytes: u64) -> WalkResult {
+    let wanted: HashSet<PathBuf> = targets.iter().cloned().collect();
+    let mut ancestors: HashSet<PathBuf> = HashSet::new();
+    for t in targets {
+        for a in t.ancestors().skip(1) {
+            if !a.starts_with(root) || !ancestors.insert(a.to_path_buf()) {
+                break;
+            }
+        }
+    }
+    walk_filtered(root, max_bytes, move |path, is_dir| {
+        (is_dir && ancestors.contains(path)) || path.ancestors().any(|a| wanted.contains(a))
+    })
+}
+
+/// The walk itself; `keep(path, is_dir)` prunes entries (and, for folders, all below them).
+fn walk_filtered(
+    root: &Path,
+    max_bytes: u64,
+    keep: impl Fn(&Path, bool) -> bool + Send + Sync + 'static,
+) -> WalkResult {
     let mut result = WalkResult::default();
     let walker = ignore::WalkBuilder::new(root)
         .hidden(true)
@@ -53,9 +81,10 @@ pub fn walk(root: &Path, max_bytes: u64) -> WalkResult {
         .require_git(false)
         .follow_links(true)
         .add_custom_ignore_filename(".folioignore")
-        .filter_entry(|e| {
-            !(e.file_type().is_some_and(|t| t.is_dir())
-                && e.path().join(crate::index::MARKER).exists())
+        .filter_entry(move |e| {
+            let is_dir = e.file_type().is_some_and(|t| t.is_dir());
+            (e.depth() == 0 || keep(e.path(), is_dir))
+                && !(is_dir && e.path().join(crate::index::MARKER).exists())
         })
         .build();
     for entry in walker {
@@ -178,5 +207,30 @@ mod tests {
         assert_eq!(r.skipped.len(), 1);
         assert!(r.skipped[0].0.ends_with("big.txt"));
         assert!(r.skipped[0].1.contains("limit"));
+
+        // A targeted walk sees the same rules from above: ignored, hidden and index folders
+        // exclude their contents even when named directly.
+        fs::create_dir(root.join(".git")).unwrap();
+        fs::write(root.join(".git/x.md"), "g").unwrap();
+        let targets = [
+            root.join("a.md"),
+            root.join("ignored.md"),
+            root.join("private/secret.md"),
+            root.join("idx/notes.md"),
+            root.join(".git/x.md"),
+            root.join("sub"),
+            root.join("gone.md"),
+        ];
+        let t = walk_targets(&root, &targets, 1000);
+        let names: Vec<_> = t
+            .files
+            .iter()
+            .map(|f| f.path.strip_prefix(&root).unwrap().to_path_buf())
+            .collect();
+        assert_eq!(
+            names,
+            vec![PathBuf::from("a.md"), PathBuf::from("sub/page.HTML")]
+        );
+        assert!(t.skipped.is_empty());
     }
 }

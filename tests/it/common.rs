@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use folio::config::Dirs;
@@ -26,14 +26,24 @@ pub fn models_dir() -> PathBuf {
 
 /// The default embedder, fetched if needed and loaded once per test process.
 pub fn embedder() -> &'static Embedder {
-    static E: OnceLock<Embedder> = OnceLock::new();
+    shared_embedder()
+}
+
+/// The same embedder, for components that keep a handle to it (the watcher).
+pub fn shared_embedder() -> &'static Arc<Embedder> {
+    static E: OnceLock<Arc<Embedder>> = OnceLock::new();
     E.get_or_init(|| {
-        let dir = folio::models::ensure(&folio::models::MINILM, &models_dir(), &mut |m| {
-            eprintln!("{m}")
-        })
-        .expect("fetching all-MiniLM-L6-v2");
-        Embedder::load(&dir, 32).expect("loading all-MiniLM-L6-v2")
+        let dir = embed_model_dir();
+        Arc::new(Embedder::load(&dir, 32).expect("loading all-MiniLM-L6-v2"))
     })
+}
+
+/// The default embedding model's folder, fetched if needed.
+pub fn embed_model_dir() -> PathBuf {
+    folio::models::ensure(&folio::models::MINILM, &models_dir(), &mut |m| {
+        eprintln!("{m}")
+    })
+    .expect("fetching all-MiniLM-L6-v2")
 }
 
 pub fn options() -> IndexOptions {

@@ -3,10 +3,14 @@
 //! The default embedding model is fetched into the per-user model cache (or `FOLIO_MODELS`) on
 //! first use, as `folio` itself does.
 
+mod ask;
 mod common;
 mod eval;
+mod gguf_arch;
 mod index_search;
 mod robustness;
+mod tui;
+mod watch;
 
 /// Default settings, independent of the user's config.
 pub fn index_search_settings() -> folio::config::Settings {

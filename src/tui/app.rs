@@ -1,0 +1,984 @@
+//! The terminal UI's state and how actions change it. Nothing here does IO: [`App::update`]
+//! turns a key, a mouse event, a tick or a worker's report into a new state and a list of
+//! [`Command`]s for the runtime to carry out (ask, search, cancel, open a file, quit).
+
+use std::time::{Duration, Instant};
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
+use ratatui::layout::{Position, Rect};
+
+use crate::answer::Answer;
+use crate::index::search::Passage;
+
+/// Typing pauses this long before search-as-you-type runs.
+pub const SEARCH_DEBOUNCE: Duration = Duration::from_millis(150);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Focus {
+    Input,
+    Answer,
+    Sources,
+    Preview,
+}
+
+impl Focus {
+    const ORDER: [Focus; 4] = [Focus::Input, Focus::Answer, Focus::Sources, Focus::Preview];
+
+    fn step(self, by: isize) -> Focus {
+        let i = Focus::ORDER.iter().position(|f| *f == self).unwrap_or(0) as isize;
+        Focus::ORDER[(i + by).rem_euclid(Focus::ORDER.len() as isize) as usize]
+    }
+}
+
+/// What the question box does with Enter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Ask,
+    /// Hybrid search as you type; no model involved.
+    Search,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum TurnState {
+    /// Asked before the model was ready.
+    WaitingForModel,
+    Retrieving,
+    Generating,
+    Done,
+    Cancelled,
+    Failed(String),
+}
+
+/// One question and its answer.
+#[derive(Debug, Clone)]
+pub struct Turn {
+    pub question: String,
+    pub state: TurnState,
+    /// The text so far: streamed tokens, then the checked answer.
+    pub text: String,
+    pub passages: Vec<Passage>,
+    pub answer: Option<Box<Answer>>,
+    pub tokens: usize,
+    pub started: Option<Instant>,
+    pub tokens_per_s: f64,
+}
+
+impl Turn {
+    pub fn is_active(&self) -> bool {
+        matches!(
+            self.state,
+            TurnState::WaitingForModel | TurnState::Retrieving | TurnState::Generating
+        )
+    }
+}
+
+/// A row of the sources pane.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Source {
+    pub passage: Passage,
+    /// The citation number, for cited passages.
+    pub cited: Option<usize>,
+    /// The supporting sentence, for cited passages.
+    pub quote: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModelState {
+    Loading(String),
+    Ready(String),
+    Failed(String),
+}
+
+/// The index side of the status bar.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IndexStatus {
+    pub files: usize,
+    pub passages: u64,
+    /// Files done and total of the scan or change set in progress.
+    pub progress: Option<(usize, usize)>,
+    pub watching: bool,
+    /// Another process writes the index; this one follows its commits.
+    pub read_only: Option<String>,
+    pub last_update: Option<String>,
+    pub failed: Vec<(String, String)>,
+    pub error: Option<String>,
+}
+
+/// A document shown in the preview pane: the text of the passage's page (or file).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreviewDoc {
+    pub chunk: String,
+    pub text: String,
+    /// Character span of the passage in `text`.
+    pub span: [usize; 2],
+}
+
+/// Something for the runtime to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    Ask(String),
+    Search(String),
+    Cancel,
+    /// Load the document around a passage for the preview.
+    Preview(Passage),
+    Open(Passage),
+    Quit,
+}
+
+/// Reports from the background workers.
+#[derive(Debug, Clone)]
+pub enum WorkerEvent {
+    Model(ModelState),
+    /// The embedder and index are ready: searches can run.
+    SearchReady,
+    Passages(Vec<Passage>),
+    Token(String),
+    Answered(Box<Answer>),
+    AskFailed(String),
+    /// The model began on the question (it was waiting or retrieving).
+    Generating,
+    SearchResults {
+        query: String,
+        passages: Vec<Passage>,
+    },
+    Index(IndexStatus),
+    Preview(PreviewDoc),
+    /// A message for the status bar (a file opened, an error).
+    Notice(String),
+}
+
+/// Everything the user can do, as the runtime delivers it.
+#[derive(Debug, Clone)]
+pub enum Action {
+    Key(KeyEvent),
+    Mouse(MouseEvent),
+    Tick(Instant),
+    Worker(WorkerEvent),
+}
+
+/// Where the panes are, for mouse hits; computed by the view's layout from the frame size.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Areas {
+    pub input: Rect,
+    pub answer: Rect,
+    pub sources: Rect,
+    pub preview: Rect,
+    pub status: Rect,
+}
+
+#[derive(Debug)]
+pub struct App {
+    pub focus: Focus,
+    pub mode: Mode,
+    pub input: String,
+    /// Cursor position in `input`, in characters.
+    pub cursor: usize,
+    pub turns: Vec<Turn>,
+    /// The turn shown (history browsing); the newest unless the user went back.
+    pub shown: usize,
+    pub search_query: String,
+    pub search_results: Vec<Passage>,
+    search_due: Option<Instant>,
+    pub selected: usize,
+    pub preview: Option<PreviewDoc>,
+    pub answer_scroll: u16,
+    pub preview_scroll: u16,
+    pub model: ModelState,
+    pub search_ready: bool,
+    pub index: IndexStatus,
+    pub notice: Option<String>,
+    pub help: bool,
+    pub failed_view: bool,
+    pub quit: bool,
+    pub areas: Areas,
+    pub color: bool,
+    pub model_name: String,
+}
+
+impl App {
+    pub fn new(color: bool) -> App {
+        App {
+            focus: Focus::Input,
+            mode: Mode::Ask,
+            input: String::new(),
+            cursor: 0,
+            turns: Vec::new(),
+            shown: 0,
+            search_query: String::new(),
+            search_results: Vec::new(),
+            search_due: None,
+            selected: 0,
+            preview: None,
+            answer_scroll: 0,
+            preview_scroll: 0,
+            model: ModelState::Loading("models".into()),
+            search_ready: false,
+            index: IndexStatus::default(),
+            notice: None,
+            help: false,
+            failed_view: false,
+            quit: false,
+            areas: Areas::default(),
+            color,
+            model_name: String::new(),
+        }
+    }
+
+    pub fn current(&self) -> Option<&Turn> {
+        self.turns.get(self.shown)
+    }
+
+    pub fn generating(&self) -> bool {
+        self.turns.last().is_some_and(Turn::is_active)
+    }
+
+    /// The sources pane's rows: in search mode the results; otherwise the shown turn's cited
+    /// passages (by citation number), then the other passages it retrieved.
+    pub fn sources(&self) -> Vec<Source> {
+        if self.mode == Mode::Search {
+            return self
+                .search_results
+                .iter()
+                .map(|p| Source {
+                    passage: p.clone(),
+                    cited: None,
+                    quote: String::new(),
+                })
+                .collect();
+        }
+        let Some(turn) = self.current() else {
+            return Vec::new();
+        };
+        let mut out: Vec<Source> = Vec::new();
+        if let Some(a) = &turn.answer {
+            for c in &a.citations {
+                if let Some(p) = &c.passage
+                    && c.valid
+                    && !out.iter().any(|s| s.passage.chunk == p.chunk)
+                {
+                    out.push(Source {
+                        passage: p.clone(),
+                        cited: Some(c.n),
+                        quote: c.quote.clone(),
+                    });
+                }
+            }
+            for p in &a.passages {
+                if !out.iter().any(|s| s.passage.chunk == p.chunk) {
+                    out.push(Source {
+                        passage: p.clone(),
+                        cited: None,
+                        quote: String::new(),
+                    });
+                }
+            }
+        } else {
+            out.extend(turn.passages.iter().map(|p| Source {
+                passage: p.clone(),
+                cited: None,
+                quote: String::new(),
+            }));
+        }
+        out
+    }
+
+    pub fn selected_source(&self) -> Option<Source> {
+        self.sources().into_iter().nth(self.selected)
+    }
+
+    /// Applies one action; returns what the runtime must do.
+    pub fn update(&mut self, action: Action) -> Vec<Command> {
+        match action {
+            Action::Key(k) => self.on_key(k),
+            Action::Mouse(m) => self.on_mouse(m),
+            Action::Tick(now) => self.on_tick(now),
+            Action::Worker(e) => self.on_worker(e),
+        }
+    }
+
+    fn on_tick(&mut self, now: Instant) -> Vec<Command> {
+        match self.search_due {
+            Some(due) if now >= due && self.search_ready => {
+                self.search_due = None;
+                let q = self.input.trim().to_string();
+                if q.is_empty() {
+                    self.search_results.clear();
+                    Vec::new()
+                } else {
+                    vec![Command::Search(q)]
+                }
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    fn on_key(&mut self, k: KeyEvent) -> Vec<Command> {
+        let ctrl = k.modifiers.contains(KeyModifiers::CONTROL);
+        // Keys that act everywhere.
+        if ctrl && matches!(k.code, KeyCode::Char('c')) {
+            if self.generating() {
+                return vec![Command::Cancel];
+            }
+            self.quit = true;
+            return vec![Command::Quit];
+        }
+        if ctrl && matches!(k.code, KeyCode::Char('q')) {
+            self.quit = true;
+            return vec![Command::Quit];
+        }
+        if self.help {
+            // Any key closes the overlay.
+            self.help = false;
+            return Vec::new();
+        }
+        if self.failed_view {
+            match k.code {
+                KeyCode::Esc | KeyCode::Char('f') | KeyCode::Char('q') | KeyCode::Enter => {
+                    self.failed_view = false
+                }
+                _ => {}
+            }
+            return Vec::new();
+        }
+        match k.code {
+            KeyCode::Tab => {
+                self.focus = self.focus.step(1);
+                return Vec::new();
+            }
+            KeyCode::BackTab => {
+                self.focus = self.focus.step(-1);
+                return Vec::new();
+            }
+            _ => {}
+        }
+        if self.focus == Focus::Input {
+            return self.on_input_key(k);
+        }
+        match k.code {
+            KeyCode::Char('q') => {
+                self.quit = true;
+                vec![Command::Quit]
+            }
+            KeyCode::Char('?') => {
+                self.help = true;
+                Vec::new()
+            }
+            KeyCode::Char('f') => {
+                self.failed_view = true;
+                Vec::new()
+            }
+            KeyCode::Char('/') => {
+                self.set_mode(Mode::Search);
+                self.focus = Focus::Input;
+                Vec::new()
+            }
+            KeyCode::Char('a') | KeyCode::Char('i') => {
+                self.set_mode(Mode::Ask);
+                self.focus = Focus::Input;
+                Vec::new()
+            }
+            KeyCode::Esc => {
+                if self.generating() {
+                    vec![Command::Cancel]
+                } else if self.preview.is_some() && self.focus == Focus::Preview {
+                    self.focus = Focus::Sources;
+                    Vec::new()
+                } else {
+                    Vec::new()
+                }
+            }
+            KeyCode::Char('o') => self
+                .selected_source()
+                .map(|s| vec![Command::Open(s.passage)])
+                .unwrap_or_default(),
+            KeyCode::Char('[') | KeyCode::Char('h') => {
+                self.show_turn(self.shown.saturating_sub(1));
+                Vec::new()
+            }
+            KeyCode::Char(']') | KeyCode::Char('l') => {
+                self.show_turn((self.shown + 1).min(self.turns.len().saturating_sub(1)));
+                Vec::new()
+            }
+            KeyCode::Enter if self.focus == Focus::Sources => self.open_preview(),
+            KeyCode::Down | KeyCode::Char('j') => self.move_by(1),
+            KeyCode::Up | KeyCode::Char('k') => self.move_by(-1),
+            KeyCode::PageDown => self.move_by(10),
+            KeyCode::PageUp => self.move_by(-10),
+            KeyCode::Home | KeyCode::Char('g') => self.move_by(-10_000),
+            KeyCode::End | KeyCode::Char('G') => self.move_by(10_000),
+            _ => Vec::new(),
+        }
+    }
+
+    fn set_mode(&mut self, mode: Mode) {
+        if self.mode != mode {
+            self.mode = mode;
+            self.selected = 0;
+            self.preview = None;
+            if mode == Mode::Search && !self.input.trim().is_empty() {
+                self.search_due = Some(Instant::now());
+            }
+        }
+    }
+
+    fn show_turn(&mut self, i: usize) {
+        if i != self.shown && i < self.turns.len() {
+            self.shown = i;
+            self.selected = 0;
+            self.answer_scroll = 0;
+            self.preview = None;
+            self.set_mode(Mode::Ask);
+        }
+    }
+
+    fn open_preview(&mut self) -> Vec<Command> {
+        match self.selected_source() {
+            Some(s) => {
+                self.preview_scroll = 0;
+                self.focus = Focus::Preview;
+                vec![Command::Preview(s.passage)]
+            }
+            None => Vec::new(),
+        }
+    }
+
+    fn move_by(&mut self, by: isize) -> Vec<Command> {
+        let step = |v: u16| (v as isize + by).clamp(0, u16::MAX as isize) as u16;
+        match self.focus {
+            Focus::Answer => self.answer_scroll = step(self.answer_scroll),
+            Focus::Preview => self.preview_scroll = step(self.preview_scroll),
+            Focus::Sources | Focus::Input => {
+                let n = self.sources().len();
+                if n == 0 {
+                    return Vec::new();
+                }
+                let next = (self.selected as isize + by).clamp(0, n as isize - 1) as usize;
+                if next != self.selected {
+                    self.selected = next;
+                    // Keep the preview following the selection once it is open.
+                    if self.preview.is_some() {
+                        return self.open_preview_keep_focus();
+                    }
+                }
+            }
+        }
+        Vec::new()
+    }
+
+    fn open_preview_keep_focus(&mut self) -> Vec<Command> {
+        let focus = self.focus;
+        let c = self.open_preview();
+        self.focus = focus;
+        c
+    }
+
+    fn on_input_key(&mut self, k: KeyEvent) -> Vec<Command> {
+        let ctrl = k.modifiers.contains(KeyModifiers::CONTROL);
+        let len = self.input.chars().count();
+        let mut edited = false;
+        match k.code {
+            KeyCode::Esc => {
+                if self.generating() {
+                    return vec![Command::Cancel];
+                }
+                self.focus = Focus::Answer;
+                return Vec::new();
+            }
+            KeyCode::Enter => return self.submit(),
+            KeyCode::Char('u') if ctrl => {
+                self.input.clear();
+                self.cursor = 0;
+                edited = true;
+            }
+            KeyCode::Char('a') if ctrl => self.cursor = 0,
+            KeyCode::Char('e') if ctrl => self.cursor = len,
+            KeyCode::Char(c) if !ctrl => {
+                let at = byte_at(&self.input, self.cursor);
+                self.input.insert(at, c);
+                self.cursor += 1;
+                edited = true;
+            }
+            KeyCode::Backspace if self.cursor > 0 => {
+                let at = byte_at(&self.input, self.cursor - 1);
+                self.input.remove(at);
+                self.cursor -= 1;
+                edited = true;
+            }
+            KeyCode::Delete if self.cursor < len => {
+                let at = byte_at(&self.input, self.cursor);
+                self.input.remove(at);
+                edited = true;
+            }
+            KeyCode::Left => self.cursor = self.cursor.saturating_sub(1),
+            KeyCode::Right => self.cursor = (self.cursor + 1).min(len),
+            KeyCode::Home => self.cursor = 0,
+            KeyCode::End => self.cursor = len,
+            KeyCode::Up | KeyCode::Down => {
+                return self.move_by(if k.code == KeyCode::Up { -1 } else { 1 });
+            }
+            _ => {}
+        }
+        if edited && self.mode == Mode::Search {
+            self.search_due = Some(Instant::now() + SEARCH_DEBOUNCE);
+        }
+        Vec::new()
+    }
+
+    fn submit(&mut self) -> Vec<Command> {
+        let q = self.input.trim().to_string();
+        if q.is_empty() {
+            return Vec::new();
+        }
+        match self.mode {
+            Mode::Search => {
+                self.search_due = None;
+                vec![Command::Search(q)]
+            }
+            Mode::Ask => {
+                if self.generating() {
+                    self.notice = Some("still answering: Esc cancels".into());
+                    return Vec::new();
+                }
+                let state = match self.model {
+                    ModelState::Ready(_) => TurnState::Retrieving,
+                    _ => TurnState::WaitingForModel,
+                };
+                self.turns.push(Turn {
+                    question: q.clone(),
+                    state,
+                    text: String::new(),
+                    passages: Vec::new(),
+                    answer: None,
+                    tokens: 0,
+                    started: None,
+                    tokens_per_s: 0.0,
+                });
+                self.shown = self.turns.len() - 1;
+                self.selected = 0;
+                self.answer_scroll = 0;
+                self.preview = None;
+                self.input.clear();
+                self.cursor = 0;
+                vec![Command::Ask(q)]
+            }
+        }
+    }
+
+    fn on_mouse(&mut self, m: MouseEvent) -> Vec<Command> {
+        let at = Position::new(m.column, m.row);
+        let pane = [
+            (self.areas.input, Focus::Input),
+            (self.areas.answer, Focus::Answer),
+            (self.areas.sources, Focus::Sources),
+            (self.areas.preview, Focus::Preview),
+        ]
+        .into_iter()
+        .find(|(r, _)| r.contains(at))
+        .map(|(_, f)| f);
+        let Some(pane) = pane else {
+            return Vec::new();
+        };
+        match m.kind {
+            MouseEventKind::ScrollDown | MouseEventKind::ScrollUp => {
+                let focus = self.focus;
+                self.focus = pane;
+                let by = if m.kind == MouseEventKind::ScrollDown {
+                    3
+                } else {
+                    -3
+                };
+                let by = if pane == Focus::Sources { by / 3 } else { by };
+                let c = self.move_by(by);
+                self.focus = focus;
+                c
+            }
+            MouseEventKind::Down(MouseButton::Left) => {
+                self.focus = pane;
+                if pane == Focus::Sources {
+                    // Rows start below the pane's top border; each source takes two lines.
+                    let row = m.row.saturating_sub(self.areas.sources.y + 1) as usize / 2;
+                    if row < self.sources().len() {
+                        self.selected = row;
+                        return self.open_preview_keep_focus();
+                    }
+                }
+                Vec::new()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    fn on_worker(&mut self, e: WorkerEvent) -> Vec<Command> {
+        match e {
+            WorkerEvent::Model(m) => {
+                if let ModelState::Ready(name) = &m {
+                    self.model_name = name.clone();
+                }
+                if let ModelState::Failed(why) = &m
+                    && let Some(t) = self.turns.last_mut()
+                    && t.is_active()
+                {
+                    t.state = TurnState::Failed(why.clone());
+                }
+                self.model = m;
+            }
+            WorkerEvent::SearchReady => {
+                self.search_ready = true;
+            }
+            WorkerEvent::Generating => {
+                if let Some(t) = self.turns.last_mut() {
+                    t.state = TurnState::Generating;
+                    t.started = Some(Instant::now());
+                }
+            }
+            WorkerEvent::Passages(p) => {
+                if let Some(t) = self.turns.last_mut() {
+                    t.passages = p;
+                }
+            }
+            WorkerEvent::Token(s) => {
+                if let Some(t) = self.turns.last_mut() {
+                    t.state = TurnState::Generating;
+                    let started = *t.started.get_or_insert_with(Instant::now);
+                    t.text.push_str(&s);
+                    t.tokens += 1;
+                    // A rate over a few milliseconds is noise: wait for a quarter second.
+                    let secs = started.elapsed().as_secs_f64();
+                    if secs >= 0.25 {
+                        t.tokens_per_s = t.tokens as f64 / secs;
+                    }
+                }
+            }
+            WorkerEvent::Answered(a) => {
+                if let Some(t) = self.turns.last_mut() {
+                    t.state = match a.stop {
+                        Some(crate::llm::StopReason::Cancelled) => TurnState::Cancelled,
+                        _ => TurnState::Done,
+                    };
+                    t.text = a.answer.clone();
+                    if a.timings.tokens_per_s > 0.0 {
+                        t.tokens_per_s = a.timings.tokens_per_s;
+                    }
+                    t.passages = a.passages.clone();
+                    t.answer = Some(a);
+                }
+                self.selected = 0;
+            }
+            WorkerEvent::AskFailed(why) => {
+                if let Some(t) = self.turns.last_mut() {
+                    t.state = TurnState::Failed(why);
+                }
+            }
+            WorkerEvent::SearchResults { query, passages } => {
+                // Results of a query the user has typed past are dropped.
+                if self.mode == Mode::Search && query == self.input.trim() {
+                    self.search_query = query;
+                    self.search_results = passages;
+                    self.selected = self
+                        .selected
+                        .min(self.search_results.len().saturating_sub(1));
+                }
+            }
+            WorkerEvent::Index(s) => self.index = s,
+            WorkerEvent::Preview(d) => {
+                if self
+                    .selected_source()
+                    .is_some_and(|s| s.passage.chunk == d.chunk)
+                {
+                    self.preview = Some(d);
+                }
+            }
+            WorkerEvent::Notice(n) => self.notice = Some(n),
+        }
+        Vec::new()
+    }
+}
+
+fn byte_at(s: &str, chars: usize) -> usize {
+    s.char_indices()
+        .nth(chars)
+        .map(|(i, _)| i)
+        .unwrap_or(s.len())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub fn key(c: KeyCode) -> Action {
+        Action::Key(KeyEvent::new(c, KeyModifiers::NONE))
+    }
+
+    pub fn ctrl(c: char) -> Action {
+        Action::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL))
+    }
+
+    pub fn typed(app: &mut App, s: &str) -> Vec<Command> {
+        let mut out = Vec::new();
+        for c in s.chars() {
+            out.extend(app.update(key(KeyCode::Char(c))));
+        }
+        out
+    }
+
+    pub fn passage(path: &str, chunk: &str, text: &str) -> Passage {
+        Passage {
+            path: path.into(),
+            page: Some(2),
+            heading: vec!["Termination".into()],
+            chunk: chunk.into(),
+            span: [10, 10 + text.chars().count()],
+            score: 0.5,
+            text: text.into(),
+        }
+    }
+
+    #[test]
+    fn typing_then_enter_asks_and_keys_type_text_in_the_box() {
+        let mut app = App::new(false);
+        app.update(Action::Worker(WorkerEvent::Model(ModelState::Ready(
+            "m".into(),
+        ))));
+        // 'q' and '?' are text while the box has focus.
+        assert!(typed(&mut app, "q? x").is_empty());
+        assert!(!app.quit && !app.help);
+        app.update(key(KeyCode::Backspace));
+        app.update(key(KeyCode::Left));
+        typed(&mut app, "y");
+        assert_eq!(app.input, "q?y ");
+        let cmds = app.update(key(KeyCode::Enter));
+        assert_eq!(cmds, vec![Command::Ask("q?y".into())]);
+        assert_eq!(app.input, "");
+        assert_eq!(app.turns.len(), 1);
+        assert_eq!(app.turns[0].state, TurnState::Retrieving);
+        // Asking again while generating is refused with a message.
+        typed(&mut app, "again");
+        assert!(app.update(key(KeyCode::Enter)).is_empty());
+        assert!(app.notice.is_some());
+    }
+
+    #[test]
+    fn esc_leaves_the_box_then_commands_act() {
+        let mut app = App::new(false);
+        app.update(key(KeyCode::Esc));
+        assert_eq!(app.focus, Focus::Answer);
+        app.update(key(KeyCode::Char('?')));
+        assert!(app.help);
+        app.update(key(KeyCode::Char('x')));
+        assert!(!app.help, "any key closes help");
+        app.update(key(KeyCode::Tab));
+        assert_eq!(app.focus, Focus::Sources);
+        app.update(Action::Key(KeyEvent::new(
+            KeyCode::BackTab,
+            KeyModifiers::SHIFT,
+        )));
+        assert_eq!(app.focus, Focus::Answer);
+        assert_eq!(app.update(key(KeyCode::Char('q'))), vec![Command::Quit]);
+        assert!(app.quit);
+    }
+
+    #[test]
+    fn a_question_before_the_model_is_ready_waits() {
+        let mut app = App::new(false);
+        typed(&mut app, "what?");
+        assert_eq!(
+            app.update(key(KeyCode::Enter)),
+            vec![Command::Ask("what?".into())]
+        );
+        assert_eq!(app.turns[0].state, TurnState::WaitingForModel);
+        assert!(app.generating());
+        // Ctrl-C cancels rather than quits while a question is pending.
+        assert_eq!(app.update(ctrl('c')), vec![Command::Cancel]);
+        assert!(!app.quit);
+    }
+
+    #[test]
+    fn streaming_then_answer_fills_the_turn_and_sources() {
+        let mut app = App::new(false);
+        app.update(Action::Worker(WorkerEvent::Model(ModelState::Ready(
+            "m".into(),
+        ))));
+        typed(&mut app, "notice?");
+        app.update(key(KeyCode::Enter));
+        let p1 = passage(
+            "/d/msa.pdf",
+            "01",
+            "Either party may terminate with ninety days notice.",
+        );
+        let p2 = passage("/d/notes.md", "02", "Unrelated.");
+        app.update(Action::Worker(WorkerEvent::Passages(vec![
+            p1.clone(),
+            p2.clone(),
+        ])));
+        app.update(Action::Worker(WorkerEvent::Token("Ninety".into())));
+        app.update(Action::Worker(WorkerEvent::Token(" days.".into())));
+        assert_eq!(app.turns[0].text, "Ninety days.");
+        assert_eq!(app.turns[0].state, TurnState::Generating);
+        assert_eq!(app.sources().len(), 2);
+        app.update(Action::Worker(WorkerEvent::Answered(Box::new(answer(
+            "Ninety days. [2]",
+            vec![p1.clone(), p2.clone()],
+            2,
+            &p2,
+        )))));
+        let t = &app.turns[0];
+        assert_eq!(t.state, TurnState::Done);
+        assert_eq!(t.text, "Ninety days. [2]");
+        let s = app.sources();
+        assert_eq!(s[0].cited, Some(2), "cited passages come first");
+        assert_eq!(s[0].passage.chunk, "02");
+        assert_eq!(s[1].cited, None);
+    }
+
+    pub fn answer(text: &str, passages: Vec<Passage>, n: usize, cited: &Passage) -> Answer {
+        Answer {
+            question: "q".into(),
+            answer: text.into(),
+            abstained: false,
+            citations: vec![crate::answer::Citation {
+                n,
+                valid: true,
+                supported: true,
+                quote: cited.text.clone(),
+                passage: Some(cited.clone()),
+            }],
+            passages,
+            sentences: Vec::new(),
+            model_answer: text.into(),
+            relevance: 0.6,
+            stop: Some(crate::llm::StopReason::EndOfTurn),
+            timings: Default::default(),
+        }
+    }
+
+    #[test]
+    fn sources_navigate_and_preview_follows() {
+        let mut app = App::new(false);
+        app.update(Action::Worker(WorkerEvent::Model(ModelState::Ready(
+            "m".into(),
+        ))));
+        typed(&mut app, "x");
+        app.update(key(KeyCode::Enter));
+        let ps: Vec<Passage> = (0..3)
+            .map(|i| passage(&format!("/d/{i}.md"), &format!("{i:02}"), "text"))
+            .collect();
+        app.update(Action::Worker(WorkerEvent::Passages(ps.clone())));
+        // While answering, Esc cancels (even in the box) rather than leaving the box.
+        assert_eq!(app.update(key(KeyCode::Esc)), vec![Command::Cancel]);
+        app.update(key(KeyCode::Tab));
+        app.update(key(KeyCode::Tab));
+        assert_eq!(app.focus, Focus::Sources);
+        app.update(key(KeyCode::Char('j')));
+        app.update(key(KeyCode::Down));
+        app.update(key(KeyCode::Down));
+        assert_eq!(app.selected, 2, "selection stops at the last source");
+        let cmds = app.update(key(KeyCode::Enter));
+        assert_eq!(cmds, vec![Command::Preview(ps[2].clone())]);
+        assert_eq!(app.focus, Focus::Preview);
+        app.update(Action::Worker(WorkerEvent::Preview(PreviewDoc {
+            chunk: "02".into(),
+            text: "doc".into(),
+            span: [0, 3],
+        })));
+        assert!(app.preview.is_some());
+        app.update(key(KeyCode::BackTab));
+        let cmds = app.update(key(KeyCode::Char('k')));
+        assert_eq!(
+            cmds,
+            vec![Command::Preview(ps[1].clone())],
+            "the preview follows"
+        );
+        assert_eq!(
+            app.update(key(KeyCode::Char('o'))),
+            vec![Command::Open(ps[1].clone())]
+        );
+    }
+
+    #[test]
+    fn search_mode_debounces_and_drops_stale_results() {
+        let mut app = App::new(false);
+        app.update(Action::Worker(WorkerEvent::SearchReady));
+        app.update(key(KeyCode::Esc));
+        app.update(key(KeyCode::Char('/')));
+        assert_eq!((app.mode, app.focus), (Mode::Search, Focus::Input));
+        typed(&mut app, "ter");
+        let now = Instant::now();
+        assert!(app.update(Action::Tick(now)).is_empty(), "debounced");
+        let later = now + SEARCH_DEBOUNCE * 2;
+        assert_eq!(
+            app.update(Action::Tick(later)),
+            vec![Command::Search("ter".into())]
+        );
+        assert!(app.update(Action::Tick(later)).is_empty(), "once");
+        typed(&mut app, "m");
+        app.update(Action::Worker(WorkerEvent::SearchResults {
+            query: "ter".into(),
+            passages: vec![passage("/a", "1", "t")],
+        }));
+        assert!(app.search_results.is_empty(), "stale results are dropped");
+        app.update(Action::Worker(WorkerEvent::SearchResults {
+            query: "term".into(),
+            passages: vec![passage("/a", "1", "t")],
+        }));
+        assert_eq!(app.sources().len(), 1);
+    }
+
+    #[test]
+    fn history_goes_back_and_forth() {
+        let mut app = App::new(false);
+        app.update(Action::Worker(WorkerEvent::Model(ModelState::Ready(
+            "m".into(),
+        ))));
+        for q in ["one", "two"] {
+            typed(&mut app, q);
+            app.update(key(KeyCode::Enter));
+            app.update(Action::Worker(WorkerEvent::AskFailed("x".into())));
+        }
+        assert_eq!(app.shown, 1);
+        app.update(key(KeyCode::Esc));
+        app.update(key(KeyCode::Char('[')));
+        assert_eq!(app.current().map(|t| t.question.as_str()), Some("one"));
+        app.update(key(KeyCode::Char(']')));
+        assert_eq!(app.current().map(|t| t.question.as_str()), Some("two"));
+    }
+
+    #[test]
+    fn mouse_click_selects_a_source_and_wheel_scrolls() {
+        let mut app = App::new(false);
+        app.areas = Areas {
+            input: Rect::new(0, 0, 80, 3),
+            answer: Rect::new(0, 3, 50, 12),
+            sources: Rect::new(50, 3, 30, 12),
+            preview: Rect::new(0, 15, 80, 8),
+            status: Rect::new(0, 23, 80, 1),
+        };
+        app.update(Action::Worker(WorkerEvent::Model(ModelState::Ready(
+            "m".into(),
+        ))));
+        typed(&mut app, "x");
+        app.update(key(KeyCode::Enter));
+        let ps: Vec<Passage> = (0..3)
+            .map(|i| passage(&format!("/d/{i}.md"), &format!("{i:02}"), "t"))
+            .collect();
+        app.update(Action::Worker(WorkerEvent::Passages(ps.clone())));
+        let click = |col, row| {
+            Action::Mouse(MouseEvent {
+                kind: MouseEventKind::Down(MouseButton::Left),
+                column: col,
+                row,
+                modifiers: KeyModifiers::NONE,
+            })
+        };
+        let cmds = app.update(click(60, 3 + 1 + 2));
+        assert_eq!(app.focus, Focus::Sources);
+        assert_eq!(app.selected, 1);
+        assert_eq!(cmds, vec![Command::Preview(ps[1].clone())]);
+        app.update(Action::Mouse(MouseEvent {
+            kind: MouseEventKind::ScrollDown,
+            column: 5,
+            row: 5,
+            modifiers: KeyModifiers::NONE,
+        }));
+        assert_eq!(app.answer_scroll, 3);
+    }
+}

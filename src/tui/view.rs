@@ -1,0 +1,777 @@
+//! Drawing: reads the [`App`] state and renders it; changes nothing but the frame.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Direction, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span, Text};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
+
+use super::app::{App, Areas, Focus, Mode, ModelState, Source, TurnState};
+use crate::answer::NO_ANSWER;
+
+/// The panes for a frame of `area`.
+pub fn layout(area: Rect) -> Areas {
+    let rows = Layout::default()
+        .direction(Direction::Vertical)
+        .constraints([
+            Constraint::Length(3),
+            Constraint::Min(6),
+            Constraint::Length(1),
+        ])
+        .split(area);
+    // Wide terminals get the preview beside the answer; narrow ones below it.
+    let (answer, sources, preview) = if area.width >= 140 {
+        let cols = Layout::default()
+            .direction(Direction::Horizontal)
+            .constraints([Constraint::Percentage(45), Constraint::Percentage(55)])
+            .split(rows[1]);
+        let right = Layout::default()
+            .direction(Direction::Vertical)
+            .constraints([Constraint::Percentage(45), Constraint::Percentage(55)])
+            .split(cols[1]);
+        (cols[0], right[0], right[1])
+    } else {
+        let body = Layout::default()
+            .direction(Direction::Vertical)
+            .constraints([Constraint::Percentage(62), Constraint::Percentage(38)])
+            .split(rows[1]);
+        let top = Layout::default()
+            .direction(Direction::Horizontal)
+            .constraints([Constraint::Percentage(58), Constraint::Percentage(42)])
+            .split(body[0]);
+        (top[0], top[1], body[1])
+    };
+    Areas {
+        input: rows[0],
+        answer,
+        sources,
+        preview,
+        status: rows[2],
+    }
+}
+
+struct Theme {
+    color: bool,
+}
+
+impl Theme {
+    fn fg(&self, c: Color) -> Style {
+        if self.color {
+            Style::default().fg(c)
+        } else {
+            Style::default()
+        }
+    }
+    fn bold(&self) -> Style {
+        Style::default().add_modifier(Modifier::BOLD)
+    }
+    fn dim(&self) -> Style {
+        Style::default().add_modifier(Modifier::DIM)
+    }
+    fn citation(&self, valid: bool) -> Style {
+        if valid {
+            self.fg(Color::Cyan).add_modifier(Modifier::BOLD)
+        } else {
+            self.fg(Color::Red)
+                .add_modifier(Modifier::BOLD | Modifier::CROSSED_OUT)
+        }
+    }
+    fn selected(&self) -> Style {
+        Style::default().add_modifier(Modifier::REVERSED)
+    }
+    fn passage(&self) -> Style {
+        if self.color {
+            Style::default().bg(Color::Rgb(40, 48, 64))
+        } else {
+            Style::default().add_modifier(Modifier::UNDERLINED)
+        }
+    }
+    fn quote(&self) -> Style {
+        self.fg(Color::Yellow)
+            .add_modifier(Modifier::BOLD | Modifier::UNDERLINED)
+    }
+}
+
+fn block<'a>(title: String, focused: bool, t: &Theme) -> Block<'a> {
+    let style = if focused {
+        t.fg(Color::Cyan).add_modifier(Modifier::BOLD)
+    } else {
+        Style::default()
+    };
+    Block::default()
+        .borders(Borders::ALL)
+        .border_style(style)
+        .title(Span::styled(title, style))
+}
+
+pub fn draw(frame: &mut Frame, app: &App) {
+    let t = Theme { color: app.color };
+    let a = layout(frame.area());
+    draw_input(frame, app, &t, a.input);
+    draw_answer(frame, app, &t, a.answer);
+    let sources = app.sources();
+    draw_sources(frame, app, &t, a.sources, &sources);
+    draw_preview(frame, app, &t, a.preview, &sources);
+    draw_status(frame, app, &t, a.status);
+    if app.failed_view {
+        draw_failed(frame, app, &t);
+    }
+    if app.help {
+        draw_help(frame, &t);
+    }
+}
+
+fn draw_input(frame: &mut Frame, app: &App, t: &Theme, area: Rect) {
+    let title = match app.mode {
+        Mode::Ask => " Ask (Enter) ".to_string(),
+        Mode::Search => " Search as you type (a: back to asking) ".to_string(),
+    };
+    let focused = app.focus == Focus::Input;
+    let inner_w = area.width.saturating_sub(4) as usize;
+    // Keep the cursor visible in a long question: show its tail.
+    let chars: Vec<char> = app.input.chars().collect();
+    let start = app.cursor.saturating_sub(inner_w.saturating_sub(1));
+    let visible: String = chars.iter().skip(start).take(inner_w).collect();
+    let line = if app.input.is_empty() && !focused {
+        Line::from(Span::styled("press a to ask, / to search", t.dim()))
+    } else {
+        Line::from(vec![Span::styled("> ", t.bold()), Span::raw(visible)])
+    };
+    frame.render_widget(Paragraph::new(line).block(block(title, focused, t)), area);
+    if focused {
+        let x = area.x + 3 + (app.cursor - start) as u16;
+        frame.set_cursor_position((x.min(area.right().saturating_sub(2)), area.y + 1));
+    }
+}
+
+/// The answer's text with `[n]` markers styled: valid ones highlighted, numbers that name no
+/// passage marked, `[?]` (unsupported) flagged.
+fn answer_spans<'a>(text: &'a str, passages: usize, t: &Theme) -> Vec<Span<'a>> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(open) = rest.find('[') {
+        let Some(close) = rest[open..].find(']').map(|c| open + c) else {
+            break;
+        };
+        let inner = &rest[open + 1..close];
+        let style = if inner == "?" {
+            Some(t.fg(Color::Yellow).add_modifier(Modifier::BOLD))
+        } else if !inner.is_empty() && inner.chars().all(|c| c.is_ascii_digit()) {
+            let n: usize = inner.parse().unwrap_or(0);
+            Some(t.citation(n >= 1 && n <= passages))
+        } else {
+            None
+        };
+        match style {
+            Some(s) => {
+                if open > 0 {
+                    out.push(Span::raw(&rest[..open]));
+                }
+                out.push(Span::styled(&rest[open..=close], s));
+            }
+            None => out.push(Span::raw(&rest[..=close])),
+        }
+        rest = &rest[close + 1..];
+    }
+    if !rest.is_empty() {
+        out.push(Span::raw(rest));
+    }
+    out
+}
+
+fn draw_answer(frame: &mut Frame, app: &App, t: &Theme, area: Rect) {
+    let focused = app.focus == Focus::Answer;
+    let Some(turn) = app.current() else {
+        let welcome = Text::from(vec![
+            Line::from(Span::styled("Ask about your documents.", t.bold())),
+            Line::from(""),
+            Line::from("Type a question and press Enter: the answer streams here, with"),
+            Line::from("each claim's source cited as [n] and listed on the right."),
+            Line::from(""),
+            Line::from("Esc leaves the question box · Tab moves between panes"),
+            Line::from("/ searches as you type · ? shows every key · q quits"),
+        ]);
+        frame.render_widget(
+            Paragraph::new(welcome)
+                .wrap(Wrap { trim: false })
+                .block(block(" Answer ".into(), focused, t)),
+            area,
+        );
+        return;
+    };
+    let title = if app.turns.len() > 1 {
+        format!(
+            " Answer {}/{} ([ ] history) ",
+            app.shown + 1,
+            app.turns.len()
+        )
+    } else {
+        " Answer ".to_string()
+    };
+    let mut lines = vec![
+        Line::from(vec![
+            Span::styled("Q: ", t.bold()),
+            Span::styled(turn.question.as_str(), t.bold()),
+        ]),
+        Line::from(""),
+    ];
+    let passages = turn
+        .answer
+        .as_ref()
+        .map(|a| a.passages.len())
+        .unwrap_or(turn.passages.len());
+    for l in turn.text.lines() {
+        lines.push(Line::from(answer_spans(l, passages, t)));
+    }
+    let state = match &turn.state {
+        TurnState::WaitingForModel => Some(Span::styled(
+            "waiting for the model to finish loading…",
+            t.fg(Color::Yellow),
+        )),
+        TurnState::Retrieving => Some(Span::styled("retrieving passages…", t.dim())),
+        TurnState::Generating if turn.tokens_per_s > 0.0 => Some(Span::styled(
+            format!(
+                "generating… {:.1} tokens/s (Esc cancels)",
+                turn.tokens_per_s
+            ),
+            t.dim(),
+        )),
+        TurnState::Generating => Some(Span::styled("generating… (Esc cancels)", t.dim())),
+        TurnState::Cancelled => Some(Span::styled("(cancelled)", t.fg(Color::Yellow))),
+        TurnState::Failed(why) => Some(Span::styled(format!("failed: {why}"), t.fg(Color::Red))),
+        TurnState::Done => match &turn.answer {
+            Some(a) if a.abstained => Some(Span::styled(
+                if a.answer == NO_ANSWER {
+                    "The closest passages are listed on the right."
+                } else {
+                    ""
+                },
+                t.dim(),
+            )),
+            Some(a) => Some(Span::styled(
+                format!(
+                    "{} tokens, {:.1} tokens/s · first token after {:.1} s",
+                    a.timings.generated_tokens,
+                    a.timings.tokens_per_s,
+                    a.timings.first_token_ms / 1000.0
+                ),
+                t.dim(),
+            )),
+            None => None,
+        },
+    };
+    if let Some(s) = state {
+        lines.push(Line::from(""));
+        lines.push(Line::from(s));
+    }
+    frame.render_widget(
+        Paragraph::new(Text::from(lines))
+            .wrap(Wrap { trim: false })
+            .scroll((app.answer_scroll, 0))
+            .block(block(title, focused, t)),
+        area,
+    );
+}
+
+fn file_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+fn source_label(s: &Source) -> String {
+    let mut label = match s.cited {
+        Some(n) => format!("[{n}] "),
+        None => "    ".to_string(),
+    };
+    label.push_str(file_name(&s.passage.path));
+    if let Some(p) = s.passage.page {
+        label.push_str(&format!(" p.{p}"));
+    }
+    label
+}
+
+fn draw_sources(frame: &mut Frame, app: &App, t: &Theme, area: Rect, sources: &[Source]) {
+    let focused = app.focus == Focus::Sources;
+    let title = match app.mode {
+        Mode::Search if app.search_query.is_empty() => " Results ".to_string(),
+        Mode::Search => format!(" Results: {} ", sources.len()),
+        Mode::Ask => " Sources ".to_string(),
+    };
+    let width = area.width.saturating_sub(2) as usize;
+    let visible_rows = (area.height.saturating_sub(2) / 2) as usize;
+    let first = app.selected.saturating_sub(visible_rows.saturating_sub(1));
+    let mut lines = Vec::new();
+    if sources.is_empty() {
+        lines.push(Line::from(Span::styled(
+            match app.mode {
+                Mode::Search => "type to search",
+                Mode::Ask => "no passages yet",
+            },
+            t.dim(),
+        )));
+    }
+    for (i, s) in sources.iter().enumerate().skip(first) {
+        let sel = i == app.selected;
+        let score = format!("{:.2}", s.passage.score);
+        let label = source_label(s);
+        let pad = width.saturating_sub(label.chars().count() + score.len() + 1);
+        let mut first_line = vec![
+            Span::styled(
+                label,
+                if s.cited.is_some() {
+                    t.citation(true)
+                } else {
+                    Style::default()
+                },
+            ),
+            Span::raw(" ".repeat(pad + 1)),
+            Span::styled(score, t.dim()),
+        ];
+        let detail = if !s.quote.is_empty() {
+            format!(
+                "    “{}”",
+                s.quote.split_whitespace().collect::<Vec<_>>().join(" ")
+            )
+        } else if !s.passage.heading.is_empty() {
+            format!("    {}", s.passage.heading.join(" > "))
+        } else {
+            format!(
+                "    {}",
+                s.passage
+                    .text
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            )
+        };
+        let detail: String = detail.chars().take(width).collect();
+        let mut second = vec![Span::styled(detail, t.dim())];
+        if sel {
+            for sp in first_line.iter_mut().chain(second.iter_mut()) {
+                sp.style = sp.style.patch(t.selected());
+            }
+        }
+        lines.push(Line::from(first_line));
+        lines.push(Line::from(second));
+    }
+    frame.render_widget(
+        Paragraph::new(Text::from(lines)).block(block(title, focused, t)),
+        area,
+    );
+}
+
+/// Splits `text` into spans, styling the character range `passage` and, inside it, `quote`.
+fn highlighted<'a>(
+    text: &'a str,
+    passage: [usize; 2],
+    quote: Option<[usize; 2]>,
+    t: &Theme,
+) -> Text<'a> {
+    // Boundaries in characters, mapped to bytes once.
+    let byte = |c: usize| {
+        text.char_indices()
+            .nth(c)
+            .map(|(b, _)| b)
+            .unwrap_or(text.len())
+    };
+    let mut cuts = vec![0, passage[0], passage[1], text.chars().count()];
+    if let Some(q) = quote {
+        cuts.extend([q[0], q[1]]);
+    }
+    cuts.sort_unstable();
+    cuts.dedup();
+    let mut lines: Vec<Line> = vec![Line::default()];
+    for w in cuts.windows(2) {
+        let (s, e) = (w[0], w[1]);
+        let style = if quote.is_some_and(|q| s >= q[0] && e <= q[1]) {
+            t.quote()
+        } else if s >= passage[0] && e <= passage[1] {
+            t.passage()
+        } else {
+            Style::default()
+        };
+        let piece = &text[byte(s)..byte(e)];
+        for (i, part) in piece.split('\n').enumerate() {
+            if i > 0 {
+                lines.push(Line::default());
+            }
+            if !part.is_empty()
+                && let Some(l) = lines.last_mut()
+            {
+                l.spans.push(Span::styled(part, style));
+            }
+        }
+    }
+    Text::from(lines)
+}
+
+fn draw_preview(frame: &mut Frame, app: &App, t: &Theme, area: Rect, sources: &[Source]) {
+    let focused = app.focus == Focus::Preview;
+    let Some(src) = sources.get(app.selected) else {
+        frame.render_widget(
+            Paragraph::new(Span::styled("select a source to preview it", t.dim())).block(block(
+                " Preview ".into(),
+                focused,
+                t,
+            )),
+            area,
+        );
+        return;
+    };
+    let mut title = format!(" {} ", file_name(&src.passage.path));
+    if let Some(p) = src.passage.page {
+        title.push_str(&format!("· page {p} "));
+    }
+    if !src.passage.heading.is_empty() {
+        title.push_str(&format!("· {} ", src.passage.heading.join(" > ")));
+    }
+    let quote_in = |text: &str, offset: usize| -> Option<[usize; 2]> {
+        if src.quote.is_empty() {
+            return None;
+        }
+        let b = text.find(src.quote.as_str())?;
+        let s = text[..b].chars().count() + offset;
+        Some([s, s + src.quote.chars().count()])
+    };
+    let body = match &app.preview {
+        Some(doc) if doc.chunk == src.passage.chunk => {
+            let [s, e] = doc.span;
+            // Start a few lines above the passage, so that it shows in its context.
+            let chars: Vec<char> = doc.text.chars().collect();
+            let mut start = s.min(chars.len());
+            let mut newlines = 0;
+            while start > 0 && newlines < 3 && s - start < 400 {
+                start -= 1;
+                if chars[start] == '\n' {
+                    newlines += 1;
+                }
+            }
+            let shown: String = chars[start..].iter().collect();
+            let passage_text: String = chars[s.min(chars.len())..e.min(chars.len())]
+                .iter()
+                .collect();
+            let quote = quote_in(&passage_text, s - start);
+            let owned = highlighted(&shown, [s - start, e - start], quote, t);
+            Text::from(
+                owned
+                    .lines
+                    .into_iter()
+                    .map(|l| {
+                        Line::from(
+                            l.spans
+                                .into_iter()
+                                .map(|sp| Span::styled(sp.content.into_owned(), sp.style))
+                                .collect::<Vec<_>>(),
+                        )
+                    })
+                    .collect::<Vec<_>>(),
+            )
+        }
+        _ => {
+            let text = src.passage.text.clone();
+            let n = text.chars().count();
+            let quote = quote_in(&text, 0);
+            let mut lines: Vec<Line<'static>> = highlighted(&text, [0, n], quote, t)
+                .lines
+                .into_iter()
+                .map(|l| {
+                    Line::from(
+                        l.spans
+                            .into_iter()
+                            .map(|sp| Span::styled(sp.content.into_owned(), sp.style))
+                            .collect::<Vec<_>>(),
+                    )
+                })
+                .collect();
+            lines.push(Line::from(""));
+            lines.push(Line::from(Span::styled(
+                "Enter: show in its document · o: open the file",
+                t.dim(),
+            )));
+            Text::from(lines)
+        }
+    };
+    frame.render_widget(
+        Paragraph::new(body)
+            .wrap(Wrap { trim: false })
+            .scroll((app.preview_scroll, 0))
+            .block(block(title, focused, t)),
+        area,
+    );
+}
+
+fn draw_status(frame: &mut Frame, app: &App, t: &Theme, area: Rect) {
+    let mut spans = Vec::new();
+    let model = match &app.model {
+        ModelState::Loading(what) => Span::styled(format!("loading {what}…"), t.fg(Color::Yellow)),
+        ModelState::Ready(name) => Span::raw(format!("model {name}")),
+        ModelState::Failed(why) => Span::styled(format!("model failed: {why}"), t.fg(Color::Red)),
+    };
+    spans.push(model);
+    spans.push(Span::styled(" │ ", t.dim()));
+    let ix = &app.index;
+    let mut index = format!("{} files · {} passages", ix.files, ix.passages);
+    if let Some((done, total)) = ix.progress {
+        index = format!("indexing {done} of {total} files · {index}");
+    } else if let Some(holder) = &ix.read_only {
+        index.push_str(&format!(" · read-only, {holder} writes it"));
+    } else if ix.watching {
+        index.push_str(" · watching");
+    }
+    if let Some(u) = &ix.last_update {
+        index.push_str(&format!(" · {u}"));
+    }
+    spans.push(Span::raw(index));
+    if !ix.failed.is_empty() {
+        spans.push(Span::styled(" │ ", t.dim()));
+        spans.push(Span::styled(
+            format!("{} failed (f)", ix.failed.len()),
+            t.fg(Color::Red),
+        ));
+    }
+    if let Some(e) = &ix.error {
+        spans.push(Span::styled(" │ ", t.dim()));
+        spans.push(Span::styled(e.clone(), t.fg(Color::Red)));
+    }
+    if let Some(turn) = app.turns.last()
+        && turn.state == TurnState::Generating
+    {
+        spans.push(Span::styled(" │ ", t.dim()));
+        spans.push(Span::raw(format!("{:.1} tok/s", turn.tokens_per_s)));
+    }
+    if let Some(n) = &app.notice {
+        spans.push(Span::styled(" │ ", t.dim()));
+        spans.push(Span::styled(n.clone(), t.fg(Color::Yellow)));
+    }
+    spans.push(Span::styled(" │ ? help", t.dim()));
+    frame.render_widget(
+        Paragraph::new(Line::from(spans)).style(Style::default().add_modifier(Modifier::REVERSED)),
+        area,
+    );
+}
+
+fn centered(area: Rect, w: u16, h: u16) -> Rect {
+    let w = w.min(area.width);
+    let h = h.min(area.height);
+    Rect::new(
+        area.x + (area.width - w) / 2,
+        area.y + (area.height - h) / 2,
+        w,
+        h,
+    )
+}
+
+/// Every key binding, as the help overlay lists them.
+pub const HELP: &[(&str, &str)] = &[
+    (
+        "Enter",
+        "ask the question (in the box); preview the source (in Sources)",
+    ),
+    ("Esc", "leave the question box; cancel generation"),
+    ("Ctrl-C", "cancel generation; quit when idle"),
+    ("Tab / Shift-Tab", "next / previous pane"),
+    ("↑ ↓  j k", "move in the list, scroll text"),
+    ("PgUp PgDn g G", "move by a page, to the start or end"),
+    ("a  i", "ask: focus the question box"),
+    ("/", "search as you type (hybrid, no model)"),
+    ("[  ]", "previous / next question in the history"),
+    ("o", "open the source in $EDITOR or the system viewer"),
+    ("f", "files that failed to index, with reasons"),
+    ("?", "this help (any key closes it)"),
+    ("q  Ctrl-Q", "quit"),
+    ("mouse", "wheel scrolls, click selects"),
+];
+
+fn draw_help(frame: &mut Frame, t: &Theme) {
+    let area = centered(frame.area(), 72, HELP.len() as u16 + 4);
+    let lines: Vec<Line> = HELP
+        .iter()
+        .map(|(k, v)| {
+            Line::from(vec![
+                Span::styled(format!("{k:>16}  "), t.bold()),
+                Span::raw(*v),
+            ])
+        })
+        .collect();
+    frame.render_widget(Clear, area);
+    frame.render_widget(
+        Paragraph::new(Text::from(lines))
+            .wrap(Wrap { trim: false })
+            .block(block(" Keys ".into(), true, t)),
+        area,
+    );
+}
+
+fn draw_failed(frame: &mut Frame, app: &App, t: &Theme) {
+    let full = frame.area();
+    let area = centered(
+        full,
+        full.width.saturating_sub(6),
+        full.height.saturating_sub(4),
+    );
+    let mut lines = Vec::new();
+    if app.index.failed.is_empty() {
+        lines.push(Line::from(Span::styled("No file failed.", t.dim())));
+    }
+    for (path, why) in &app.index.failed {
+        lines.push(Line::from(Span::styled(path.clone(), t.bold())));
+        lines.push(Line::from(Span::styled(
+            format!("    {why}"),
+            t.fg(Color::Red),
+        )));
+    }
+    frame.render_widget(Clear, area);
+    frame.render_widget(
+        Paragraph::new(Text::from(lines))
+            .wrap(Wrap { trim: false })
+            .block(block(
+                format!(
+                    " Failed and skipped files: {} (Esc closes) ",
+                    app.index.failed.len()
+                ),
+                true,
+                t,
+            )),
+        area,
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::app::tests::{answer, key, passage, typed};
+    use super::super::app::{Action, App, IndexStatus, ModelState, PreviewDoc, WorkerEvent};
+    use super::*;
+    use crossterm::event::KeyCode;
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+
+    fn screen(app: &mut App, w: u16, h: u16) -> String {
+        let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
+        app.areas = layout(Rect::new(0, 0, w, h));
+        term.draw(|f| draw(f, app)).unwrap();
+        let buf = term.backend().buffer().clone();
+        let mut out = String::new();
+        for y in 0..h {
+            for x in 0..w {
+                out.push_str(buf[(x, y)].symbol());
+            }
+            out.push('\n');
+        }
+        out
+    }
+
+    fn ready(app: &mut App) {
+        app.update(Action::Worker(WorkerEvent::Model(ModelState::Ready(
+            "SmolLM2-135M-Instruct".into(),
+        ))));
+        app.update(Action::Worker(WorkerEvent::Index(IndexStatus {
+            files: 3,
+            passages: 12,
+            watching: true,
+            last_update: Some("updated 14:02".into()),
+            ..Default::default()
+        })));
+    }
+
+    fn streaming(app: &mut App) {
+        ready(app);
+        typed(app, "What is the termination notice period?");
+        app.update(key(KeyCode::Enter));
+        app.update(Action::Worker(WorkerEvent::Passages(vec![
+            passage(
+                "/docs/acme-msa.pdf",
+                "0a",
+                "Either party may terminate this agreement with ninety days written notice.",
+            ),
+            passage("/docs/notes.md", "0b", "The renewal is automatic."),
+        ])));
+        for tok in [
+            "The notice",
+            " period is",
+            " ninety days [1]",
+            " or thirty [7].",
+        ] {
+            app.update(Action::Worker(WorkerEvent::Token(tok.into())));
+        }
+    }
+
+    fn answered(app: &mut App) {
+        streaming(app);
+        let ps = app.turns[0].passages.clone();
+        let mut a = answer(
+            "The notice period is ninety days. [1]\nIt renews by itself. [?]",
+            ps.clone(),
+            1,
+            &ps[0],
+        );
+        a.citations[0].quote =
+            "Either party may terminate this agreement with ninety days written notice.".into();
+        a.timings.generated_tokens = 14;
+        a.timings.tokens_per_s = 21.5;
+        a.timings.first_token_ms = 900.0;
+        app.update(Action::Worker(WorkerEvent::Answered(Box::new(a))));
+    }
+
+    #[test]
+    fn snapshots() {
+        for (w, h) in [(80u16, 24u16), (160, 48)] {
+            let mut app = App::new(false);
+            app.update(Action::Worker(WorkerEvent::Model(ModelState::Loading(
+                "SmolLM2-135M-Instruct".into(),
+            ))));
+            insta::assert_snapshot!(format!("empty_{w}x{h}"), screen(&mut app, w, h));
+
+            let mut app = App::new(false);
+            streaming(&mut app);
+            insta::assert_snapshot!(format!("streaming_{w}x{h}"), screen(&mut app, w, h));
+
+            let mut app = App::new(false);
+            answered(&mut app);
+            app.update(key(KeyCode::Esc));
+            app.update(key(KeyCode::Tab));
+            app.update(key(KeyCode::Enter));
+            app.update(Action::Worker(WorkerEvent::Preview(PreviewDoc {
+                chunk: "0a".into(),
+                text: "MASTER SERVICES AGREEMENT\nTermination.\nEither party may terminate this agreement with ninety days written notice.\nGoverning law: Delaware.".into(),
+                span: [39, 114],
+            })));
+            insta::assert_snapshot!(format!("sources_preview_{w}x{h}"), screen(&mut app, w, h));
+
+            app.update(key(KeyCode::Char('?')));
+            insta::assert_snapshot!(format!("help_{w}x{h}"), screen(&mut app, w, h));
+
+            let mut app = App::new(false);
+            ready(&mut app);
+            app.index.failed = vec![
+                ("/docs/scan.pdf".into(), "no text layer (needs OCR)".into()),
+                (
+                    "/docs/locked.pdf".into(),
+                    "encrypted PDF (needs a password)".into(),
+                ),
+            ];
+            app.update(key(KeyCode::Esc));
+            app.update(key(KeyCode::Char('f')));
+            insta::assert_snapshot!(format!("failed_{w}x{h}"), screen(&mut app, w, h));
+        }
+    }
+
+    #[test]
+    fn invalid_citations_are_marked() {
+        let t = Theme { color: true };
+        let spans = answer_spans("A [1] b [3] c [?] d [x]", 2, &t);
+        let styled: Vec<(&str, bool)> = spans
+            .iter()
+            .map(|s| {
+                (
+                    s.content.as_ref(),
+                    s.style.add_modifier.contains(Modifier::CROSSED_OUT),
+                )
+            })
+            .collect();
+        assert!(styled.contains(&("[1]", false)));
+        assert!(styled.contains(&("[3]", true)), "{styled:?}");
+        assert_eq!(
+            spans.iter().map(|s| s.content.as_ref()).collect::<String>(),
+            "A [1] b [3] c [?] d [x]"
+        );
+    }
+}

@@ -1,0 +1,454 @@
+//! The terminal UI's background work: loading the models, indexing (the watcher, or following
+//! another process's commits), answering, searching and loading previews. Everything reports to
+//! the UI thread as [`WorkerEvent`]s on one channel; nothing here touches the terminal.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::time::{Duration, SystemTime};
+
+use super::app::{IndexStatus, ModelState, PreviewDoc, WorkerEvent};
+use crate::answer::prompt::Prompts;
+use crate::answer::{self, AskOptions, Event};
+use crate::config::Settings;
+use crate::embed::Embedder;
+use crate::index::manifest::Manifest;
+use crate::index::search::{Filter, Mode, Passage, SearchOptions};
+use crate::index::{Index, IndexError, read_manifest};
+use crate::ingest::pdf::{PdfExtractor, pages_to_units};
+use crate::ingest::pipeline::IndexOptions;
+use crate::ingest::{Kind, extract::extract_bytes};
+use crate::llm::Llm;
+use crate::watch::{WatchEvent, WatchOptions, Watcher};
+
+/// What the UI hands to the workers.
+pub struct Setup {
+    pub settings: Settings,
+    /// Folders to index and follow; empty: the index's remembered roots.
+    pub roots: Vec<PathBuf>,
+    /// The user's prompt overrides.
+    pub prompts_dir: Option<PathBuf>,
+    /// The `folio` binary, for the PDF worker process.
+    pub exe: Option<PathBuf>,
+}
+
+enum Request {
+    Ask { id: u64, question: String },
+    Search(String),
+}
+
+/// Handles to the running workers.
+pub struct Workers {
+    requests: Sender<Request>,
+    searches: Sender<Request>,
+    cancel: Arc<AtomicBool>,
+    /// Requests with an id up to this are cancelled, even before they start.
+    cancelled_upto: Arc<AtomicU64>,
+    next_id: u64,
+    events: Sender<WorkerEvent>,
+    pdf: Arc<PdfExtractor>,
+    watcher: Arc<std::sync::Mutex<Option<Watcher>>>,
+}
+
+impl Workers {
+    pub fn ask(&mut self, question: String) {
+        self.next_id += 1;
+        let _ = self.requests.send(Request::Ask {
+            id: self.next_id,
+            question,
+        });
+    }
+
+    pub fn search(&self, query: String) {
+        let _ = self.searches.send(Request::Search(query));
+    }
+
+    pub fn cancel(&self) {
+        self.cancelled_upto.store(self.next_id, Ordering::SeqCst);
+        self.cancel.store(true, Ordering::SeqCst);
+    }
+
+    /// Loads the text around `p` from its file, off the UI thread.
+    pub fn preview(&self, p: Passage) {
+        let events = self.events.clone();
+        let pdf = self.pdf.clone();
+        std::thread::spawn(move || {
+            let e = match load_preview(&p, &pdf) {
+                Ok(doc) => WorkerEvent::Preview(doc),
+                Err(why) => WorkerEvent::Notice(format!("preview: {why}")),
+            };
+            let _ = events.send(e);
+        });
+    }
+
+    /// Stops the watcher (its batch in progress is committed first).
+    pub fn shutdown(self) {
+        self.cancel();
+        if let Ok(mut w) = self.watcher.lock()
+            && let Some(w) = w.take()
+            && let Err(e) = w.stop()
+        {
+            tracing::warn!(error = %e, "stopping the watcher");
+        }
+    }
+}
+
+/// Starts the workers; they report on `events`.
+pub fn start(setup: Setup, events: Sender<WorkerEvent>) -> Workers {
+    let (req_tx, req_rx) = channel();
+    let (search_tx, search_rx) = channel();
+    let cancel = Arc::new(AtomicBool::new(false));
+    let cancelled_upto = Arc::new(AtomicU64::new(0));
+    let pdf = Arc::new(PdfExtractor::new(
+        setup.exe.clone(),
+        Duration::from_secs(setup.settings.pdf_timeout_secs),
+    ));
+    let watcher = Arc::new(std::sync::Mutex::new(None));
+    let workers = Workers {
+        requests: req_tx,
+        searches: search_tx,
+        cancel: cancel.clone(),
+        cancelled_upto: cancelled_upto.clone(),
+        next_id: 0,
+        events: events.clone(),
+        pdf,
+        watcher: watcher.clone(),
+    };
+    let spawned = std::thread::Builder::new()
+        .name("folio-load".into())
+        .spawn(move || {
+            load_and_serve(
+                setup,
+                events,
+                req_rx,
+                search_rx,
+                cancel,
+                cancelled_upto,
+                watcher,
+            )
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "could not start the loader thread");
+    }
+    workers
+}
+
+fn local_time() -> String {
+    let secs = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs() as libc::time_t)
+        .unwrap_or(0);
+    // SAFETY: localtime_r writes only into `tm`, which outlives the call.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    unsafe {
+        libc::localtime_r(&secs, &mut tm);
+    }
+    format!("{:02}:{:02}:{:02}", tm.tm_hour, tm.tm_min, tm.tm_sec)
+}
+
+fn status_from(m: &Manifest, base: &IndexStatus) -> IndexStatus {
+    let mut failed: Vec<(String, String)> = m
+        .problems
+        .iter()
+        .map(|(p, pr)| (p.clone(), pr.reason.clone()))
+        .collect();
+    failed.sort();
+    IndexStatus {
+        files: m.files.len(),
+        passages: m.chunk_count(),
+        failed,
+        ..base.clone()
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn load_and_serve(
+    setup: Setup,
+    events: Sender<WorkerEvent>,
+    requests: Receiver<Request>,
+    searches: Receiver<Request>,
+    cancel: Arc<AtomicBool>,
+    cancelled_upto: Arc<AtomicU64>,
+    watcher_slot: Arc<std::sync::Mutex<Option<Watcher>>>,
+) {
+    let send = |e: WorkerEvent| {
+        let _ = events.send(e);
+    };
+    let s = &setup.settings;
+    send(WorkerEvent::Model(ModelState::Loading(
+        "the embedding model".into(),
+    )));
+    let embedder = match crate::models::resolve_embed(&s.embed_model, &s.models_dir, &mut |_| {})
+        .map_err(|e| e.to_string())
+        .and_then(|d| Embedder::load(&d, s.embed_batch).map_err(|e| e.to_string()))
+    {
+        Ok(e) => Arc::new(e),
+        Err(why) => {
+            send(WorkerEvent::Model(ModelState::Failed(format!(
+                "embedding model: {why}"
+            ))));
+            return;
+        }
+    };
+
+    // Indexing: our own watcher when we can write the index, else follow the writer.
+    let index_dir = s.index_dir.clone();
+    let opts = IndexOptions::from_settings(s, &embedder, false);
+    let mut base = IndexStatus::default();
+    match Index::open_writer(&index_dir, embedder.info(), &opts.chunking(), false) {
+        Ok(idx) => {
+            let roots: Vec<PathBuf> = if setup.roots.is_empty() {
+                idx.manifest().roots.iter().map(PathBuf::from).collect()
+            } else {
+                setup.roots.clone()
+            };
+            if roots.is_empty() {
+                base.error = Some("no folders: start with `folio tui DIR...`".into());
+                send(WorkerEvent::Index(status_from(idx.manifest(), &base)));
+            } else {
+                let pdf =
+                    PdfExtractor::new(setup.exe.clone(), Duration::from_secs(s.pdf_timeout_secs));
+                match Watcher::start(idx, embedder.clone(), pdf, WatchOptions::new(roots, opts)) {
+                    Ok((w, rx)) => {
+                        if let Ok(mut slot) = watcher_slot.lock() {
+                            *slot = Some(w);
+                        }
+                        let events = events.clone();
+                        let dir = index_dir.clone();
+                        std::thread::spawn(move || forward_watch(rx, &dir, events));
+                    }
+                    Err(e) => {
+                        base.error = Some(e.to_string());
+                        send(WorkerEvent::Index(base.clone()));
+                    }
+                }
+            }
+        }
+        Err(IndexError::Locked { holder, .. }) => {
+            base.read_only = Some(holder);
+            let events = events.clone();
+            let dir = index_dir.clone();
+            std::thread::spawn(move || follow(&dir, base, events));
+        }
+        Err(e) => {
+            base.error = Some(e.to_string());
+            send(WorkerEvent::Index(base.clone()));
+        }
+    }
+
+    // Search worker: its own reader, refreshed before each query.
+    {
+        let embedder = embedder.clone();
+        let events = events.clone();
+        let settings = setup.settings.clone();
+        let dir = index_dir.clone();
+        std::thread::spawn(move || serve_searches(&dir, &embedder, &settings, searches, events));
+    }
+    send(WorkerEvent::SearchReady);
+
+    let llm_name = Path::new(&s.llm)
+        .file_stem()
+        .map(|n| n.to_string_lossy().into_owned())
+        .filter(|_| s.llm != "default")
+        .unwrap_or_else(|| "SmolLM2-135M-Instruct".into());
+    send(WorkerEvent::Model(ModelState::Loading(llm_name.clone())));
+    let llm = crate::models::resolve_llm(&s.llm, &s.models_dir, &mut |_| {})
+        .map_err(|e| e.to_string())
+        .and_then(|p| Llm::load_with(&p, s.requantize).map_err(|e| e.to_string()));
+    let mut llm = match llm {
+        Ok(l) => {
+            send(WorkerEvent::Model(ModelState::Ready(llm_name)));
+            l
+        }
+        Err(why) => {
+            send(WorkerEvent::Model(ModelState::Failed(why)));
+            return;
+        }
+    };
+    let prompts = match Prompts::load(setup.prompts_dir.as_deref()) {
+        Ok(p) => p,
+        Err(e) => {
+            send(WorkerEvent::Model(ModelState::Failed(format!(
+                "prompts: {e}"
+            ))));
+            return;
+        }
+    };
+    let ask_opts = AskOptions::from_settings(s, Filter::default());
+    let mut reader: Option<Index> = None;
+    for req in requests {
+        let Request::Ask { id, question } = req else {
+            continue;
+        };
+        if cancelled_upto.load(Ordering::SeqCst) >= id {
+            send(WorkerEvent::AskFailed("cancelled".into()));
+            continue;
+        }
+        cancel.store(false, Ordering::SeqCst);
+        // Reopen or refresh: the watcher may have committed since the last question.
+        let idx = match reader.take() {
+            Some(mut r) => r.refresh().map(|_| r),
+            None => Index::open_reader(&index_dir),
+        };
+        let idx = match idx {
+            Ok(i) => i,
+            Err(e) => {
+                send(WorkerEvent::AskFailed(e.to_string()));
+                continue;
+            }
+        };
+        send(WorkerEvent::Generating);
+        let result = answer::ask(
+            &idx,
+            &embedder,
+            &mut llm,
+            &prompts,
+            &question,
+            &ask_opts,
+            &cancel,
+            &mut |e| match e {
+                Event::Passages(p) => send(WorkerEvent::Passages(p.to_vec())),
+                Event::Token(t) => send(WorkerEvent::Token(t.to_string())),
+            },
+        );
+        match result {
+            Ok(a) => send(WorkerEvent::Answered(Box::new(a))),
+            Err(e) => send(WorkerEvent::AskFailed(e.to_string())),
+        }
+        reader = Some(idx);
+    }
+}
+
+fn serve_searches(
+    dir: &Path,
+    embedder: &Embedder,
+    settings: &Settings,
+    rx: Receiver<Request>,
+    events: Sender<WorkerEvent>,
+) {
+    let mut opts = SearchOptions::from_settings(settings, Mode::Hybrid);
+    opts.k = opts.k.max(20);
+    let mut reader: Option<Index> = None;
+    while let Ok(mut req) = rx.recv() {
+        // Only the newest query matters: skip those typed past.
+        while let Ok(newer) = rx.try_recv() {
+            req = newer;
+        }
+        let Request::Search(query) = req else {
+            continue;
+        };
+        let idx = match reader.take() {
+            Some(mut r) => r.refresh().map(|_| r),
+            None => Index::open_reader(dir),
+        };
+        match idx {
+            Ok(i) => {
+                let passages = i.search(Some(embedder), &query, &opts).unwrap_or_default();
+                let _ = events.send(WorkerEvent::SearchResults { query, passages });
+                reader = Some(i);
+            }
+            Err(e) => {
+                let _ = events.send(WorkerEvent::Notice(format!("search: {e}")));
+            }
+        }
+    }
+}
+
+/// Turns the watcher's events into status-bar updates.
+fn forward_watch(rx: Receiver<WatchEvent>, dir: &Path, events: Sender<WorkerEvent>) {
+    let mut st = IndexStatus {
+        watching: false,
+        ..Default::default()
+    };
+    if let Ok(m) = read_manifest(dir) {
+        st = status_from(&m, &st);
+    }
+    let _ = events.send(WorkerEvent::Index(st.clone()));
+    for e in rx {
+        match e {
+            WatchEvent::Progress(p) => {
+                st.progress = Some((p.files_done, p.files_total));
+            }
+            WatchEvent::Applied { .. } => {
+                st.progress = None;
+                st.last_update = Some(format!("updated {}", local_time()));
+                if let Ok(m) = read_manifest(dir) {
+                    st = status_from(&m, &st);
+                }
+            }
+            WatchEvent::Watching { .. } => st.watching = true,
+            WatchEvent::Scanning { .. } => st.progress = Some((0, 0)),
+            WatchEvent::Notice(n) => {
+                let _ = events.send(WorkerEvent::Notice(n));
+            }
+            WatchEvent::Problem { .. } => {}
+            WatchEvent::Stopped { error } => {
+                st.watching = false;
+                st.progress = None;
+                st.error = error;
+            }
+        }
+        if events.send(WorkerEvent::Index(st.clone())).is_err() {
+            return;
+        }
+    }
+}
+
+/// Follows an index another process writes: re-reads its manifest when it changes.
+fn follow(dir: &Path, base: IndexStatus, events: Sender<WorkerEvent>) {
+    let path = dir.join("manifest.json");
+    let mut seen = None;
+    loop {
+        let m = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+        if m != seen {
+            seen = m;
+            if let Ok(man) = read_manifest(dir) {
+                let mut st = status_from(&man, &base);
+                st.last_update = Some(format!("updated {}", local_time()));
+                if events.send(WorkerEvent::Index(st)).is_err() {
+                    return;
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// The text of the passage's page (PDF) or file, and where the passage lies in it.
+pub fn load_preview(p: &Passage, pdf: &PdfExtractor) -> Result<PreviewDoc, String> {
+    let path = Path::new(&p.path);
+    let kind = Kind::of(path).ok_or("not a document folio reads")?;
+    let units = match kind {
+        Kind::Pdf => pdf.extract(path).map(pages_to_units),
+        k => std::fs::read(path)
+            .map_err(|e| crate::ingest::extract::ExtractError::Io(e.to_string()))
+            .and_then(|b| extract_bytes(k, &b)),
+    }
+    .map_err(|e| e.to_string())?;
+    let unit = units
+        .iter()
+        .find(|u| u.page == p.page)
+        .or(units.first())
+        .ok_or("the file has no text")?;
+    let chars: Vec<char> = unit.text.chars().collect();
+    let [s, e] = p.span;
+    let at_span: String = chars
+        .get(s..e.min(chars.len()))
+        .map(|c| c.iter().collect())
+        .unwrap_or_default();
+    let span = if at_span == p.text {
+        p.span
+    } else if let Some(b) = unit.text.find(p.text.as_str()) {
+        // The file was edited since: find the passage where it now is.
+        let s = unit.text[..b].chars().count();
+        [s, s + p.text.chars().count()]
+    } else {
+        return Err("the file changed since it was indexed".into());
+    };
+    Ok(PreviewDoc {
+        chunk: p.chunk.clone(),
+        text: unit.text.clone(),
+        span,
+    })
+}

@@ -1,0 +1,573 @@
+//! Following folders: keeps an index in step with its root folders until stopped.
+//!
+//! A [`Watcher`] owns the index's writer (and so its lock) on a background thread. It first
+//! reconciles the index with the folders (a full scan: what changed while folio was not running
+//! is applied, unchanged files are not read), then applies file-system events as they come:
+//! notify's events, debounced by notify-debouncer-full, are reduced to a set of changed paths,
+//! and each set is applied with [`pipeline::index_paths`], which re-reads only those paths. A
+//! burst (a `git checkout`, an unpacked archive) is coalesced: whatever arrived while one set was
+//! being applied forms the next. Lost events (an inotify queue overflow) trigger a full rescan;
+//! an exhausted watch limit switches to polling. Every step is reported as a [`WatchEvent`] on a
+//! channel, for `folio watch` to print and for the terminal UI to show.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use notify::event::{AccessKind, AccessMode, EventKind};
+use notify::{PollWatcher, RecommendedWatcher, RecursiveMode};
+use notify_debouncer_full::{
+    DebounceEventResult, Debouncer, FileIdMap, RecommendedCache, new_debouncer_opt,
+};
+
+use crate::embed::Embedder;
+use crate::index::manifest::ProblemStatus;
+use crate::index::{Index, IndexError};
+use crate::ingest::pdf::PdfExtractor;
+use crate::ingest::pipeline::{self, IndexOptions, IngestError, Observer, Progress, RunReport};
+
+/// How to watch.
+#[derive(Debug, Clone)]
+pub struct WatchOptions {
+    /// Folders to follow; canonicalised on start.
+    pub roots: Vec<PathBuf>,
+    /// Poll every so often instead of relying on OS events (network and FUSE folders).
+    pub poll: Option<Duration>,
+    /// How long a path must stay quiet before its events are applied.
+    pub debounce: Duration,
+    /// After this long without changes, compact the vector table.
+    pub compact_after: Duration,
+    pub index: IndexOptions,
+}
+
+impl WatchOptions {
+    pub fn new(roots: Vec<PathBuf>, index: IndexOptions) -> WatchOptions {
+        WatchOptions {
+            roots,
+            poll: None,
+            debounce: Duration::from_millis(300),
+            compact_after: Duration::from_secs(20),
+            index,
+        }
+    }
+}
+
+/// What the watcher reports.
+#[derive(Debug, Clone)]
+pub enum WatchEvent {
+    /// A full scan of the roots began: at start-up, or after events were lost.
+    Scanning { reason: String },
+    /// Progress of the scan or change set being applied.
+    Progress(Progress),
+    /// A file could not be indexed (it stays out of the index until it changes).
+    Problem {
+        path: String,
+        status: ProblemStatus,
+        reason: String,
+    },
+    /// A scan (`full`) or a set of changes was committed.
+    Applied { full: bool, report: Box<RunReport> },
+    /// Now waiting for changes.
+    Watching { roots: Vec<String>, polling: bool },
+    /// Something the user should know that does not stop the watcher (a switch to polling,
+    /// a rescan after lost events, a batch that failed and will be retried).
+    Notice(String),
+    /// The watcher stopped; `error` says why when it was not asked to.
+    Stopped { error: Option<String> },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    #[error("{path}: {reason}")]
+    Root { path: String, reason: String },
+    #[error("could not start the watcher thread: {0}")]
+    Thread(String),
+    #[error("{0}")]
+    Ingest(#[from] IngestError),
+    #[error("{0}")]
+    Index(#[from] IndexError),
+}
+
+enum Msg {
+    Fs(DebounceEventResult),
+    Stop,
+}
+
+/// A running watcher. Dropping it stops it too, without waiting.
+pub struct Watcher {
+    stop: Arc<AtomicBool>,
+    tx: Sender<Msg>,
+    thread: Option<JoinHandle<Result<(), WatchError>>>,
+}
+
+impl Watcher {
+    /// Starts following `opts.roots` with `index` (opened for writing). Events arrive on the
+    /// returned receiver until [`Watcher::stop`] or until the receiver is dropped.
+    pub fn start(
+        index: Index,
+        embedder: Arc<Embedder>,
+        pdf: PdfExtractor,
+        mut opts: WatchOptions,
+    ) -> Result<(Watcher, Receiver<WatchEvent>), WatchError> {
+        for r in &mut opts.roots {
+            let c = std::fs::canonicalize(&*r).map_err(|e| WatchError::Root {
+                path: r.display().to_string(),
+                reason: e.to_string(),
+            })?;
+            if !c.is_dir() {
+                return Err(WatchError::Root {
+                    path: r.display().to_string(),
+                    reason: "not a folder".into(),
+                });
+            }
+            *r = c;
+        }
+        let (events_tx, events_rx) = channel();
+        let (tx, rx) = channel();
+        let stop = Arc::new(AtomicBool::new(false));
+        let worker = Worker {
+            index_dir: std::fs::canonicalize(index.dir())
+                .unwrap_or_else(|_| index.dir().to_path_buf()),
+            index: Some(index),
+            embedder,
+            pdf,
+            opts,
+            events: events_tx,
+            stop: stop.clone(),
+            fs_tx: tx.clone(),
+            backend: None,
+        };
+        let thread = std::thread::Builder::new()
+            .name("folio-watch".into())
+            .spawn(move || worker.run(rx))
+            .map_err(|e| WatchError::Thread(e.to_string()))?;
+        Ok((
+            Watcher {
+                stop,
+                tx,
+                thread: Some(thread),
+            },
+            events_rx,
+        ))
+    }
+
+    /// Stops watching: a run in progress ends after its current batch (committed batches
+    /// stay), and the index is closed. Returns the error that stopped the watcher, if any.
+    pub fn stop(mut self) -> Result<(), WatchError> {
+        self.signal_stop();
+        match self.thread.take().map(JoinHandle::join) {
+            Some(Ok(r)) => r,
+            Some(Err(_)) => Err(WatchError::Thread("the watcher thread panicked".into())),
+            None => Ok(()),
+        }
+    }
+
+    /// Asks the watcher to stop without waiting for it (safe from a signal-driven loop).
+    pub fn signal_stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = self.tx.send(Msg::Stop);
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.thread.as_ref().is_none_or(JoinHandle::is_finished)
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        self.signal_stop();
+    }
+}
+
+enum Backend {
+    Native(Debouncer<RecommendedWatcher, RecommendedCache>),
+    Poll(Debouncer<PollWatcher, FileIdMap>),
+}
+
+struct Worker {
+    index: Option<Index>,
+    index_dir: PathBuf,
+    embedder: Arc<Embedder>,
+    pdf: PdfExtractor,
+    opts: WatchOptions,
+    events: Sender<WatchEvent>,
+    stop: Arc<AtomicBool>,
+    fs_tx: Sender<Msg>,
+    backend: Option<Backend>,
+}
+
+/// Forwards a run's progress (at most a few times a second) and problems as events, and stops
+/// the run when the watcher is stopped.
+struct Forward<'a> {
+    events: &'a Sender<WatchEvent>,
+    stop: &'a AtomicBool,
+    last: Option<Instant>,
+}
+
+impl Observer for Forward<'_> {
+    fn progress(&mut self, p: &Progress) {
+        if self
+            .last
+            .is_none_or(|t| t.elapsed() >= Duration::from_millis(200))
+        {
+            self.last = Some(Instant::now());
+            let _ = self.events.send(WatchEvent::Progress(p.clone()));
+        }
+    }
+
+    fn problem(&mut self, path: &str, status: ProblemStatus, reason: &str) {
+        let _ = self.events.send(WatchEvent::Problem {
+            path: path.to_string(),
+            status,
+            reason: reason.to_string(),
+        });
+    }
+
+    fn cancelled(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+}
+
+/// What a set of events asks for.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Changes {
+    paths: BTreeSet<PathBuf>,
+    rescan: bool,
+}
+
+/// Reduces debounced events to the paths they touch. Reads (our own included) are not changes;
+/// a closed writer is. Paths inside the index folder are our own writes and are dropped.
+fn collect(events: &[notify::Event], roots: &[PathBuf], index_dir: &Path, into: &mut Changes) {
+    for e in events {
+        if e.need_rescan() {
+            into.rescan = true;
+            continue;
+        }
+        match e.kind {
+            EventKind::Access(AccessKind::Close(AccessMode::Write)) => {}
+            EventKind::Access(_) => continue,
+            _ => {}
+        }
+        for p in &e.paths {
+            if p.starts_with(index_dir) || !roots.iter().any(|r| p.starts_with(r)) {
+                continue;
+            }
+            into.paths.insert(p.clone());
+        }
+    }
+}
+
+impl Worker {
+    fn send(&self, e: WatchEvent) {
+        let _ = self.events.send(e);
+    }
+
+    fn run(mut self, rx: Receiver<Msg>) -> Result<(), WatchError> {
+        let result = self.run_inner(&rx);
+        // Stop the OS watch before the index closes, so that nothing queues behind us.
+        self.backend = None;
+        self.index = None;
+        self.send(WatchEvent::Stopped {
+            error: result.as_ref().err().map(ToString::to_string),
+        });
+        result
+    }
+
+    fn run_inner(&mut self, rx: &Receiver<Msg>) -> Result<(), WatchError> {
+        // Watch first, then scan: a change made during the scan is queued, not lost.
+        self.start_backend(self.opts.poll)?;
+        self.full_scan("start-up: reconciling the index with the folders")?;
+        let mut dirty_since_compact = false;
+        loop {
+            if self.stop.load(Ordering::SeqCst) {
+                return Ok(());
+            }
+            let first = if dirty_since_compact {
+                match rx.recv_timeout(self.opts.compact_after) {
+                    Ok(m) => m,
+                    Err(RecvTimeoutError::Timeout) => {
+                        self.compact();
+                        dirty_since_compact = false;
+                        continue;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => return Ok(()),
+                }
+            } else {
+                match rx.recv() {
+                    Ok(m) => m,
+                    Err(_) => return Ok(()),
+                }
+            };
+            let mut changes = Changes::default();
+            let mut pending = Some(first);
+            // Coalesce everything already queued (a burst) into one change set.
+            while let Some(msg) = pending.take().or_else(|| rx.try_recv().ok()) {
+                match msg {
+                    Msg::Stop => return Ok(()),
+                    Msg::Fs(Ok(events)) => {
+                        let evs: Vec<notify::Event> = events.into_iter().map(|d| d.event).collect();
+                        collect(&evs, &self.opts.roots, &self.index_dir, &mut changes);
+                    }
+                    Msg::Fs(Err(errors)) => self.on_errors(errors, &mut changes)?,
+                }
+                if changes.paths.len() >= 20_000 {
+                    // Bounded memory for huge bursts: past this a rescan is cheaper anyway.
+                    changes.rescan = true;
+                    changes.paths.clear();
+                }
+            }
+            if changes.rescan {
+                self.full_scan("events were lost or too many: rescanning the folders")?;
+                dirty_since_compact = true;
+            } else if !changes.paths.is_empty() {
+                let paths: Vec<PathBuf> = changes.paths.into_iter().collect();
+                self.apply(&paths)?;
+                dirty_since_compact = true;
+            }
+        }
+    }
+
+    fn on_errors(
+        &mut self,
+        errors: Vec<notify::Error>,
+        changes: &mut Changes,
+    ) -> Result<(), WatchError> {
+        for e in errors {
+            if matches!(e.kind, notify::ErrorKind::MaxFilesWatch)
+                && matches!(self.backend, Some(Backend::Native(_)))
+            {
+                self.send(WatchEvent::Notice(
+                    "the system's file watch limit is reached (fs.inotify.max_user_watches): switching to polling every 2 s".into(),
+                ));
+                self.start_backend(Some(Duration::from_secs(2)))?;
+                changes.rescan = true;
+            } else {
+                tracing::warn!(error = %e, "watch error");
+                self.send(WatchEvent::Notice(format!("watch error: {e}")));
+                changes.paths.extend(
+                    e.paths
+                        .into_iter()
+                        .filter(|p| self.opts.roots.iter().any(|r| p.starts_with(r))),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn start_backend(&mut self, poll: Option<Duration>) -> Result<(), WatchError> {
+        self.backend = None;
+        let tx = self.fs_tx.clone();
+        let handler = move |r: DebounceEventResult| {
+            let _ = tx.send(Msg::Fs(r));
+        };
+        let root_err = |root: &Path, e: notify::Error| WatchError::Root {
+            path: root.display().to_string(),
+            reason: e.to_string(),
+        };
+        let first = self.opts.roots.first().cloned().unwrap_or_default();
+        let mut backend = match poll {
+            None => {
+                let d = new_debouncer_opt::<_, RecommendedWatcher, RecommendedCache>(
+                    self.opts.debounce,
+                    None,
+                    handler,
+                    RecommendedCache::new(),
+                    notify::Config::default(),
+                )
+                .map_err(|e| root_err(&first, e))?;
+                Backend::Native(d)
+            }
+            Some(every) => {
+                let d = new_debouncer_opt::<_, PollWatcher, FileIdMap>(
+                    self.opts.debounce.min(every),
+                    None,
+                    handler,
+                    FileIdMap::new(),
+                    notify::Config::default().with_poll_interval(every),
+                )
+                .map_err(|e| root_err(&first, e))?;
+                Backend::Poll(d)
+            }
+        };
+        for root in &self.opts.roots {
+            let r = match &mut backend {
+                Backend::Native(d) => d.watch(root, RecursiveMode::Recursive),
+                Backend::Poll(d) => d.watch(root, RecursiveMode::Recursive),
+            };
+            match r {
+                Ok(()) => {}
+                Err(e)
+                    if matches!(e.kind, notify::ErrorKind::MaxFilesWatch)
+                        && matches!(backend, Backend::Native(_)) =>
+                {
+                    self.send(WatchEvent::Notice(format!(
+                        "the system's file watch limit is reached (fs.inotify.max_user_watches) while watching {}: switching to polling every 2 s",
+                        root.display()
+                    )));
+                    return self.start_backend(Some(Duration::from_secs(2)));
+                }
+                Err(e) => return Err(root_err(root, e)),
+            }
+        }
+        let polling = matches!(backend, Backend::Poll(_));
+        self.backend = Some(backend);
+        self.send(WatchEvent::Watching {
+            roots: self
+                .opts
+                .roots
+                .iter()
+                .map(|r| r.display().to_string())
+                .collect(),
+            polling,
+        });
+        Ok(())
+    }
+
+    fn full_scan(&mut self, reason: &str) -> Result<(), WatchError> {
+        self.send(WatchEvent::Scanning {
+            reason: reason.to_string(),
+        });
+        let roots = self.opts.roots.clone();
+        self.with_index(true, |w, index, observer| {
+            pipeline::index_folders(index, &w.embedder, &w.pdf, &roots, &w.opts.index, observer)
+        })
+    }
+
+    fn apply(&mut self, paths: &[PathBuf]) -> Result<(), WatchError> {
+        let roots = self.opts.roots.clone();
+        self.with_index(false, |w, index, observer| {
+            pipeline::index_paths(
+                index,
+                &w.embedder,
+                &w.pdf,
+                &roots,
+                paths,
+                &w.opts.index,
+                observer,
+            )
+        })
+    }
+
+    /// Runs `f` on the index and reports the result. A failed run (a full disk, say) is
+    /// reported and the index reopened, which repairs whatever the run left half done; the
+    /// next full scan then brings it up to date.
+    fn with_index(
+        &mut self,
+        full: bool,
+        f: impl FnOnce(&Worker, &mut Index, &mut dyn Observer) -> Result<RunReport, IngestError>,
+    ) -> Result<(), WatchError> {
+        let Some(mut index) = self.index.take() else {
+            return Ok(());
+        };
+        let mut observer = Forward {
+            events: &self.events,
+            stop: &self.stop,
+            last: None,
+        };
+        let result = f(self, &mut index, &mut observer);
+        match result {
+            Ok(report) => {
+                self.index = Some(index);
+                if full || report.indexed + report.removed + report.failed.len() > 0 {
+                    self.send(WatchEvent::Applied {
+                        full,
+                        report: Box::new(report),
+                    });
+                }
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "applying changes failed");
+                let dir = index.dir().to_path_buf();
+                let embed = index.meta().embed.clone();
+                drop(index);
+                let reopened =
+                    Index::open_writer(&dir, &embed, &self.opts.index.chunking(), false)?;
+                self.index = Some(reopened);
+                self.send(WatchEvent::Notice(format!(
+                    "applying changes failed ({e}); the index was repaired and the folders will be rescanned"
+                )));
+                let _ = self.fs_tx.send(Msg::Fs(Ok(vec![rescan_event()])));
+                Ok(())
+            }
+        }
+    }
+
+    fn compact(&mut self) {
+        if let Some(index) = self.index.as_mut()
+            && let Err(e) = index.compact(self.opts.index.ann_threshold)
+        {
+            tracing::warn!(error = %e, "compacting the vector table failed");
+        }
+    }
+}
+
+fn rescan_event() -> notify_debouncer_full::DebouncedEvent {
+    notify_debouncer_full::DebouncedEvent::new(
+        notify::Event::new(EventKind::Other).set_flag(notify::event::Flag::Rescan),
+        Instant::now(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use notify::event::{CreateKind, ModifyKind, RemoveKind, RenameMode};
+
+    fn ev(kind: EventKind, paths: &[&str]) -> notify::Event {
+        let mut e = notify::Event::new(kind);
+        for p in paths {
+            e = e.add_path(PathBuf::from(p));
+        }
+        e
+    }
+
+    #[test]
+    fn events_reduce_to_changed_paths_under_the_roots() {
+        let roots = [PathBuf::from("/docs")];
+        let index = Path::new("/docs/.idx");
+        let events = [
+            ev(EventKind::Create(CreateKind::File), &["/docs/a.md"]),
+            ev(
+                EventKind::Modify(ModifyKind::Name(RenameMode::Both)),
+                &["/docs/b.md", "/docs/sub/b.md"],
+            ),
+            ev(EventKind::Remove(RemoveKind::File), &["/docs/c.md"]),
+            ev(
+                EventKind::Access(AccessKind::Open(AccessMode::Read)),
+                &["/docs/d.md"],
+            ),
+            ev(
+                EventKind::Access(AccessKind::Close(AccessMode::Write)),
+                &["/docs/e.md"],
+            ),
+            ev(
+                EventKind::Modify(ModifyKind::Any),
+                &["/docs/.idx/manifest.json"],
+            ),
+            ev(EventKind::Create(CreateKind::File), &["/elsewhere/x.md"]),
+        ];
+        let mut c = Changes::default();
+        collect(&events, &roots, index, &mut c);
+        let got: Vec<&str> = c.paths.iter().map(|p| p.to_str().unwrap()).collect();
+        assert_eq!(
+            got,
+            [
+                "/docs/a.md",
+                "/docs/b.md",
+                "/docs/c.md",
+                "/docs/e.md",
+                "/docs/sub/b.md"
+            ]
+        );
+        assert!(!c.rescan);
+
+        let overflow = notify::Event::new(EventKind::Other).set_flag(notify::event::Flag::Rescan);
+        collect(&[overflow], &roots, index, &mut c);
+        assert!(c.rescan);
+    }
+}
