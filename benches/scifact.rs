@@ -408,11 +408,13 @@ fn print_markdown(r: &serde_json::Value) {
     if r["relevance_gate_train"].is_object() {
         let c = &r["relevance_gate_train"];
         println!(
-            "relevance gate (train, {} queries): threshold {:.3}, answerable kept {:.3}, unanswerable refused {:.3}",
+            "relevance gate (train, {} queries): balanced optimum {:.3} (answerable kept {:.3}, unanswerable refused {:.3}); keeping 95% of answerable: {:.3} (refuses {:.3})",
             c["queries"],
             c["threshold"].as_f64().unwrap_or(0.0),
             c["answerable_kept"].as_f64().unwrap_or(0.0),
-            c["unanswerable_refused"].as_f64().unwrap_or(0.0)
+            c["unanswerable_refused"].as_f64().unwrap_or(0.0),
+            c["keep95"]["threshold"].as_f64().unwrap_or(0.0),
+            c["keep95"]["unanswerable_refused"].as_f64().unwrap_or(0.0),
         );
     }
     if let Some(m) = r["mteb_dense_ndcg10"].as_f64() {

@@ -372,39 +372,56 @@ fn watch(s: &Settings, a: WatchArgs) -> Result<ExitCode> {
         libc::signal(libc::SIGTERM, on_sigint as *const () as libc::sighandler_t);
     }
     let (watcher, events) = Watcher::start(idx, embedder, pdf, wopts)?;
-    let mut bar = Bar::new(true);
+    // A progress bar only while a scan or change set is being applied: an idle watcher
+    // draws nothing (and wakes for nothing).
+    let mut bar: Option<Bar> = None;
+    let say = |bar: &Option<Bar>, msg: &str| match bar {
+        Some(b) => b.bar.suspend(|| note(msg)),
+        None => note(msg),
+    };
     let mut totals = (0usize, 0usize, 0usize);
+    let mut summarized = totals;
     let mut last_summary = Instant::now();
     let mut stopping = false;
     let stopped_error = loop {
         if CANCEL.load(Ordering::SeqCst) && !stopping {
             stopping = true;
-            bar.bar.finish_and_clear();
+            if let Some(b) = bar.take() {
+                b.bar.finish_and_clear();
+            }
             note("stopping (the batch in progress is committed first)");
             watcher.signal_stop();
         }
-        let event = match events.recv_timeout(Duration::from_millis(200)) {
+        // Every ten minutes with changes since the last one, a line of totals.
+        if last_summary.elapsed() >= Duration::from_secs(600) && totals != summarized {
+            last_summary = Instant::now();
+            summarized = totals;
+            say(&bar, &summary_text(s, totals));
+        }
+        let event = match events.recv_timeout(Duration::from_millis(250)) {
             Ok(e) => e,
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break None,
         };
         match event {
-            WatchEvent::Scanning { reason } => note(&reason),
+            WatchEvent::Scanning { reason } => say(&bar, &reason),
             WatchEvent::Progress(p) => {
-                bar.bar.set_length(p.files_total as u64);
-                bar.progress(&p);
+                let b = bar.get_or_insert_with(|| Bar::new(true));
+                b.bar.set_length(p.files_total as u64);
+                b.progress(&p);
             }
             WatchEvent::Problem {
                 path,
                 status,
                 reason,
-            } => {
-                bar.bar
-                    .suspend(|| note(&format!("{status:?}: {path}: {reason}").to_lowercase()));
-            }
+            } => say(
+                &bar,
+                &format!("{status:?}: {path}: {reason}").to_lowercase(),
+            ),
             WatchEvent::Applied { full, report } => {
-                bar.bar.finish_and_clear();
-                bar = Bar::new(true);
+                if let Some(b) = bar.take() {
+                    b.bar.finish_and_clear();
+                }
                 totals.0 += report.indexed;
                 totals.1 += report.removed;
                 totals.2 += report.failed.len();
@@ -431,21 +448,22 @@ fn watch(s: &Settings, a: WatchArgs) -> Result<ExitCode> {
                         note(&format!("failed {p}: {why}"));
                     }
                 }
-                if last_summary.elapsed() >= Duration::from_secs(600) {
-                    last_summary = Instant::now();
-                    summary_line(s, totals);
-                }
             }
-            WatchEvent::Watching { roots, polling } => note(&format!(
-                "watching {}{} (Ctrl-C stops)",
-                roots.join(", "),
-                if polling { ", polling" } else { "" }
-            )),
-            WatchEvent::Notice(m) => note(&m),
+            WatchEvent::Watching { roots, polling } => say(
+                &bar,
+                &format!(
+                    "watching {}{} (Ctrl-C stops)",
+                    roots.join(", "),
+                    if polling { ", polling" } else { "" }
+                ),
+            ),
+            WatchEvent::Notice(m) => say(&bar, &m),
             WatchEvent::Stopped { error } => break error,
         }
     };
-    bar.bar.finish_and_clear();
+    if let Some(b) = bar.take() {
+        b.bar.finish_and_clear();
+    }
     let result = watcher.stop();
     summary_line(s, totals);
     if let Some(e) = stopped_error {
@@ -466,16 +484,21 @@ fn tui(dirs: &Dirs, s: &Settings, a: TuiArgs) -> Result<ExitCode> {
 }
 
 fn summary_line(s: &Settings, totals: (usize, usize, usize)) {
-    if let Ok(idx) = Index::open_reader(&s.index_dir) {
-        let m = idx.manifest();
-        note(&format!(
-            "{} files, {} passages in the index; this session: {} indexed, {} removed, {} failed",
+    note(&summary_text(s, totals));
+}
+
+fn summary_text(s: &Settings, totals: (usize, usize, usize)) -> String {
+    let session = format!(
+        "this session: {} indexed, {} removed, {} failed",
+        totals.0, totals.1, totals.2
+    );
+    match folio::index::read_manifest(&s.index_dir) {
+        Ok(m) => format!(
+            "{} files, {} passages in the index; {session}",
             m.files.len(),
-            m.chunk_count(),
-            totals.0,
-            totals.1,
-            totals.2
-        ));
+            m.chunk_count()
+        ),
+        Err(_) => session,
     }
 }
 
@@ -688,7 +711,7 @@ struct SearchJson<'a> {
 }
 
 fn search(s: &Settings, a: SearchArgs) -> Result<ExitCode> {
-    let idx = Index::open_reader(&s.index_dir)?;
+    let mut idx = Index::open_reader(&s.index_dir)?;
     let embedder = if a.mode == Mode::Bm25 {
         None
     } else {
@@ -702,7 +725,7 @@ fn search(s: &Settings, a: SearchArgs) -> Result<ExitCode> {
         ext: a.ext.clone(),
     };
     let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let run_one = |q: &str| -> Result<()> {
+    let run_one = |idx: &Index, q: &str| -> Result<()> {
         let passages = idx.search(embedder.as_ref(), q, &opts)?;
         let mut out = std::io::stdout().lock();
         if a.json {
@@ -715,7 +738,7 @@ fn search(s: &Settings, a: SearchArgs) -> Result<ExitCode> {
                 })?
             )?;
         } else {
-            print_passages(&mut out, &idx, q, &passages, color)?;
+            print_passages(&mut out, idx, q, &passages, color)?;
         }
         out.flush()?;
         Ok(())
@@ -725,11 +748,14 @@ fn search(s: &Settings, a: SearchArgs) -> Result<ExitCode> {
             let line = line?;
             let q = line.trim();
             if !q.is_empty() {
-                run_one(q)?;
+                // A long-running reader (a script, an editor plugin) sees what a watcher has
+                // committed since the last query.
+                idx.refresh()?;
+                run_one(&idx, q)?;
             }
         }
     } else {
-        run_one(&a.query)?;
+        run_one(&idx, &a.query)?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -1089,12 +1115,15 @@ fn eval(dirs: &Dirs, s: &Settings, a: EvalArgs) -> Result<ExitCode> {
     }
     if let Some(c) = &out.calibration {
         println!(
-            "relevance gate over {} queries: threshold {:.3} keeps {:.1}% of answerable and refuses {:.1}% of unanswerable (balanced accuracy {:.3}); set answer.min_relevance to use it",
+            "relevance gate over {} queries: balanced optimum {:.3} keeps {:.1}% of answerable and refuses {:.1}% of unanswerable (balanced accuracy {:.3}); {:.3} keeps 95% ({:.1}%) and refuses {:.1}%. Set answer.min_relevance to use one",
             c.queries,
             c.threshold,
             100.0 * c.answerable_kept,
             100.0 * c.unanswerable_refused,
-            c.balanced_accuracy
+            c.balanced_accuracy,
+            c.keep95.threshold,
+            100.0 * c.keep95.answerable_kept,
+            100.0 * c.keep95.unanswerable_refused,
         );
     }
     Ok(ExitCode::SUCCESS)

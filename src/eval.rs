@@ -264,6 +264,47 @@ pub struct Calibration {
     pub answerable_kept: f64,
     /// Share of unanswerable queries refused.
     pub unanswerable_refused: f64,
+    /// The highest threshold that still keeps 95% of answerable queries: the rule behind the
+    /// default `answer.min_relevance` (the gate only turns away what is clearly off-topic;
+    /// the support check after generation does the rest).
+    pub keep95: OperatingPoint,
+}
+
+/// A threshold and what it does on the calibration queries.
+#[derive(Debug, Clone, Serialize)]
+pub struct OperatingPoint {
+    pub threshold: f32,
+    pub answerable_kept: f64,
+    pub unanswerable_refused: f64,
+}
+
+/// Picks thresholds from the best similarities of answerable (`pos`) and unanswerable (`neg`)
+/// queries: the balanced-accuracy optimum, and the highest that keeps `keep` of the answerable.
+pub fn operating_points(pos: &[f32], neg: &[f32], keep: f64) -> (OperatingPoint, OperatingPoint) {
+    let n_pos = pos.len().max(1) as f64;
+    let n_neg = neg.len().max(1) as f64;
+    let at = |t: f32| OperatingPoint {
+        threshold: t,
+        answerable_kept: pos.iter().filter(|&&s| s >= t).count() as f64 / n_pos,
+        unanswerable_refused: neg.iter().filter(|&&s| s < t).count() as f64 / n_neg,
+    };
+    let mut candidates: Vec<f32> = pos.iter().chain(neg).copied().collect();
+    candidates.sort_by(f32::total_cmp);
+    candidates.dedup();
+    let mut best = at(0.0);
+    let mut kept = at(0.0);
+    for t in candidates {
+        let p = at(t);
+        if p.answerable_kept + p.unanswerable_refused
+            > best.answerable_kept + best.unanswerable_refused
+        {
+            best = p.clone();
+        }
+        if p.answerable_kept >= keep {
+            kept = p;
+        }
+    }
+    (best, kept)
 }
 
 /// Calibrates `ask`'s relevance gate on judged queries: each query is answerable with its
@@ -298,31 +339,15 @@ pub fn calibrate_relevance(
         pos.push(best_all);
         neg.push(best_other);
     }
-    let mut candidates: Vec<f32> = pos.iter().chain(&neg).copied().collect();
-    candidates.sort_by(f32::total_cmp);
-    let n = pos.len().max(1) as f64;
-    let mut best = Calibration {
+    let (best, keep95) = operating_points(&pos, &neg, 0.95);
+    Ok(Calibration {
         queries: pos.len(),
-        threshold: 0.0,
-        balanced_accuracy: 0.0,
-        answerable_kept: 1.0,
-        unanswerable_refused: 0.0,
-    };
-    for t in candidates {
-        let kept = pos.iter().filter(|&&s| s >= t).count() as f64 / n;
-        let refused = neg.iter().filter(|&&s| s < t).count() as f64 / n;
-        let acc = (kept + refused) / 2.0;
-        if acc > best.balanced_accuracy {
-            best = Calibration {
-                queries: pos.len(),
-                threshold: t,
-                balanced_accuracy: acc,
-                answerable_kept: kept,
-                unanswerable_refused: refused,
-            };
-        }
-    }
-    Ok(best)
+        threshold: best.threshold,
+        balanced_accuracy: (best.answerable_kept + best.unanswerable_refused) / 2.0,
+        answerable_kept: best.answerable_kept,
+        unanswerable_refused: best.unanswerable_refused,
+        keep95,
+    })
 }
 
 #[cfg(test)]
@@ -355,6 +380,24 @@ mod tests {
         assert_eq!(mrr_at(&ranked, &r, 1), 0.0);
         assert_eq!(ndcg_at(&ranking(&["a", "b"]), &r, 10), 1.0);
         assert_eq!(ndcg_at(&ranked, &rels(&[]), 10), 0.0);
+    }
+
+    #[test]
+    fn operating_points_by_hand() {
+        // Answerable best similarities, and unanswerable ones.
+        let pos = [0.9, 0.8, 0.7, 0.6, 0.3];
+        let neg = [0.65, 0.5, 0.4, 0.2, 0.1];
+        let (best, keep) = operating_points(&pos, &neg, 0.8);
+        // At 0.6: kept 4/5, refused 4/5 (0.65 passes) = 1.6; at 0.7: 3/5 + 5/5 = 1.6, not
+        // better; nothing beats 1.6, and 0.3 (5/5 + 2/5 = 1.4) is worse. The first best wins.
+        assert_eq!(best.threshold, 0.6);
+        assert!((best.answerable_kept - 0.8).abs() < 1e-12);
+        assert!((best.unanswerable_refused - 0.8).abs() < 1e-12);
+        // Keeping 80% of the answerable allows at most 0.6.
+        assert_eq!(keep.threshold, 0.6);
+        let (_, all) = operating_points(&pos, &neg, 1.0);
+        assert_eq!(all.threshold, 0.3);
+        assert!((all.unanswerable_refused - 0.4).abs() < 1e-12);
     }
 
     #[test]

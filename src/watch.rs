@@ -10,7 +10,7 @@
 //! an exhausted watch limit switches to polling. Every step is reported as a [`WatchEvent`] on a
 //! channel, for `folio watch` to print and for the terminal UI to show.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -140,6 +140,9 @@ impl Watcher {
             stop: stop.clone(),
             fs_tx: tx.clone(),
             backend: None,
+            unreadable: HashSet::new(),
+            failures: 0,
+            retry_at: None,
         };
         let thread = std::thread::Builder::new()
             .name("folio-watch".into())
@@ -198,6 +201,11 @@ struct Worker {
     stop: Arc<AtomicBool>,
     fs_tx: Sender<Msg>,
     backend: Option<Backend>,
+    /// Folders the poller could not read, already reported.
+    unreadable: HashSet<PathBuf>,
+    /// Runs that failed in a row, and when to try again (a full rescan).
+    failures: u32,
+    retry_at: Option<Instant>,
 }
 
 /// Forwards a run's progress (at most a few times a second) and problems as events, and stops
@@ -239,6 +247,9 @@ struct Changes {
     rescan: bool,
 }
 
+/// Files whose rules decide what the walk skips.
+const IGNORE_FILES: &[&str] = &[".gitignore", ".ignore", ".folioignore"];
+
 /// Reduces debounced events to the paths they touch. Reads (our own included) are not changes;
 /// a closed writer is. Paths inside the index folder are our own writes and are dropped.
 fn collect(events: &[notify::Event], roots: &[PathBuf], index_dir: &Path, into: &mut Changes) {
@@ -256,7 +267,15 @@ fn collect(events: &[notify::Event], roots: &[PathBuf], index_dir: &Path, into: 
             if p.starts_with(index_dir) || !roots.iter().any(|r| p.starts_with(r)) {
                 continue;
             }
-            into.paths.insert(p.clone());
+            // An edited ignore file changes which files below its folder belong in the index:
+            // that folder is looked at again in full.
+            let ignore_rules = p
+                .file_name()
+                .is_some_and(|n| IGNORE_FILES.iter().any(|f| n == *f));
+            match p.parent() {
+                Some(dir) if ignore_rules => into.paths.insert(dir.to_path_buf()),
+                _ => into.paths.insert(p.clone()),
+            };
         }
     }
 }
@@ -286,21 +305,33 @@ impl Worker {
             if self.stop.load(Ordering::SeqCst) {
                 return Ok(());
             }
-            let first = if dirty_since_compact {
-                match rx.recv_timeout(self.opts.compact_after) {
+            // Wake for a due retry, or to compact once the folder has been quiet a while.
+            let now = Instant::now();
+            let compact_at = dirty_since_compact.then(|| now + self.opts.compact_after);
+            let wake = match (self.retry_at, compact_at) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let first = match wake {
+                Some(at) => match rx.recv_timeout(at.saturating_duration_since(now)) {
                     Ok(m) => m,
                     Err(RecvTimeoutError::Timeout) => {
-                        self.compact();
-                        dirty_since_compact = false;
+                        if self.retry_at.is_some_and(|t| Instant::now() >= t) {
+                            self.retry_at = None;
+                            self.full_scan("retrying after a failed update")?;
+                            dirty_since_compact = true;
+                        } else {
+                            self.compact();
+                            dirty_since_compact = false;
+                        }
                         continue;
                     }
                     Err(RecvTimeoutError::Disconnected) => return Ok(()),
-                }
-            } else {
-                match rx.recv() {
+                },
+                None => match rx.recv() {
                     Ok(m) => m,
                     Err(_) => return Ok(()),
-                }
+                },
             };
             let mut changes = Changes::default();
             let mut pending = Some(first);
@@ -318,6 +349,20 @@ impl Worker {
                     // Bounded memory for huge bursts: past this a rescan is cheaper anyway.
                     changes.rescan = true;
                     changes.paths.clear();
+                }
+            }
+            // A folder that could not be read may be readable now (its files show up as new):
+            // look at it in full, which also clears its old problem.
+            if !changes.paths.is_empty() {
+                let readable: Vec<PathBuf> = self
+                    .unreadable
+                    .iter()
+                    .filter(|p| std::fs::read_dir(p).is_ok())
+                    .cloned()
+                    .collect();
+                for p in readable {
+                    self.unreadable.remove(&p);
+                    changes.paths.insert(p);
                 }
             }
             if changes.rescan {
@@ -346,13 +391,21 @@ impl Worker {
                 self.start_backend(Some(Duration::from_secs(2)))?;
                 changes.rescan = true;
             } else {
+                // The poller reports an unreadable folder on every pass: say it once.
+                let denied = matches!(&e.kind, notify::ErrorKind::Io(io) if io.kind() == std::io::ErrorKind::PermissionDenied);
+                let paths: Vec<PathBuf> = e
+                    .paths
+                    .iter()
+                    .filter(|p| self.opts.roots.iter().any(|r| p.starts_with(r)))
+                    .filter(|p| !denied || self.unreadable.insert(p.to_path_buf()))
+                    .cloned()
+                    .collect();
+                if denied && paths.is_empty() {
+                    continue;
+                }
                 tracing::warn!(error = %e, "watch error");
                 self.send(WatchEvent::Notice(format!("watch error: {e}")));
-                changes.paths.extend(
-                    e.paths
-                        .into_iter()
-                        .filter(|p| self.opts.roots.iter().any(|r| p.starts_with(r))),
-                );
+                changes.paths.extend(paths);
             }
         }
         Ok(())
@@ -406,6 +459,18 @@ impl Worker {
                 {
                     self.send(WatchEvent::Notice(format!(
                         "the system's file watch limit is reached (fs.inotify.max_user_watches) while watching {}: switching to polling every 2 s",
+                        root.display()
+                    )));
+                    return self.start_backend(Some(Duration::from_secs(2)));
+                }
+                // inotify gives up on the whole tree at the first folder it may not read;
+                // polling walks past it (and reports it when it becomes readable).
+                Err(e)
+                    if matches!(&e.kind, notify::ErrorKind::Io(io) if io.kind() == std::io::ErrorKind::PermissionDenied)
+                        && matches!(backend, Backend::Native(_)) =>
+                {
+                    self.send(WatchEvent::Notice(format!(
+                        "a folder under {} cannot be read ({e}): polling every 2 s instead of system events",
                         root.display()
                     )));
                     return self.start_backend(Some(Duration::from_secs(2)));
@@ -471,6 +536,7 @@ impl Worker {
         let result = f(self, &mut index, &mut observer);
         match result {
             Ok(report) => {
+                self.failures = 0;
                 self.index = Some(index);
                 if full || report.indexed + report.removed + report.failed.len() > 0 {
                     self.send(WatchEvent::Applied {
@@ -488,10 +554,15 @@ impl Worker {
                 let reopened =
                     Index::open_writer(&dir, &embed, &self.opts.index.chunking(), false)?;
                 self.index = Some(reopened);
+                // A cause that persists (a full disk, a root folder gone) must not spin: wait
+                // 2 s, 4 s, ... up to 5 minutes between attempts.
+                self.failures += 1;
+                let wait = Duration::from_secs(2u64.saturating_pow(self.failures).min(300));
+                self.retry_at = Some(Instant::now() + wait);
                 self.send(WatchEvent::Notice(format!(
-                    "applying changes failed ({e}); the index was repaired and the folders will be rescanned"
+                    "applying changes failed ({e}); the index was repaired and the folders will be rescanned in {} s",
+                    wait.as_secs()
                 )));
-                let _ = self.fs_tx.send(Msg::Fs(Ok(vec![rescan_event()])));
                 Ok(())
             }
         }
@@ -504,13 +575,6 @@ impl Worker {
             tracing::warn!(error = %e, "compacting the vector table failed");
         }
     }
-}
-
-fn rescan_event() -> notify_debouncer_full::DebouncedEvent {
-    notify_debouncer_full::DebouncedEvent::new(
-        notify::Event::new(EventKind::Other).set_flag(notify::event::Flag::Rescan),
-        Instant::now(),
-    )
 }
 
 #[cfg(test)]
@@ -565,6 +629,22 @@ mod tests {
             ]
         );
         assert!(!c.rescan);
+
+        let mut c2 = Changes::default();
+        collect(
+            &[ev(
+                EventKind::Modify(ModifyKind::Any),
+                &["/docs/sub/.gitignore"],
+            )],
+            &roots,
+            index,
+            &mut c2,
+        );
+        assert_eq!(
+            c2.paths.into_iter().collect::<Vec<_>>(),
+            [PathBuf::from("/docs/sub")],
+            "an ignore file's folder is looked at again"
+        );
 
         let overflow = notify::Event::new(EventKind::Other).set_flag(notify::event::Flag::Rescan);
         collect(&[overflow], &roots, index, &mut c);

@@ -161,10 +161,14 @@ impl Bm25 {
         };
         index.tokenizers().register(ANALYZER, analyzer());
         let f = fields(&index.schema())?;
-        let reader = index
-            .reader_builder()
-            .reload_policy(ReloadPolicy::OnCommitWithDelay)
-            .try_into()?;
+        // A reader follows other processes' commits (tantivy polls meta.json for them); the
+        // writer reloads after its own commits and need not wake up for anything else.
+        let policy = if write {
+            ReloadPolicy::Manual
+        } else {
+            ReloadPolicy::OnCommitWithDelay
+        };
+        let reader = index.reader_builder().reload_policy(policy).try_into()?;
         let writer = if write {
             Some(index.writer(WRITER_HEAP)?)
         } else {

@@ -140,8 +140,16 @@ pub struct Index {
     manifest: Manifest,
     bm25: Bm25,
     vectors: Vectors,
+    /// Modification time and size of the manifest file as last read (readers only).
+    manifest_stamp: Option<(std::time::SystemTime, u64)>,
     /// Held while this handle may write; the OS releases it if the process dies.
     _lock: Option<File>,
+}
+
+/// Modification time and size of a file, to notice that another process rewrote it.
+fn file_stamp(p: &Path) -> Option<(std::time::SystemTime, u64)> {
+    let m = std::fs::metadata(p).ok()?;
+    Some((m.modified().ok()?, m.len()))
 }
 
 fn now_secs() -> u64 {
@@ -222,14 +230,31 @@ impl Index {
         crate::fsutil::create_private_dir(dir).map_err(|e| io_err(dir, e))?;
         let lock = take_lock(dir)?;
         let existing = read_meta(dir)?;
-        let meta = match existing {
-            Some(m) if same_model(&m.embed, embed) => m,
+        let fresh = Meta {
+            format_version: FORMAT_VERSION,
+            embed: embed.clone(),
+            chunking: chunking.clone(),
+            created: now_secs(),
+        };
+        // The marker is written last, once both stores exist: a folder with a marker is
+        // always an index that opens, whenever a crash comes.
+        let (meta, new) = match &existing {
+            Some(m) if same_model(&m.embed, embed) => (m.clone(), false),
             Some(m) if !reembed => {
                 return Err(mismatch(dir, &m.embed, embed));
             }
-            Some(_) => {
-                // Re-embedding: vectors of the old model are worthless, and passages are cut in
-                // the new model's tokens, so both indexes start over; the roots are kept.
+            // Re-embedding: vectors of the old model are worthless, and passages are cut in the
+            // new model's tokens, so both indexes start over. Without a marker, whatever is
+            // here was never committed (or is a re-embedding cut short): start over too.
+            // Either way the roots are kept.
+            _ => {
+                if existing.is_none() {
+                    refuse_foreign(dir)?;
+                }
+                let marker = dir.join(MARKER);
+                if marker.exists() {
+                    std::fs::remove_file(&marker).map_err(|e| io_err(&marker, e))?;
+                }
                 let roots = Manifest::load(&dir.join(MANIFEST))?.roots;
                 for sub in ["bm25", "vectors"] {
                     let p = dir.join(sub);
@@ -243,28 +268,14 @@ impl Index {
                     ..Default::default()
                 };
                 manifest.save(&dir.join(MANIFEST))?;
-                let m = Meta {
-                    format_version: FORMAT_VERSION,
-                    embed: embed.clone(),
-                    chunking: chunking.clone(),
-                    created: now_secs(),
-                };
-                write_meta(dir, &m)?;
-                m
-            }
-            None => {
-                let m = Meta {
-                    format_version: FORMAT_VERSION,
-                    embed: embed.clone(),
-                    chunking: chunking.clone(),
-                    created: now_secs(),
-                };
-                write_meta(dir, &m)?;
-                m
+                (fresh, true)
             }
         };
         let bm25 = Bm25::open(&dir.join("bm25"), true)?;
         let vectors = Vectors::open(&dir.join("vectors"), meta.embed.dim, true)?;
+        if new {
+            write_meta(dir, &meta)?;
+        }
         let manifest = Manifest::load(&dir.join(MANIFEST))?;
         let mut index = Index {
             dir: dir.to_path_buf(),
@@ -272,6 +283,7 @@ impl Index {
             manifest,
             bm25,
             vectors,
+            manifest_stamp: None,
             _lock: Some(lock),
         };
         index.recover()?;
@@ -283,6 +295,8 @@ impl Index {
         let meta = read_meta(dir)?.ok_or_else(|| IndexError::Missing(dir.display().to_string()))?;
         let bm25 = Bm25::open(&dir.join("bm25"), false)?;
         let vectors = Vectors::open(&dir.join("vectors"), meta.embed.dim, false)?;
+        // Stamp first, then read: a save in between is picked up by the next refresh.
+        let manifest_stamp = file_stamp(&dir.join(MANIFEST));
         let manifest = Manifest::load(&dir.join(MANIFEST))?;
         Ok(Index {
             dir: dir.to_path_buf(),
@@ -290,6 +304,7 @@ impl Index {
             manifest,
             bm25,
             vectors,
+            manifest_stamp,
             _lock: None,
         })
     }
@@ -539,13 +554,48 @@ impl Index {
         Ok(())
     }
 
-    /// Picks up commits another process made since this handle opened.
+    /// Picks up commits another process made since this handle opened (cheap when there
+    /// are none).
     pub fn refresh(&mut self) -> Result<(), IndexError> {
         self.bm25.reload()?;
         self.vectors.refresh()?;
-        self.manifest = Manifest::load(&self.dir.join(MANIFEST))?;
+        let stamp = file_stamp(&self.dir.join(MANIFEST));
+        if stamp != self.manifest_stamp {
+            self.manifest = Manifest::load(&self.dir.join(MANIFEST))?;
+            self.manifest_stamp = stamp;
+        }
         Ok(())
     }
+}
+
+/// Refuses to make an index in a folder that holds anything but what an index (or the
+/// repository's `index/` folder) holds: starting over there deletes `bm25/` and `vectors/`.
+fn refuse_foreign(dir: &Path) -> Result<(), IndexError> {
+    const OURS: &[&str] = &[
+        LOCK,
+        MANIFEST,
+        JOURNAL,
+        MARKER,
+        "bm25",
+        "vectors",
+        "README.md",
+        ".gitignore",
+    ];
+    let entries = std::fs::read_dir(dir).map_err(|e| io_err(dir, e))?;
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        // Temporary files of an interrupted atomic write (`.manifest.json.tmp123`).
+        let temp = name.starts_with('.') && name.contains(".tmp");
+        if !OURS.contains(&name.as_str()) && !temp {
+            return Err(IndexError::Io {
+                path: dir.display().to_string(),
+                message: format!(
+                    "not a folio index and not empty (it holds {name}); give --index a new or empty folder"
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The manifest an index in `dir` has committed last (cheap: no index is opened).

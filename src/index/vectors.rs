@@ -470,9 +470,23 @@ impl Vectors {
     }
 
     /// Picks up commits made by another process.
-    pub fn refresh(&self) -> Result<(), VectorError> {
-        self.invalidate();
-        self.rt.block_on(self.table.checkout_latest())?;
+    /// Moves to the newest version another process committed; the in-memory copy of the
+    /// vectors is only dropped (and re-read on the next search) when there is one.
+    pub fn refresh(&mut self) -> Result<(), VectorError> {
+        let (before, after) = self.rt.block_on(async {
+            let before = self.table.version().await?;
+            self.table.checkout_latest().await?;
+            Ok::<_, lancedb::Error>((before, self.table.version().await?))
+        })?;
+        if before != after {
+            self.invalidate();
+            self.has_ann = self.rt.block_on(async {
+                self.table
+                    .list_indices()
+                    .await
+                    .map(|ix| ix.iter().any(|i| i.columns.iter().any(|c| c == "vector")))
+            })?;
+        }
         Ok(())
     }
 }

@@ -168,9 +168,10 @@ struct Scope<'a> {
     /// Files and folders looked at in full: anything the index has under them that the run did
     /// not find is gone.
     rescanned: &'a [String],
-    /// Retry files that failed before even if their size and time are unchanged (they were named
-    /// by a change event: a chmod changes neither).
-    retry_problems: bool,
+    /// Files named by change events: read them even if their size and time are unchanged (a
+    /// chmod changes neither; `cp -p` or an unpacked archive keeps both), and retry those that
+    /// failed before.
+    named: bool,
     /// Compact the vector table and build its ANN index when due (after full scans; the
     /// watcher compacts when the folder goes quiet).
     compact: bool,
@@ -227,7 +228,7 @@ pub fn index_folders(
     let scope = Scope {
         add_roots: &roots,
         rescanned: &roots,
-        retry_problems: false,
+        named: false,
         compact: true,
     };
     let mut report = run(
@@ -291,7 +292,7 @@ pub fn index_paths(
     let scope = Scope {
         add_roots: &[],
         rescanned: &rescanned,
-        retry_problems: true,
+        named: true,
         compact: false,
     };
     let mut report = run(
@@ -380,7 +381,7 @@ pub fn index_documents(
     let scope = Scope {
         add_roots: &roots,
         rescanned: &roots,
-        retry_problems: false,
+        named: false,
         compact: true,
     };
     run(
@@ -453,6 +454,7 @@ fn run(
     for c in candidates {
         if let Some(rec) = manifest.files.get(&c.path)
             && !rechunk
+            && !scope.named
             && rec.size == c.size
             && rec.mtime == c.mtime
         {
@@ -460,7 +462,7 @@ fn run(
             continue;
         }
         if let Some(p) = manifest.problems.get(&c.path)
-            && !scope.retry_problems
+            && !scope.named
             && p.size == c.size
             && p.mtime == c.mtime
         {
@@ -487,9 +489,9 @@ fn run(
     let total = report.unchanged + to_read.len();
     observer.planned(total, to_read.len());
     let mut changed = !first.is_empty();
-    // Removals wait for the first batch of new content: a renamed file then still finds its
-    // old vectors to reuse, and both land in one commit.
-    let mut first = Some(first);
+    // Removals are committed after the new content: a renamed file (or a renamed folder of
+    // thousands, whatever batch its files land in) still finds its old vectors to reuse.
+    let gone = first;
 
     let mut progress = Progress {
         files_total: total,
@@ -525,7 +527,7 @@ fn run(
             if pending.is_empty() {
                 return Ok(());
             }
-            let mut batch = build_batch(
+            let batch = build_batch(
                 std::mem::take(pending),
                 index,
                 embedder,
@@ -534,9 +536,6 @@ fn run(
                 observer,
                 started,
             )?;
-            if let Some(f) = first.take() {
-                batch.merge(f);
-            }
             changed |= !batch.is_empty();
             index.commit(batch)?;
             progress.seconds = started.elapsed().as_secs_f64();
@@ -562,10 +561,9 @@ fn run(
         }
         flush(&mut pending, &mut report, &mut progress, observer)
     })?;
-    if let Some(f) = first.take()
-        && !f.is_empty()
-    {
-        index.commit(f)?;
+    // A run stopped early keeps the old paths too: the next run removes them.
+    if !gone.is_empty() && !report.cancelled {
+        index.commit(gone)?;
     }
 
     report.seconds = started.elapsed().as_secs_f64();

@@ -52,6 +52,9 @@ pub enum TurnState {
 /// One question and its answer.
 #[derive(Debug, Clone)]
 pub struct Turn {
+    /// The id of its `Command::Ask` (0 when it never reached a worker); the workers' reports
+    /// name it, so that a late report of a cancelled turn cannot land in the next one.
+    pub id: u64,
     pub question: String,
     pub state: TurnState,
     /// The text so far: streamed tokens, then the checked answer.
@@ -69,6 +72,49 @@ impl Turn {
             self.state,
             TurnState::WaitingForModel | TurnState::Retrieving | TurnState::Generating
         )
+    }
+
+    fn apply(&mut self, ev: TurnEvent) {
+        match ev {
+            TurnEvent::Generating => {
+                if self.is_active() {
+                    self.state = TurnState::Generating;
+                    self.started = Some(Instant::now());
+                }
+            }
+            TurnEvent::Passages(p) => self.passages = p,
+            TurnEvent::Token(piece) => {
+                if self.is_active() {
+                    self.state = TurnState::Generating;
+                }
+                let started = *self.started.get_or_insert_with(Instant::now);
+                self.text.push_str(&piece);
+                self.tokens += 1;
+                // A rate over a few milliseconds is noise: wait for a quarter second.
+                let secs = started.elapsed().as_secs_f64();
+                if secs >= 0.25 {
+                    self.tokens_per_s = self.tokens as f64 / secs;
+                }
+            }
+            TurnEvent::Answered(a) => {
+                self.state = match a.stop {
+                    Some(crate::llm::StopReason::Cancelled) => TurnState::Cancelled,
+                    _ if self.state == TurnState::Cancelled => TurnState::Cancelled,
+                    _ => TurnState::Done,
+                };
+                self.text = a.answer.clone();
+                if a.timings.tokens_per_s > 0.0 {
+                    self.tokens_per_s = a.timings.tokens_per_s;
+                }
+                self.passages = a.passages.clone();
+                self.answer = Some(a);
+            }
+            TurnEvent::Failed(why) => {
+                if self.state != TurnState::Cancelled {
+                    self.state = TurnState::Failed(why);
+                }
+            }
+        }
     }
 }
 
@@ -116,7 +162,10 @@ pub struct PreviewDoc {
 /// Something for the runtime to do.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
-    Ask(String),
+    Ask {
+        id: u64,
+        question: String,
+    },
     Search(String),
     Cancel,
     /// Load the document around a passage for the preview.
@@ -125,18 +174,25 @@ pub enum Command {
     Quit,
 }
 
+/// What the answering worker reports about one question.
+#[derive(Debug, Clone)]
+pub enum TurnEvent {
+    /// The model began on the question (it was waiting for the model or retrieving).
+    Generating,
+    Passages(Vec<Passage>),
+    Token(String),
+    Answered(Box<Answer>),
+    Failed(String),
+}
+
 /// Reports from the background workers.
 #[derive(Debug, Clone)]
 pub enum WorkerEvent {
     Model(ModelState),
     /// The embedder and index are ready: searches can run.
     SearchReady,
-    Passages(Vec<Passage>),
-    Token(String),
-    Answered(Box<Answer>),
-    AskFailed(String),
-    /// The model began on the question (it was waiting or retrieving).
-    Generating,
+    /// About the question asked with this id.
+    Turn(u64, TurnEvent),
     SearchResults {
         query: String,
         passages: Vec<Passage>,
@@ -154,6 +210,20 @@ pub enum Action {
     Mouse(MouseEvent),
     Tick(Instant),
     Worker(WorkerEvent),
+}
+
+/// How far the answer and preview panes can scroll (wrapped lines beyond the pane's height).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScrollLimits {
+    pub answer: u16,
+    pub preview: u16,
+}
+
+/// The first source shown in a sources pane of `height` rows (two lines a source, inside
+/// borders) so that `selected` is visible; the view and mouse hits agree on it.
+pub fn first_visible(selected: usize, height: u16) -> usize {
+    let rows = (height.saturating_sub(2) / 2).max(1) as usize;
+    selected.saturating_sub(rows - 1)
 }
 
 /// Where the panes are, for mouse hits; computed by the view's layout from the frame size.
@@ -174,6 +244,8 @@ pub struct App {
     /// Cursor position in `input`, in characters.
     pub cursor: usize,
     pub turns: Vec<Turn>,
+    /// Ids given to asks so far.
+    asked: u64,
     /// The turn shown (history browsing); the newest unless the user went back.
     pub shown: usize,
     pub search_query: String,
@@ -183,6 +255,10 @@ pub struct App {
     pub preview: Option<PreviewDoc>,
     pub answer_scroll: u16,
     pub preview_scroll: u16,
+    /// The answer pane stays at its end as text streams in, until the user scrolls up.
+    pub follow_answer: bool,
+    /// Furthest each text pane can scroll, as the view last laid it out.
+    pub limits: ScrollLimits,
     pub model: ModelState,
     pub search_ready: bool,
     pub index: IndexStatus,
@@ -203,6 +279,7 @@ impl App {
             input: String::new(),
             cursor: 0,
             turns: Vec::new(),
+            asked: 0,
             shown: 0,
             search_query: String::new(),
             search_results: Vec::new(),
@@ -211,6 +288,8 @@ impl App {
             preview: None,
             answer_scroll: 0,
             preview_scroll: 0,
+            follow_answer: true,
+            limits: ScrollLimits::default(),
             model: ModelState::Loading("models".into()),
             search_ready: false,
             index: IndexStatus::default(),
@@ -222,6 +301,17 @@ impl App {
             color,
             model_name: String::new(),
         }
+    }
+
+    /// Records how far the panes can scroll now (the runtime calls it before each frame),
+    /// keeping scroll positions inside them and the answer at its end while it follows.
+    pub fn set_limits(&mut self, limits: ScrollLimits) {
+        self.limits = limits;
+        if self.follow_answer {
+            self.answer_scroll = limits.answer;
+        }
+        self.answer_scroll = self.answer_scroll.min(limits.answer);
+        self.preview_scroll = self.preview_scroll.min(limits.preview);
     }
 
     pub fn current(&self) -> Option<&Turn> {
@@ -317,7 +407,7 @@ impl App {
         // Keys that act everywhere.
         if ctrl && matches!(k.code, KeyCode::Char('c')) {
             if self.generating() {
-                return vec![Command::Cancel];
+                return self.cancel();
             }
             self.quit = true;
             return vec![Command::Quit];
@@ -379,7 +469,7 @@ impl App {
             }
             KeyCode::Esc => {
                 if self.generating() {
-                    vec![Command::Cancel]
+                    self.cancel()
                 } else if self.preview.is_some() && self.focus == Focus::Preview {
                     self.focus = Focus::Sources;
                     Vec::new()
@@ -410,6 +500,17 @@ impl App {
         }
     }
 
+    /// Cancels the active turn. One still waiting for the model or for its passages ends at
+    /// once; one generating ends when the worker reports what it had.
+    fn cancel(&mut self) -> Vec<Command> {
+        if let Some(t) = self.turns.last_mut()
+            && matches!(t.state, TurnState::WaitingForModel | TurnState::Retrieving)
+        {
+            t.state = TurnState::Cancelled;
+        }
+        vec![Command::Cancel]
+    }
+
     fn set_mode(&mut self, mode: Mode) {
         if self.mode != mode {
             self.mode = mode;
@@ -426,6 +527,7 @@ impl App {
             self.shown = i;
             self.selected = 0;
             self.answer_scroll = 0;
+            self.follow_answer = false;
             self.preview = None;
             self.set_mode(Mode::Ask);
         }
@@ -443,10 +545,14 @@ impl App {
     }
 
     fn move_by(&mut self, by: isize) -> Vec<Command> {
-        let step = |v: u16| (v as isize + by).clamp(0, u16::MAX as isize) as u16;
+        let step = |v: u16, max: u16| (v as isize + by).clamp(0, max as isize) as u16;
         match self.focus {
-            Focus::Answer => self.answer_scroll = step(self.answer_scroll),
-            Focus::Preview => self.preview_scroll = step(self.preview_scroll),
+            Focus::Answer => {
+                self.answer_scroll = step(self.answer_scroll, self.limits.answer);
+                // Back at the end, the pane follows the stream again.
+                self.follow_answer = self.answer_scroll >= self.limits.answer;
+            }
+            Focus::Preview => self.preview_scroll = step(self.preview_scroll, self.limits.preview),
             Focus::Sources | Focus::Input => {
                 let n = self.sources().len();
                 if n == 0 {
@@ -479,7 +585,7 @@ impl App {
         match k.code {
             KeyCode::Esc => {
                 if self.generating() {
-                    return vec![Command::Cancel];
+                    return self.cancel();
                 }
                 self.focus = Focus::Answer;
                 return Vec::new();
@@ -539,11 +645,25 @@ impl App {
                     self.notice = Some("still answering: Esc cancels".into());
                     return Vec::new();
                 }
-                let state = match self.model {
+                let state = match &self.model {
                     ModelState::Ready(_) => TurnState::Retrieving,
-                    _ => TurnState::WaitingForModel,
+                    ModelState::Loading(_) => TurnState::WaitingForModel,
+                    // Nothing would ever answer: say so now rather than wait forever.
+                    ModelState::Failed(why) => {
+                        TurnState::Failed(format!("the model could not be loaded: {why}"))
+                    }
+                };
+                let cmds = if matches!(state, TurnState::Failed(_)) {
+                    Vec::new()
+                } else {
+                    self.asked += 1;
+                    vec![Command::Ask {
+                        id: self.asked,
+                        question: q.clone(),
+                    }]
                 };
                 self.turns.push(Turn {
+                    id: if cmds.is_empty() { 0 } else { self.asked },
                     question: q.clone(),
                     state,
                     text: String::new(),
@@ -556,10 +676,11 @@ impl App {
                 self.shown = self.turns.len() - 1;
                 self.selected = 0;
                 self.answer_scroll = 0;
+                self.follow_answer = true;
                 self.preview = None;
                 self.input.clear();
                 self.cursor = 0;
-                vec![Command::Ask(q)]
+                cmds
             }
         }
     }
@@ -595,8 +716,10 @@ impl App {
             MouseEventKind::Down(MouseButton::Left) => {
                 self.focus = pane;
                 if pane == Focus::Sources {
-                    // Rows start below the pane's top border; each source takes two lines.
-                    let row = m.row.saturating_sub(self.areas.sources.y + 1) as usize / 2;
+                    // Rows start below the pane's top border; each source takes two lines, and
+                    // the list may be scrolled.
+                    let first = first_visible(self.selected, self.areas.sources.height);
+                    let row = first + m.row.saturating_sub(self.areas.sources.y + 1) as usize / 2;
                     if row < self.sources().len() {
                         self.selected = row;
                         return self.open_preview_keep_focus();
@@ -625,48 +748,15 @@ impl App {
             WorkerEvent::SearchReady => {
                 self.search_ready = true;
             }
-            WorkerEvent::Generating => {
-                if let Some(t) = self.turns.last_mut() {
-                    t.state = TurnState::Generating;
-                    t.started = Some(Instant::now());
+            WorkerEvent::Turn(id, ev) => {
+                let answered = matches!(ev, TurnEvent::Answered(_));
+                let shown = self.current().is_some_and(|t| t.id == id);
+                if let Some(t) = self.turns.iter_mut().rev().find(|t| t.id == id) {
+                    t.apply(ev);
                 }
-            }
-            WorkerEvent::Passages(p) => {
-                if let Some(t) = self.turns.last_mut() {
-                    t.passages = p;
-                }
-            }
-            WorkerEvent::Token(s) => {
-                if let Some(t) = self.turns.last_mut() {
-                    t.state = TurnState::Generating;
-                    let started = *t.started.get_or_insert_with(Instant::now);
-                    t.text.push_str(&s);
-                    t.tokens += 1;
-                    // A rate over a few milliseconds is noise: wait for a quarter second.
-                    let secs = started.elapsed().as_secs_f64();
-                    if secs >= 0.25 {
-                        t.tokens_per_s = t.tokens as f64 / secs;
-                    }
-                }
-            }
-            WorkerEvent::Answered(a) => {
-                if let Some(t) = self.turns.last_mut() {
-                    t.state = match a.stop {
-                        Some(crate::llm::StopReason::Cancelled) => TurnState::Cancelled,
-                        _ => TurnState::Done,
-                    };
-                    t.text = a.answer.clone();
-                    if a.timings.tokens_per_s > 0.0 {
-                        t.tokens_per_s = a.timings.tokens_per_s;
-                    }
-                    t.passages = a.passages.clone();
-                    t.answer = Some(a);
-                }
-                self.selected = 0;
-            }
-            WorkerEvent::AskFailed(why) => {
-                if let Some(t) = self.turns.last_mut() {
-                    t.state = TurnState::Failed(why);
+                // The sources pane now lists the cited passages first.
+                if answered && shown {
+                    self.selected = 0;
                 }
             }
             WorkerEvent::SearchResults { query, passages } => {
@@ -709,6 +799,11 @@ pub(crate) mod tests {
         Action::Key(KeyEvent::new(c, KeyModifiers::NONE))
     }
 
+    /// A report of the answering worker about the question asked with `id`.
+    pub fn turn(id: u64, ev: TurnEvent) -> Action {
+        Action::Worker(WorkerEvent::Turn(id, ev))
+    }
+
     pub fn ctrl(c: char) -> Action {
         Action::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL))
     }
@@ -747,7 +842,13 @@ pub(crate) mod tests {
         typed(&mut app, "y");
         assert_eq!(app.input, "q?y ");
         let cmds = app.update(key(KeyCode::Enter));
-        assert_eq!(cmds, vec![Command::Ask("q?y".into())]);
+        assert_eq!(
+            cmds,
+            vec![Command::Ask {
+                id: 1,
+                question: "q?y".into()
+            }]
+        );
         assert_eq!(app.input, "");
         assert_eq!(app.turns.len(), 1);
         assert_eq!(app.turns[0].state, TurnState::Retrieving);
@@ -783,13 +884,95 @@ pub(crate) mod tests {
         typed(&mut app, "what?");
         assert_eq!(
             app.update(key(KeyCode::Enter)),
-            vec![Command::Ask("what?".into())]
+            vec![Command::Ask {
+                id: 1,
+                question: "what?".into()
+            }]
         );
         assert_eq!(app.turns[0].state, TurnState::WaitingForModel);
         assert!(app.generating());
-        // Ctrl-C cancels rather than quits while a question is pending.
+        // Ctrl-C cancels rather than quits while a question is pending; the turn ends now,
+        // and the worker's later report of it changes nothing.
         assert_eq!(app.update(ctrl('c')), vec![Command::Cancel]);
         assert!(!app.quit);
+        assert_eq!(app.turns[0].state, TurnState::Cancelled);
+        app.update(turn(1, TurnEvent::Failed("cancelled".into())));
+        assert_eq!(app.turns[0].state, TurnState::Cancelled);
+    }
+
+    #[test]
+    fn a_failed_model_fails_the_question_at_once() {
+        let mut app = App::new(false);
+        app.update(Action::Worker(WorkerEvent::Model(ModelState::Failed(
+            "no such file".into(),
+        ))));
+        typed(&mut app, "what?");
+        assert!(app.update(key(KeyCode::Enter)).is_empty(), "nothing to ask");
+        assert!(matches!(&app.turns[0].state, TurnState::Failed(w) if w.contains("no such file")));
+        assert!(!app.generating(), "the next question is not blocked");
+    }
+
+    #[test]
+    fn reports_of_a_cancelled_question_stay_out_of_the_next() {
+        let mut app = App::new(false);
+        app.update(Action::Worker(WorkerEvent::Model(ModelState::Ready(
+            "m".into(),
+        ))));
+        typed(&mut app, "first");
+        app.update(key(KeyCode::Enter));
+        app.update(key(KeyCode::Esc));
+        typed(&mut app, "second");
+        let cmds = app.update(key(KeyCode::Enter));
+        assert_eq!(
+            cmds,
+            vec![Command::Ask {
+                id: 2,
+                question: "second".into()
+            }]
+        );
+        // The first question's worker was already retrieving: its late tokens go to it.
+        app.update(turn(1, TurnEvent::Token("stale".into())));
+        app.update(turn(2, TurnEvent::Token("fresh".into())));
+        assert_eq!(app.turns[0].text, "stale");
+        assert_eq!(app.turns[1].text, "fresh");
+        assert_eq!(app.turns[0].state, TurnState::Cancelled);
+        assert_eq!(app.turns[1].state, TurnState::Generating);
+    }
+
+    #[test]
+    fn the_answer_follows_the_stream_until_scrolled_up() {
+        let mut app = App::new(false);
+        app.update(Action::Worker(WorkerEvent::Model(ModelState::Ready(
+            "m".into(),
+        ))));
+        typed(&mut app, "q");
+        app.update(key(KeyCode::Enter));
+        app.set_limits(ScrollLimits {
+            answer: 5,
+            preview: 0,
+        });
+        assert_eq!(app.answer_scroll, 5, "at the end while streaming");
+        app.update(key(KeyCode::Tab));
+        assert_eq!(app.focus, Focus::Answer);
+        app.update(key(KeyCode::Up));
+        assert_eq!(app.answer_scroll, 4);
+        app.set_limits(ScrollLimits {
+            answer: 9,
+            preview: 0,
+        });
+        assert_eq!(
+            app.answer_scroll, 4,
+            "scrolled up: stays put as text arrives"
+        );
+        app.update(key(KeyCode::End));
+        assert_eq!(app.answer_scroll, 9, "End goes no further than the text");
+        app.set_limits(ScrollLimits {
+            answer: 12,
+            preview: 0,
+        });
+        assert_eq!(app.answer_scroll, 12, "following again");
+        app.update(key(KeyCode::Home));
+        assert_eq!(app.answer_scroll, 0);
     }
 
     #[test]
@@ -806,21 +989,21 @@ pub(crate) mod tests {
             "Either party may terminate with ninety days notice.",
         );
         let p2 = passage("/d/notes.md", "02", "Unrelated.");
-        app.update(Action::Worker(WorkerEvent::Passages(vec![
-            p1.clone(),
-            p2.clone(),
-        ])));
-        app.update(Action::Worker(WorkerEvent::Token("Ninety".into())));
-        app.update(Action::Worker(WorkerEvent::Token(" days.".into())));
+        app.update(turn(1, TurnEvent::Passages(vec![p1.clone(), p2.clone()])));
+        app.update(turn(1, TurnEvent::Token("Ninety".into())));
+        app.update(turn(1, TurnEvent::Token(" days.".into())));
         assert_eq!(app.turns[0].text, "Ninety days.");
         assert_eq!(app.turns[0].state, TurnState::Generating);
         assert_eq!(app.sources().len(), 2);
-        app.update(Action::Worker(WorkerEvent::Answered(Box::new(answer(
-            "Ninety days. [2]",
-            vec![p1.clone(), p2.clone()],
-            2,
-            &p2,
-        )))));
+        app.update(turn(
+            1,
+            TurnEvent::Answered(Box::new(answer(
+                "Ninety days. [2]",
+                vec![p1.clone(), p2.clone()],
+                2,
+                &p2,
+            ))),
+        ));
         let t = &app.turns[0];
         assert_eq!(t.state, TurnState::Done);
         assert_eq!(t.text, "Ninety days. [2]");
@@ -862,7 +1045,7 @@ pub(crate) mod tests {
         let ps: Vec<Passage> = (0..3)
             .map(|i| passage(&format!("/d/{i}.md"), &format!("{i:02}"), "text"))
             .collect();
-        app.update(Action::Worker(WorkerEvent::Passages(ps.clone())));
+        app.update(turn(1, TurnEvent::Passages(ps.clone())));
         // While answering, Esc cancels (even in the box) rather than leaving the box.
         assert_eq!(app.update(key(KeyCode::Esc)), vec![Command::Cancel]);
         app.update(key(KeyCode::Tab));
@@ -929,10 +1112,10 @@ pub(crate) mod tests {
         app.update(Action::Worker(WorkerEvent::Model(ModelState::Ready(
             "m".into(),
         ))));
-        for q in ["one", "two"] {
+        for (id, q) in [(1, "one"), (2, "two")] {
             typed(&mut app, q);
             app.update(key(KeyCode::Enter));
-            app.update(Action::Worker(WorkerEvent::AskFailed("x".into())));
+            app.update(turn(id, TurnEvent::Failed("x".into())));
         }
         assert_eq!(app.shown, 1);
         app.update(key(KeyCode::Esc));
@@ -960,7 +1143,7 @@ pub(crate) mod tests {
         let ps: Vec<Passage> = (0..3)
             .map(|i| passage(&format!("/d/{i}.md"), &format!("{i:02}"), "t"))
             .collect();
-        app.update(Action::Worker(WorkerEvent::Passages(ps.clone())));
+        app.update(turn(1, TurnEvent::Passages(ps.clone())));
         let click = |col, row| {
             Action::Mouse(MouseEvent {
                 kind: MouseEventKind::Down(MouseButton::Left),
@@ -973,12 +1156,28 @@ pub(crate) mod tests {
         assert_eq!(app.focus, Focus::Sources);
         assert_eq!(app.selected, 1);
         assert_eq!(cmds, vec![Command::Preview(ps[1].clone())]);
+        app.set_limits(ScrollLimits {
+            answer: 10,
+            preview: 0,
+        });
         app.update(Action::Mouse(MouseEvent {
-            kind: MouseEventKind::ScrollDown,
+            kind: MouseEventKind::ScrollUp,
             column: 5,
             row: 5,
             modifiers: KeyModifiers::NONE,
         }));
-        assert_eq!(app.answer_scroll, 3);
+        assert_eq!(app.answer_scroll, 7, "the wheel scrolls the pane under it");
+        assert_eq!(app.focus, Focus::Sources, "without taking the focus");
+
+        // A scrolled list: the click lands on the row shown there, not on row n of the list.
+        let many: Vec<Passage> = (0..8)
+            .map(|i| passage(&format!("/d/{i}.md"), &format!("{i:02}"), "t"))
+            .collect();
+        app.update(turn(1, TurnEvent::Passages(many.clone())));
+        app.selected = 7;
+        let first = first_visible(7, app.areas.sources.height);
+        assert_eq!(first, 3, "five rows of two lines in a 12-line pane");
+        app.update(click(60, 3 + 1));
+        assert_eq!(app.selected, 3);
     }
 }

@@ -15,6 +15,7 @@ pub mod worker;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command as Process, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::channel;
 use std::time::{Duration, Instant};
 
@@ -40,17 +41,24 @@ pub enum TuiError {
 
 type Term = Terminal<CrosstermBackend<std::io::Stdout>>;
 
+/// Whether the terminal is in the UI's mode (raw, alternate screen, mouse capture).
+static ENTERED: AtomicBool = AtomicBool::new(false);
+
 fn enter() -> Result<Term, TuiError> {
+    ENTERED.store(true, Ordering::SeqCst);
     enable_raw_mode()?;
     let mut out = std::io::stdout();
     execute!(out, EnterAlternateScreen, EnableMouseCapture)?;
     Ok(Terminal::new(CrosstermBackend::new(out))?)
 }
 
+/// Gives the terminal back; does nothing when it already is.
 fn leave() {
-    let _ = disable_raw_mode();
-    let _ = execute!(std::io::stdout(), LeaveAlternateScreen, DisableMouseCapture);
-    let _ = execute!(std::io::stdout(), crossterm::cursor::Show);
+    if ENTERED.swap(false, Ordering::SeqCst) {
+        let _ = disable_raw_mode();
+        let _ = execute!(std::io::stdout(), LeaveAlternateScreen, DisableMouseCapture);
+        let _ = execute!(std::io::stdout(), crossterm::cursor::Show);
+    }
 }
 
 /// Frame and key-to-screen timings, written to `FOLIO_TUI_TIMINGS` on exit when set.
@@ -84,25 +92,36 @@ pub fn run(setup: Setup) -> Result<(), TuiError> {
     let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let timings_path = std::env::var_os("FOLIO_TUI_TIMINGS").map(PathBuf::from);
 
-    // Restore the terminal before the panic message is printed.
+    // A panic on the UI thread restores the terminal before its message is printed. One on
+    // a worker thread (some are caught: a damaged model file) must not tear the screen
+    // down, nor print over it: it is logged, and the worker reports its failure.
+    let ui_thread = std::thread::current().id();
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        leave();
         tracing::error!("panic: {info}");
-        default_hook(info);
+        if std::thread::current().id() == ui_thread {
+            leave();
+            default_hook(info);
+        }
     }));
 
-    let (tx, rx) = channel::<WorkerEvent>();
-    let mut workers = worker::start(setup, tx);
-    let mut term = enter()?;
-    let mut app = App::new(color);
-    let mut timings = Timings::default();
-    let result = event_loop(&mut term, &mut app, &rx, &mut workers, &mut timings);
+    let result = (|| {
+        let mut term = enter()?;
+        let (tx, rx) = channel::<WorkerEvent>();
+        let mut workers = worker::start(setup, tx);
+        let mut app = App::new(color);
+        let mut timings = Timings::default();
+        let result = event_loop(&mut term, &mut app, &rx, &mut workers, &mut timings);
+        leave();
+        if let Some(p) = timings_path {
+            timings.write(&p);
+        }
+        workers.shutdown();
+        result
+    })();
+    // Whatever happened, the terminal is the user's again, and panics print as usual.
     leave();
-    if let Some(p) = timings_path {
-        timings.write(&p);
-    }
-    workers.shutdown();
+    let _ = std::panic::take_hook();
     result
 }
 
@@ -139,6 +158,7 @@ fn event_loop(
             let t0 = Instant::now();
             let size = term.size()?;
             app.areas = view::layout(ratatui::layout::Rect::new(0, 0, size.width, size.height));
+            app.set_limits(view::scroll_limits(app, &app.areas));
             term.draw(|f| view::draw(f, app))?;
             let now = Instant::now();
             timings.frames_ms.push((now - t0).as_secs_f64() * 1000.0);
@@ -186,7 +206,7 @@ fn carry_out(
 ) -> Result<(), TuiError> {
     for c in cmds {
         match c {
-            Command::Ask(q) => workers.ask(q),
+            Command::Ask { id, question } => workers.ask(id, question),
             Command::Search(q) => workers.search(q),
             Command::Cancel => workers.cancel(),
             Command::Preview(p) => workers.preview(p),
@@ -281,6 +301,7 @@ fn open(p: &Passage, term: &mut Term) -> Result<String, TuiError> {
     cmd.arg(path);
     leave();
     let status = cmd.status();
+    ENTERED.store(true, Ordering::SeqCst);
     enable_raw_mode()?;
     execute!(std::io::stdout(), EnterAlternateScreen, EnableMouseCapture)?;
     term.clear()?;

@@ -6,7 +6,9 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
-use super::app::{App, Areas, Focus, Mode, ModelState, Source, TurnState};
+use super::app::{
+    App, Areas, Focus, Mode, ModelState, ScrollLimits, Source, TurnState, first_visible,
+};
 use crate::answer::NO_ANSWER;
 
 /// The panes for a frame of `area`.
@@ -181,15 +183,19 @@ fn answer_spans<'a>(text: &'a str, passages: usize, t: &Theme) -> Vec<Span<'a>> 
 
 fn draw_answer(frame: &mut Frame, app: &App, t: &Theme, area: Rect) {
     let focused = app.focus == Focus::Answer;
-    let Some(turn) = app.current() else {
+    let Some((title, text)) = answer_text(app, t) else {
         let welcome = Text::from(vec![
             Line::from(Span::styled("Ask about your documents.", t.bold())),
             Line::from(""),
-            Line::from("Type a question and press Enter: the answer streams here, with"),
-            Line::from("each claim's source cited as [n] and listed on the right."),
+            Line::from(
+                "Type a question and press Enter: the answer streams here, each claim's source \
+                 cited as [n] and listed under Sources.",
+            ),
             Line::from(""),
-            Line::from("Esc leaves the question box · Tab moves between panes"),
-            Line::from("/ searches as you type · ? shows every key · q quits"),
+            Line::from(
+                "Esc leaves the question box · Tab moves between panes · / searches as you type \
+                 · ? shows every key · q quits",
+            ),
         ]);
         frame.render_widget(
             Paragraph::new(welcome)
@@ -199,6 +205,18 @@ fn draw_answer(frame: &mut Frame, app: &App, t: &Theme, area: Rect) {
         );
         return;
     };
+    frame.render_widget(
+        Paragraph::new(text)
+            .wrap(Wrap { trim: false })
+            .scroll((app.answer_scroll, 0))
+            .block(block(title, focused, t)),
+        area,
+    );
+}
+
+/// The answer pane's title and text for the shown turn; `None` before the first question.
+fn answer_text<'a>(app: &'a App, t: &Theme) -> Option<(String, Text<'a>)> {
+    let turn = app.current()?;
     let title = if app.turns.len() > 1 {
         format!(
             " Answer {}/{} ([ ] history) ",
@@ -264,13 +282,7 @@ fn draw_answer(frame: &mut Frame, app: &App, t: &Theme, area: Rect) {
         lines.push(Line::from(""));
         lines.push(Line::from(s));
     }
-    frame.render_widget(
-        Paragraph::new(Text::from(lines))
-            .wrap(Wrap { trim: false })
-            .scroll((app.answer_scroll, 0))
-            .block(block(title, focused, t)),
-        area,
-    );
+    Some((title, Text::from(lines)))
 }
 
 fn file_name(path: &str) -> &str {
@@ -297,8 +309,7 @@ fn draw_sources(frame: &mut Frame, app: &App, t: &Theme, area: Rect, sources: &[
         Mode::Ask => " Sources ".to_string(),
     };
     let width = area.width.saturating_sub(2) as usize;
-    let visible_rows = (area.height.saturating_sub(2) / 2) as usize;
-    let first = app.selected.saturating_sub(visible_rows.saturating_sub(1));
+    let first = first_visible(app.selected, area.height);
     let mut lines = Vec::new();
     if sources.is_empty() {
         lines.push(Line::from(Span::styled(
@@ -417,6 +428,19 @@ fn draw_preview(frame: &mut Frame, app: &App, t: &Theme, area: Rect, sources: &[
         );
         return;
     };
+    let (title, body) = preview_text(app, src, t);
+    frame.render_widget(
+        Paragraph::new(body)
+            .wrap(Wrap { trim: false })
+            .scroll((app.preview_scroll, 0))
+            .block(block(title, focused, t)),
+        area,
+    );
+}
+
+/// The preview pane's title and text for `src`: the passage in its document once the
+/// document is loaded, the passage alone until then.
+fn preview_text(app: &App, src: &Source, t: &Theme) -> (String, Text<'static>) {
     let mut title = format!(" {} ", file_name(&src.passage.path));
     if let Some(p) = src.passage.page {
         title.push_str(&format!("· page {p} "));
@@ -490,59 +514,112 @@ fn draw_preview(frame: &mut Frame, app: &App, t: &Theme, area: Rect, sources: &[
             Text::from(lines)
         }
     };
-    frame.render_widget(
-        Paragraph::new(body)
+    (title, body)
+}
+
+/// How far the answer and preview panes of `areas` can scroll with the text they show now.
+pub fn scroll_limits(app: &App, areas: &Areas) -> ScrollLimits {
+    let t = Theme { color: false };
+    let beyond = |text: Text, area: Rect| -> u16 {
+        let (w, h) = (area.width.saturating_sub(2), area.height.saturating_sub(2));
+        if w == 0 {
+            return 0;
+        }
+        let lines = Paragraph::new(text)
             .wrap(Wrap { trim: false })
-            .scroll((app.preview_scroll, 0))
-            .block(block(title, focused, t)),
-        area,
-    );
+            .line_count(w);
+        u16::try_from(lines).unwrap_or(u16::MAX).saturating_sub(h)
+    };
+    let answer = answer_text(app, &t)
+        .map(|(_, text)| beyond(text, areas.answer))
+        .unwrap_or(0);
+    let preview = app
+        .sources()
+        .get(app.selected)
+        .map(|src| beyond(preview_text(app, src, &t).1, areas.preview))
+        .unwrap_or(0);
+    ScrollLimits { answer, preview }
 }
 
 fn draw_status(frame: &mut Frame, app: &App, t: &Theme, area: Rect) {
-    let mut spans = Vec::new();
-    let model = match &app.model {
-        ModelState::Loading(what) => Span::styled(format!("loading {what}…"), t.fg(Color::Yellow)),
-        ModelState::Ready(name) => Span::raw(format!("model {name}")),
-        ModelState::Failed(why) => Span::styled(format!("model failed: {why}"), t.fg(Color::Red)),
-    };
-    spans.push(model);
-    spans.push(Span::styled(" │ ", t.dim()));
+    // (importance, text, style): the least important parts leave first when the line is too
+    // narrow, so that an 80-column terminal still shows the model, the index, failures and
+    // the help key.
+    let mut parts: Vec<(u8, String, Style)> = Vec::new();
+    parts.push(match &app.model {
+        ModelState::Loading(what) => (0, format!("loading {what}…"), t.fg(Color::Yellow)),
+        ModelState::Ready(name) => (0, format!("model {name}"), Style::default()),
+        ModelState::Failed(why) => (0, format!("model failed: {why}"), t.fg(Color::Red)),
+    });
     let ix = &app.index;
-    let mut index = format!("{} files · {} passages", ix.files, ix.passages);
-    if let Some((done, total)) = ix.progress {
-        index = format!("indexing {done} of {total} files · {index}");
-    } else if let Some(holder) = &ix.read_only {
-        index.push_str(&format!(" · read-only, {holder} writes it"));
+    let counts = format!("{} files · {} passages", ix.files, ix.passages);
+    parts.push(match ix.progress {
+        Some((done, total)) if total > 0 => (
+            0,
+            format!(
+                "indexing {done} of {total} files · {} passages",
+                ix.passages
+            ),
+            t.fg(Color::Yellow),
+        ),
+        Some(_) => (0, format!("scanning · {counts}"), t.fg(Color::Yellow)),
+        None => (0, counts, Style::default()),
+    });
+    if let Some(holder) = &ix.read_only {
+        parts.push((1, "read-only".into(), t.fg(Color::Yellow)));
+        parts.push((6, format!("{holder} writes the index"), t.dim()));
     } else if ix.watching {
-        index.push_str(" · watching");
+        parts.push((5, "watching".into(), Style::default()));
     }
-    if let Some(u) = &ix.last_update {
-        index.push_str(&format!(" · {u}"));
-    }
-    spans.push(Span::raw(index));
     if !ix.failed.is_empty() {
-        spans.push(Span::styled(" │ ", t.dim()));
-        spans.push(Span::styled(
+        parts.push((
+            1,
             format!("{} failed (f)", ix.failed.len()),
             t.fg(Color::Red),
         ));
     }
     if let Some(e) = &ix.error {
-        spans.push(Span::styled(" │ ", t.dim()));
-        spans.push(Span::styled(e.clone(), t.fg(Color::Red)));
+        parts.push((2, e.clone(), t.fg(Color::Red)));
     }
     if let Some(turn) = app.turns.last()
         && turn.state == TurnState::Generating
+        && turn.tokens_per_s > 0.0
     {
-        spans.push(Span::styled(" │ ", t.dim()));
-        spans.push(Span::raw(format!("{:.1} tok/s", turn.tokens_per_s)));
+        parts.push((
+            2,
+            format!("{:.1} tok/s", turn.tokens_per_s),
+            Style::default(),
+        ));
     }
     if let Some(n) = &app.notice {
-        spans.push(Span::styled(" │ ", t.dim()));
-        spans.push(Span::styled(n.clone(), t.fg(Color::Yellow)));
+        parts.push((4, n.clone(), t.fg(Color::Yellow)));
     }
-    spans.push(Span::styled(" │ ? help", t.dim()));
+    if let Some(u) = &ix.last_update {
+        parts.push((7, u.clone(), t.dim()));
+    }
+    parts.push((3, "? help".into(), t.dim()));
+    let width = |parts: &[(u8, String, Style)]| -> usize {
+        parts.iter().map(|p| p.1.chars().count()).sum::<usize>() + 3 * parts.len().saturating_sub(1)
+    };
+    while width(&parts) > area.width as usize {
+        let Some(drop) = parts
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.0 > 0)
+            .max_by_key(|(i, p)| (p.0, *i))
+            .map(|(i, _)| i)
+        else {
+            break;
+        };
+        parts.remove(drop);
+    }
+    let mut spans = Vec::new();
+    for (i, (_, text, style)) in parts.into_iter().enumerate() {
+        if i > 0 {
+            spans.push(Span::styled(" │ ", t.dim()));
+        }
+        spans.push(Span::styled(text, style));
+    }
     frame.render_widget(
         Paragraph::new(Line::from(spans)).style(Style::default().add_modifier(Modifier::REVERSED)),
         area,
@@ -564,25 +641,43 @@ fn centered(area: Rect, w: u16, h: u16) -> Rect {
 pub const HELP: &[(&str, &str)] = &[
     (
         "Enter",
-        "ask the question (in the box); preview the source (in Sources)",
+        "ask (in the box); show the source in its document (Sources)",
     ),
-    ("Esc", "leave the question box; cancel generation"),
-    ("Ctrl-C", "cancel generation; quit when idle"),
+    ("Esc", "cancel the answer; else leave the question box"),
+    ("Ctrl-C", "cancel the answer; quit when idle"),
     ("Tab / Shift-Tab", "next / previous pane"),
-    ("↑ ↓  j k", "move in the list, scroll text"),
-    ("PgUp PgDn g G", "move by a page, to the start or end"),
-    ("a  i", "ask: focus the question box"),
+    (
+        "↑ ↓  j k",
+        "move in the sources, scroll the answer or preview",
+    ),
+    ("PgUp PgDn", "move or scroll by a page"),
+    ("g G  Home End", "to the start / end"),
+    ("a  i", "ask: back to the question box"),
     ("/", "search as you type (hybrid, no model)"),
-    ("[  ]", "previous / next question in the history"),
-    ("o", "open the source in $EDITOR or the system viewer"),
-    ("f", "files that failed to index, with reasons"),
+    ("[ ]  h l", "previous / next question of the session"),
+    (
+        "o",
+        "open in $EDITOR (at the line) or a viewer (at the page)",
+    ),
+    (
+        "f",
+        "files that failed to index or were skipped, with reasons",
+    ),
     ("?", "this help (any key closes it)"),
     ("q  Ctrl-Q", "quit"),
-    ("mouse", "wheel scrolls, click selects"),
+    (
+        "in the box",
+        "← → Home End move · Ctrl-A Ctrl-E start/end · Ctrl-U clear",
+    ),
+    ("", "↑ ↓ move in the sources"),
+    (
+        "mouse",
+        "wheel scrolls the pane under it, click selects a source",
+    ),
 ];
 
 fn draw_help(frame: &mut Frame, t: &Theme) {
-    let area = centered(frame.area(), 72, HELP.len() as u16 + 4);
+    let area = centered(frame.area(), 80, HELP.len() as u16 + 2);
     let lines: Vec<Line> = HELP
         .iter()
         .map(|(k, v)| {
@@ -637,8 +732,10 @@ fn draw_failed(frame: &mut Frame, app: &App, t: &Theme) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::app::tests::{answer, key, passage, typed};
-    use super::super::app::{Action, App, IndexStatus, ModelState, PreviewDoc, WorkerEvent};
+    use super::super::app::tests::{answer, key, passage, turn, typed};
+    use super::super::app::{
+        Action, App, IndexStatus, ModelState, PreviewDoc, TurnEvent, WorkerEvent,
+    };
     use super::*;
     use crossterm::event::KeyCode;
     use ratatui::Terminal;
@@ -647,6 +744,7 @@ mod tests {
     fn screen(app: &mut App, w: u16, h: u16) -> String {
         let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
         app.areas = layout(Rect::new(0, 0, w, h));
+        app.set_limits(scroll_limits(app, &app.areas));
         term.draw(|f| draw(f, app)).unwrap();
         let buf = term.backend().buffer().clone();
         let mut out = String::new();
@@ -676,21 +774,24 @@ mod tests {
         ready(app);
         typed(app, "What is the termination notice period?");
         app.update(key(KeyCode::Enter));
-        app.update(Action::Worker(WorkerEvent::Passages(vec![
-            passage(
-                "/docs/acme-msa.pdf",
-                "0a",
-                "Either party may terminate this agreement with ninety days written notice.",
-            ),
-            passage("/docs/notes.md", "0b", "The renewal is automatic."),
-        ])));
+        app.update(turn(
+            1,
+            TurnEvent::Passages(vec![
+                passage(
+                    "/docs/acme-msa.pdf",
+                    "0a",
+                    "Either party may terminate this agreement with ninety days written notice.",
+                ),
+                passage("/docs/notes.md", "0b", "The renewal is automatic."),
+            ]),
+        ));
         for tok in [
             "The notice",
             " period is",
             " ninety days [1]",
             " or thirty [7].",
         ] {
-            app.update(Action::Worker(WorkerEvent::Token(tok.into())));
+            app.update(turn(1, TurnEvent::Token(tok.into())));
         }
     }
 
@@ -708,7 +809,7 @@ mod tests {
         a.timings.generated_tokens = 14;
         a.timings.tokens_per_s = 21.5;
         a.timings.first_token_ms = 900.0;
-        app.update(Action::Worker(WorkerEvent::Answered(Box::new(a))));
+        app.update(turn(1, TurnEvent::Answered(Box::new(a))));
     }
 
     #[test]

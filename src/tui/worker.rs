@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::{Duration, SystemTime};
 
-use super::app::{IndexStatus, ModelState, PreviewDoc, WorkerEvent};
+use super::app::{IndexStatus, ModelState, PreviewDoc, TurnEvent, WorkerEvent};
 use crate::answer::prompt::Prompts;
 use crate::answer::{self, AskOptions, Event};
 use crate::config::Settings;
@@ -18,7 +18,7 @@ use crate::index::search::{Filter, Mode, Passage, SearchOptions};
 use crate::index::{Index, IndexError, read_manifest};
 use crate::ingest::pdf::{PdfExtractor, pages_to_units};
 use crate::ingest::pipeline::IndexOptions;
-use crate::ingest::{Kind, extract::extract_bytes};
+use crate::ingest::{Kind, Unit, extract::extract_bytes};
 use crate::llm::Llm;
 use crate::watch::{WatchEvent, WatchOptions, Watcher};
 
@@ -45,19 +45,51 @@ pub struct Workers {
     cancel: Arc<AtomicBool>,
     /// Requests with an id up to this are cancelled, even before they start.
     cancelled_upto: Arc<AtomicU64>,
-    next_id: u64,
+    /// The id of the newest ask.
+    last_id: u64,
     events: Sender<WorkerEvent>,
     pdf: Arc<PdfExtractor>,
     watcher: Arc<std::sync::Mutex<Option<Watcher>>>,
+    previews: Arc<PreviewCache>,
+}
+
+/// A file's path, its modification time, and its extracted text.
+type PreviewEntry = (String, SystemTime, Arc<Vec<Unit>>);
+
+/// The extracted text of the last few files previewed, so that moving through the sources
+/// does not extract the same PDF again and again. Keyed by path and modification time.
+#[derive(Default)]
+pub struct PreviewCache {
+    entries: std::sync::Mutex<Vec<PreviewEntry>>,
+}
+
+impl PreviewCache {
+    const SIZE: usize = 8;
+
+    fn get(&self, path: &str, mtime: SystemTime) -> Option<Arc<Vec<Unit>>> {
+        let entries = self.entries.lock().ok()?;
+        entries
+            .iter()
+            .find(|(p, t, _)| p == path && *t == mtime)
+            .map(|(_, _, u)| u.clone())
+    }
+
+    fn put(&self, path: &str, mtime: SystemTime, units: Arc<Vec<Unit>>) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.retain(|(p, _, _)| p != path);
+            entries.push((path.to_string(), mtime, units));
+            if entries.len() > Self::SIZE {
+                entries.remove(0);
+            }
+        }
+    }
 }
 
 impl Workers {
-    pub fn ask(&mut self, question: String) {
-        self.next_id += 1;
-        let _ = self.requests.send(Request::Ask {
-            id: self.next_id,
-            question,
-        });
+    /// Asks `question`; reports about it carry `id` (increasing from ask to ask).
+    pub fn ask(&mut self, id: u64, question: String) {
+        self.last_id = self.last_id.max(id);
+        let _ = self.requests.send(Request::Ask { id, question });
     }
 
     pub fn search(&self, query: String) {
@@ -65,7 +97,7 @@ impl Workers {
     }
 
     pub fn cancel(&self) {
-        self.cancelled_upto.store(self.next_id, Ordering::SeqCst);
+        self.cancelled_upto.store(self.last_id, Ordering::SeqCst);
         self.cancel.store(true, Ordering::SeqCst);
     }
 
@@ -73,8 +105,9 @@ impl Workers {
     pub fn preview(&self, p: Passage) {
         let events = self.events.clone();
         let pdf = self.pdf.clone();
+        let cache = self.previews.clone();
         std::thread::spawn(move || {
-            let e = match load_preview(&p, &pdf) {
+            let e = match load_preview(&p, &pdf, &cache) {
                 Ok(doc) => WorkerEvent::Preview(doc),
                 Err(why) => WorkerEvent::Notice(format!("preview: {why}")),
             };
@@ -110,10 +143,11 @@ pub fn start(setup: Setup, events: Sender<WorkerEvent>) -> Workers {
         searches: search_tx,
         cancel: cancel.clone(),
         cancelled_upto: cancelled_upto.clone(),
-        next_id: 0,
+        last_id: 0,
         events: events.clone(),
         pdf,
         watcher: watcher.clone(),
+        previews: Arc::new(PreviewCache::default()),
     };
     let spawned = std::thread::Builder::new()
         .name("folio-load".into())
@@ -134,8 +168,9 @@ pub fn start(setup: Setup, events: Sender<WorkerEvent>) -> Workers {
     workers
 }
 
-fn local_time() -> String {
-    let secs = SystemTime::now()
+/// `hh:mm:ss` of `at` in the local time zone.
+fn local_time(at: SystemTime) -> String {
+    let secs = at
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs() as libc::time_t)
         .unwrap_or(0);
@@ -226,6 +261,11 @@ fn load_and_serve(
             }
         }
         Err(IndexError::Locked { holder, .. }) => {
+            if !setup.roots.is_empty() {
+                send(WorkerEvent::Notice(format!(
+                    "{holder} writes this index: following its changes; the folders given are not watched from here"
+                )));
+            }
             base.read_only = Some(holder);
             let events = events.clone();
             let dir = index_dir.clone();
@@ -281,11 +321,13 @@ fn load_and_serve(
         let Request::Ask { id, question } = req else {
             continue;
         };
+        let turn = |ev: TurnEvent| send(WorkerEvent::Turn(id, ev));
+        // Clear the flag first, then look: a cancel that lands in between is seen either way.
+        cancel.store(false, Ordering::SeqCst);
         if cancelled_upto.load(Ordering::SeqCst) >= id {
-            send(WorkerEvent::AskFailed("cancelled".into()));
+            turn(TurnEvent::Failed("cancelled".into()));
             continue;
         }
-        cancel.store(false, Ordering::SeqCst);
         // Reopen or refresh: the watcher may have committed since the last question.
         let idx = match reader.take() {
             Some(mut r) => r.refresh().map(|_| r),
@@ -294,11 +336,11 @@ fn load_and_serve(
         let idx = match idx {
             Ok(i) => i,
             Err(e) => {
-                send(WorkerEvent::AskFailed(e.to_string()));
+                turn(TurnEvent::Failed(e.to_string()));
                 continue;
             }
         };
-        send(WorkerEvent::Generating);
+        turn(TurnEvent::Generating);
         let result = answer::ask(
             &idx,
             &embedder,
@@ -308,13 +350,13 @@ fn load_and_serve(
             &ask_opts,
             &cancel,
             &mut |e| match e {
-                Event::Passages(p) => send(WorkerEvent::Passages(p.to_vec())),
-                Event::Token(t) => send(WorkerEvent::Token(t.to_string())),
+                Event::Passages(p) => turn(TurnEvent::Passages(p.to_vec())),
+                Event::Token(t) => turn(TurnEvent::Token(t.to_string())),
             },
         );
         match result {
-            Ok(a) => send(WorkerEvent::Answered(Box::new(a))),
-            Err(e) => send(WorkerEvent::AskFailed(e.to_string())),
+            Ok(a) => turn(TurnEvent::Answered(Box::new(a))),
+            Err(e) => turn(TurnEvent::Failed(e.to_string())),
         }
         reader = Some(idx);
     }
@@ -372,7 +414,7 @@ fn forward_watch(rx: Receiver<WatchEvent>, dir: &Path, events: Sender<WorkerEven
             }
             WatchEvent::Applied { .. } => {
                 st.progress = None;
-                st.last_update = Some(format!("updated {}", local_time()));
+                st.last_update = Some(format!("updated {}", local_time(SystemTime::now())));
                 if let Ok(m) = read_manifest(dir) {
                     st = status_from(&m, &st);
                 }
@@ -405,7 +447,8 @@ fn follow(dir: &Path, base: IndexStatus, events: Sender<WorkerEvent>) {
             seen = m;
             if let Ok(man) = read_manifest(dir) {
                 let mut st = status_from(&man, &base);
-                st.last_update = Some(format!("updated {}", local_time()));
+                // When the writer last committed, not when we noticed.
+                st.last_update = m.map(|t| format!("updated {}", local_time(t)));
                 if events.send(WorkerEvent::Index(st)).is_err() {
                     return;
                 }
@@ -416,16 +459,31 @@ fn follow(dir: &Path, base: IndexStatus, events: Sender<WorkerEvent>) {
 }
 
 /// The text of the passage's page (PDF) or file, and where the passage lies in it.
-pub fn load_preview(p: &Passage, pdf: &PdfExtractor) -> Result<PreviewDoc, String> {
+pub fn load_preview(
+    p: &Passage,
+    pdf: &PdfExtractor,
+    cache: &PreviewCache,
+) -> Result<PreviewDoc, String> {
     let path = Path::new(&p.path);
     let kind = Kind::of(path).ok_or("not a document folio reads")?;
-    let units = match kind {
-        Kind::Pdf => pdf.extract(path).map(pages_to_units),
-        k => std::fs::read(path)
-            .map_err(|e| crate::ingest::extract::ExtractError::Io(e.to_string()))
-            .and_then(|b| extract_bytes(k, &b)),
-    }
-    .map_err(|e| e.to_string())?;
+    let mtime = std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .map_err(|e| e.to_string())?;
+    let units = match cache.get(&p.path, mtime) {
+        Some(u) => u,
+        None => {
+            let units = match kind {
+                Kind::Pdf => pdf.extract(path).map(pages_to_units),
+                k => std::fs::read(path)
+                    .map_err(|e| crate::ingest::extract::ExtractError::Io(e.to_string()))
+                    .and_then(|b| extract_bytes(k, &b)),
+            }
+            .map_err(|e| e.to_string())?;
+            let units = Arc::new(units);
+            cache.put(&p.path, mtime, units.clone());
+            units
+        }
+    };
     let unit = units
         .iter()
         .find(|u| u.page == p.page)

@@ -100,8 +100,9 @@ fn ask_in_the_terminal_ui_shows_a_cited_answer_and_its_source() {
     ]);
     // Interactive at once, while models load and the folder indexes.
     tmux.wait("the UI", 30, |s| s.contains("Ask (Enter)"));
+    // "│ 2 files": the committed count, not "indexing 0 of 2 files".
     tmux.wait("the index and the model", 180, |s| {
-        s.contains("2 files") && s.contains("model SmolLM2")
+        s.contains("│ 2 files") && s.contains("model SmolLM2")
     });
     tmux.keys(&["What is the budget for Project Falcon?", "Enter"]);
     let screen = tmux.wait("an answer with a citation", 180, |s| {
@@ -111,7 +112,11 @@ fn ask_in_the_terminal_ui_shows_a_cited_answer_and_its_source() {
         !screen.contains("failed:"),
         "asking failed; the screen:\n{screen}"
     );
-    assert!(screen.contains("[1]") || screen.contains("[2]"), "{screen}");
+    // A marker after a sentence of the answer (a source's label starts its line instead).
+    assert!(
+        screen.contains(" [1]") || screen.contains(" [2]"),
+        "no citation in the answer:\n{screen}"
+    );
     assert!(screen.contains("falcon.md"), "{screen}");
 
     // Help overlay, then quit; the timings file proves a clean exit.

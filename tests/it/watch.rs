@@ -370,27 +370,39 @@ fn corpus(root: &Path, n: usize) {
     }
 }
 
+/// `kill -9` at random moments of an ingest, N times, then recovery. The CI runs a small
+/// case; a larger one: `FOLIO_CRASH_ROUNDS=20 FOLIO_CRASH_DOCS=1000 cargo test --test it
+/// kill_during` (`FOLIO_CRASH_SEED` picks other moments).
 #[test]
 fn kill_during_ingest_then_recover_matches_a_clean_index() {
-    let rounds: usize = std::env::var("FOLIO_CRASH_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
+    let env = |k: &str, d: u64| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let rounds = env("FOLIO_CRASH_ROUNDS", 3);
+    let docs = env("FOLIO_CRASH_DOCS", 120) as usize;
+    let mut seed = env("FOLIO_CRASH_SEED", 0x9e37_79b9_7f4a_7c15).max(1);
     let t = tempfile::tempdir().unwrap();
     let base = fs::canonicalize(t.path()).unwrap();
     let root = base.join("docs");
     fs::create_dir(&root).unwrap();
-    corpus(&root, 120);
+    corpus(&root, docs);
     let exe = PathBuf::from(env!("CARGO_BIN_EXE_folio"));
     let models = models_dir();
     let idx_dir = base.join("idx");
-    // A small deterministic generator: the moments differ per round but not per run.
-    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let committed = |dir: &Path| {
+        folio::index::read_manifest(dir)
+            .map(|m| m.files.len())
+            .unwrap_or(0)
+    };
+    let mut mid_ingest = 0;
     for round in 0..rounds {
+        // xorshift: the moments differ per round, and per seed, but not per run.
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
-        let delay = Duration::from_millis(800 + seed % 5000);
         let mut child = folio_cmd(&base, &exe, &models)
             .args([
                 "watch",
@@ -398,9 +410,24 @@ fn kill_during_ingest_then_recover_matches_a_clean_index() {
                 "--index",
                 idx_dir.to_str().unwrap(),
             ])
+            // Small batches: many commits, so that kills land between and inside them.
+            .env("FOLIO_INGEST_BATCH_FILES", "16")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(delay);
+        // Kill once it writes: the first commit of this run (or a leftover journal being
+        // repaired), then anywhere in the next 0 to 2 seconds of batches.
+        let before = committed(&idx_dir);
+        let t0 = Instant::now();
+        while committed(&idx_dir) == before
+            && !idx_dir.join("journal.json").exists()
+            && t0.elapsed() < Duration::from_secs(60)
+            && before < docs
+        {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        std::thread::sleep(Duration::from_millis(seed % 2000));
         // Sometimes also change files under the running watcher before the kill.
         if round % 2 == 1 {
             fs::write(
@@ -410,11 +437,19 @@ fn kill_during_ingest_then_recover_matches_a_clean_index() {
             .unwrap();
         }
         kill9(&mut child);
+        let at_kill = committed(&idx_dir);
+        if at_kill > 0 && at_kill < docs {
+            mid_ingest += 1;
+        }
         // Every crash must leave an index that opens for reading.
         if idx_dir.join(folio::index::MARKER).exists() {
             Index::open_reader(&idx_dir).expect("the index opens after kill -9");
         }
     }
+    assert!(
+        rounds < 2 || mid_ingest > 0,
+        "no kill landed in the middle of the ingest"
+    );
     // Recovery: a normal run finishes the job (the stale lock of the killed process is free).
     let out = folio_cmd(&base, &exe, &models)
         .args([
@@ -452,57 +487,100 @@ fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
-/// CI runs as root, which reads anything: the permission case runs the binary as `nobody`.
-#[test]
-fn permission_denied_is_reported_and_retried_when_it_changes() {
+/// Runs `folio watch` as `nobody` (CI runs as root, which reads anything), with everything it
+/// needs copied where it can read it. `None` where that is impossible (not root, no setpriv).
+fn watch_as_nobody(base: &Path, root: &Path, idx_dir: &Path) -> Option<Child> {
     // SAFETY: getuid has no preconditions.
     let root_user = unsafe { libc::getuid() } == 0;
     let setpriv = Command::new("setpriv").arg("--version").output().is_ok();
     if !root_user || !setpriv {
         eprintln!("skipped: needs root and setpriv to run folio as an unprivileged user");
-        return;
+        return None;
     }
-    let t = tempfile::tempdir().unwrap();
-    let base = fs::canonicalize(t.path()).unwrap();
-    // Everything the unprivileged process needs, where it can read it.
     let exe = base.join("folio");
     fs::copy(env!("CARGO_BIN_EXE_folio"), &exe).unwrap();
     let models = base.join("models");
     let model_src = common::embed_model_dir();
-    let model_dst = models.join(model_src.file_name().unwrap());
-    fs::create_dir_all(&model_dst).unwrap();
-    copy_tree(&model_src, &model_dst);
+    copy_tree(&model_src, &models.join(model_src.file_name().unwrap()));
+    Some(
+        folio_cmd(base, Path::new("setpriv"), &models)
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&exe)
+            .args([
+                "watch",
+                root.to_str().unwrap(),
+                "--index",
+                idx_dir.to_str().unwrap(),
+            ])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+fn sh(cmd: &str) {
+    assert!(
+        Command::new("sh")
+            .arg("-c")
+            .arg(cmd)
+            .status()
+            .unwrap()
+            .success(),
+        "{cmd}"
+    );
+}
+
+/// A folder the watcher may not read: inotify cannot watch a tree with one, so the watcher
+/// polls instead of failing; the folder is reported, and indexed once it is made readable.
+#[test]
+fn an_unreadable_folder_is_reported_and_followed_once_readable() {
+    let t = tempfile::tempdir().unwrap();
+    let base = fs::canonicalize(t.path()).unwrap();
+    let root = base.join("docs");
+    fs::create_dir_all(root.join("private")).unwrap();
+    fs::write(root.join("open.md"), doc("open", "gecko")).unwrap();
+    fs::write(root.join("private/plan.md"), doc("plan", "tapir")).unwrap();
+    sh(&format!(
+        "chmod -R a+rX {b} && chmod a+rwx {b} && chmod 000 {b}/docs/private",
+        b = base.display()
+    ));
+    let idx_dir = base.join("idx");
+    let Some(mut child) = watch_as_nobody(&base, &root, &idx_dir) else {
+        return;
+    };
+    let res = std::panic::catch_unwind(|| {
+        wait_for(&idx_dir, "the readable file", |i| {
+            hits(i, "gecko").len() == 1
+                && i.manifest().problems.keys().any(|p| p.ends_with("private"))
+        });
+        sh(&format!("chmod 755 {}/docs/private", base.display()));
+        wait_for(&idx_dir, "the folder once readable", |i| {
+            hits(i, "tapir").len() == 1 && i.manifest().problems.is_empty()
+        });
+    });
+    kill9(&mut child);
+    if let Err(e) = res {
+        std::panic::resume_unwind(e);
+    }
+}
+
+/// CI runs as root, which reads anything: the permission case runs the binary as `nobody`.
+#[test]
+fn permission_denied_is_reported_and_retried_when_it_changes() {
+    let t = tempfile::tempdir().unwrap();
+    let base = fs::canonicalize(t.path()).unwrap();
     let root = base.join("docs");
     fs::create_dir(&root).unwrap();
     fs::write(root.join("open.md"), doc("open", "gecko")).unwrap();
     fs::write(root.join("secret.md"), doc("secret", "iguana")).unwrap();
-    let sh = |cmd: &str| {
-        assert!(
-            Command::new("sh")
-                .arg("-c")
-                .arg(cmd)
-                .status()
-                .unwrap()
-                .success(),
-            "{cmd}"
-        );
-    };
     sh(&format!(
         "chmod -R a+rX {b} && chmod a+rwx {b} && chmod 600 {b}/docs/secret.md",
         b = base.display()
     ));
     let idx_dir = base.join("idx");
-    let mut child = folio_cmd(&base, Path::new("setpriv"), &models)
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(&exe)
-        .args([
-            "watch",
-            root.to_str().unwrap(),
-            "--index",
-            idx_dir.to_str().unwrap(),
-        ])
-        .spawn()
-        .unwrap();
+    let Some(mut child) = watch_as_nobody(&base, &root, &idx_dir) else {
+        return;
+    };
     let res = std::panic::catch_unwind(|| {
         wait_for(&idx_dir, "the readable file", |i| {
             hits(i, "gecko").len() == 1
@@ -527,12 +605,6 @@ fn permission_denied_is_reported_and_retried_when_it_changes() {
     });
     kill9(&mut child);
     if let Err(e) = res {
-        let mut err = String::new();
-        if let Some(mut s) = child.stderr.take() {
-            use std::io::Read;
-            let _ = s.read_to_string(&mut err);
-        }
-        eprintln!("folio watch said:\n{err}");
         std::panic::resume_unwind(e);
     }
 }
