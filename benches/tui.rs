@@ -126,6 +126,7 @@ fn main() {
     // Key to screen as the user sees it: a key sent through tmux until capture-pane shows
     // its effect (tmux's own round trip included, so an upper bound).
     let (mut probe_ms, mut probe_gen_ms) = (Vec::new(), Vec::new());
+    let mut lost = 0;
     let input_shows =
         |s: &str, text: &str| s.lines().take(3).any(|l| l.contains(&format!("> {text}")));
     while t0.elapsed().as_secs() < seconds {
@@ -138,6 +139,17 @@ fn main() {
         ]);
         asked += 1;
         let asked_at = Instant::now();
+        // The previous answer stays on screen until the new question shows as begun.
+        while asked_at.elapsed().as_secs() < 10 {
+            let screen = tmux(&["capture-pane", "-p", "-t", &session]);
+            if ["retrieving", "generating", "waiting for the model"]
+                .iter()
+                .any(|m| screen.contains(m))
+            {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
         loop {
             let screen = tmux(&["capture-pane", "-p", "-t", &session]);
             let generating = screen.contains("generating…");
@@ -150,19 +162,31 @@ fn main() {
                 answered += 1;
                 break;
             }
-            // A probe: type a letter into the box (focus stays there while answering), wait
-            // for it, erase it.
+            // A probe: type a letter into the box, wait for it, erase it. The box shows "> "
+            // when it has the focus; Tab round to it first if a key went elsewhere.
+            for _ in 0..4 {
+                if input_shows(&tmux(&["capture-pane", "-p", "-t", &session]), "") {
+                    break;
+                }
+                tmux(&["send-keys", "-t", &session, "Tab"]);
+            }
             let k0 = Instant::now();
             tmux(&["send-keys", "-t", &session, "x"]);
-            while !input_shows(&tmux(&["capture-pane", "-p", "-t", &session]), "x") {
-                if k0.elapsed().as_secs() > 10 {
+            let mut seen = false;
+            while k0.elapsed().as_secs() < 10 {
+                if input_shows(&tmux(&["capture-pane", "-p", "-t", &session]), "x") {
+                    seen = true;
                     break;
                 }
             }
             let ms = k0.elapsed().as_secs_f64() * 1000.0;
-            probe_ms.push(ms);
-            if generating {
-                probe_gen_ms.push(ms);
+            if seen {
+                probe_ms.push(ms);
+                if generating {
+                    probe_gen_ms.push(ms);
+                }
+            } else {
+                lost += 1;
             }
             tmux(&["send-keys", "-t", &session, "BSpace"]);
             // Browsing while it streams: the sources list, and round the panes back to the box.
@@ -214,7 +238,7 @@ fn main() {
         pct(&probe_gen_ms, 95.0),
         worst(&probe_gen_ms),
     );
-    println!("questions asked {asked}, finished {answered}");
+    println!("questions asked {asked}, finished {answered}; probes not seen within 10 s: {lost}");
     println!(
         "memory: {idle_rss:.0} MiB RSS at idle with both models loaded; {busy_rss:.0} MiB while ingesting and answering; peak {:.0} MiB",
         t["peak_rss_bytes"].as_f64().unwrap_or(0.0) / 1048576.0

@@ -398,7 +398,8 @@ fn watch(s: &Settings, a: WatchArgs) -> Result<ExitCode> {
             summarized = totals;
             say(&bar, &summary_text(s, totals));
         }
-        let event = match events.recv_timeout(Duration::from_millis(250)) {
+        // Wakes once a second when idle, to see Ctrl-C (the signal handler only sets a flag).
+        let event = match events.recv_timeout(Duration::from_secs(1)) {
             Ok(e) => e,
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break None,

@@ -424,9 +424,11 @@ impl Worker {
         let first = self.opts.roots.first().cloned().unwrap_or_default();
         let mut backend = match poll {
             None => {
+                // The debouncer wakes every tick, events or not: half the debounce time (not
+                // notify's default quarter) keeps an idle watcher quieter for +75 ms of delay.
                 let d = new_debouncer_opt::<_, RecommendedWatcher, RecommendedCache>(
                     self.opts.debounce,
-                    None,
+                    Some(self.opts.debounce / 2),
                     handler,
                     RecommendedCache::new(),
                     notify::Config::default(),

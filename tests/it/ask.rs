@@ -215,15 +215,22 @@ fn ask_answers_with_checked_citations_or_abstains() {
             assert!(c["passage"].is_null());
         }
     }
-    if a["abstained"] == false {
-        assert!(
-            a["citations"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|c| c["supported"] == true)
-        );
-    }
+    // The document answers this one: the answer stands, and a checked citation names the
+    // Markdown note with the sentence that supports it (whatever markers the model wrote).
+    assert_eq!(a["abstained"], false, "{a}");
+    assert!(
+        a["citations"].as_array().unwrap().iter().any(|c| {
+            c["supported"] == true
+                && c["passage"]["path"]
+                    .as_str()
+                    .is_some_and(|p| p.ends_with("falcon.md"))
+                && c["quote"]
+                    .as_str()
+                    .is_some_and(|q| q.contains("1.2 million"))
+        }),
+        "{a}"
+    );
+    assert!(a["answer"].as_str().unwrap().contains('['), "{a}");
     assert!(a["timings"]["prompt_tokens"].as_u64().unwrap() > 0);
 
     // Nothing in these documents is about this: folio must not answer from the model's memory.
@@ -231,7 +238,8 @@ fn ask_answers_with_checked_citations_or_abstains() {
     assert_eq!(none["abstained"], true, "{none}");
     assert_eq!(none["answer"], "The documents do not say.");
 
-    // Text mode streams the answer and lists sources (or the closest passages).
+    // Text mode streams the answer and lists the sources it cites (or, abstaining, the
+    // closest passages).
     let out = folio(
         t.path(),
         &[
