@@ -889,6 +889,12 @@ fn ask(dirs: &Dirs, s: &Settings, a: AskArgs) -> Result<ExitCode> {
     {
         writeln!(out, "  [?] {dim}no passage supports this sentence{reset}")?;
     }
+    if answer.sentences.iter().any(|s| !s.unverified.is_empty()) {
+        writeln!(
+            out,
+            "  [unverified: …] {dim}figures the cited sentence does not state{reset}"
+        )?;
+    }
     let t = &answer.timings;
     writeln!(
         out,

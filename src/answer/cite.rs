@@ -3,9 +3,12 @@
 //! Small models cite unreliably, so the markers they write are only a hint. Every answer
 //! sentence is scored against every sentence of the numbered passages (embedding similarity,
 //! computed by the caller, blended with word overlap); the best source above a threshold
-//! becomes its citation, replacing whatever the model wrote. Pure functions.
+//! becomes its citation, replacing whatever the model wrote. A source that states none of a
+//! sentence's figures never supports it, and figures it lacks are reported. Pure functions.
 
-use super::text::{coverage, words};
+use std::collections::HashSet;
+
+use super::text::{coverage, numbers, words};
 
 /// `[n]`, `[n, m]` and `[n][m]` markers removed from `s`, and the numbers they held.
 pub fn strip_markers(s: &str) -> (String, Vec<usize>) {
@@ -93,6 +96,8 @@ pub struct Checked {
     pub support: Option<(usize, f32)>,
     /// The sentence says the documents hold no answer.
     pub abstains: bool,
+    /// Figures the sentence states that its supporting source does not (sorted).
+    pub unverified: Vec<String>,
 }
 
 /// Blend of embedding similarity and word overlap.
@@ -111,6 +116,7 @@ pub fn check(
     threshold: f32,
 ) -> Vec<Checked> {
     const CITED_MARGIN: f32 = 0.05;
+    let source_numbers: Vec<HashSet<String>> = source_texts.iter().map(|t| numbers(t)).collect();
     sentences
         .iter()
         .enumerate()
@@ -120,8 +126,15 @@ pub fn check(
             let has_content = !words(&text).is_empty();
             let mut best: Option<(usize, f32)> = None;
             let mut best_cited: Option<(usize, f32)> = None;
+            // A source that states none of the sentence's figures cannot support it, however
+            // alike the rest reads: "45 days" is not backed by "thirty (30) days". Figures
+            // the chosen source lacks are reported with it.
+            let stated = numbers(&text);
             if has_content && !abstains {
                 for (j, src) in sources.iter().enumerate() {
+                    if !stated.is_empty() && stated.is_disjoint(&source_numbers[j]) {
+                        continue;
+                    }
                     let sim = sims.get(i).and_then(|r| r.get(j)).copied().unwrap_or(0.0);
                     let score = support_score(sim, &text, source_texts[j]);
                     if best.is_none_or(|b| score > b.1) {
@@ -138,11 +151,18 @@ pub fn check(
                 (Some(b), Some(c)) if c.1 + CITED_MARGIN >= b.1 => Some(c),
                 (b, _) => b,
             };
+            let support = chosen.filter(|c| c.1 >= threshold);
+            let mut unverified: Vec<String> = match support {
+                Some((j, _)) => stated.difference(&source_numbers[j]).cloned().collect(),
+                None => Vec::new(),
+            };
+            unverified.sort();
             Checked {
                 text,
                 model_cited,
-                support: chosen.filter(|c| c.1 >= threshold),
+                support,
                 abstains,
+                unverified,
             }
         })
         .collect()
@@ -209,6 +229,23 @@ mod tests {
         let c = check(&sentences, &[src(0)], &texts, &sims, 0.5);
         assert!(c[0].support.is_none() && !c[0].abstains);
         assert!(c[1].support.is_none() && c[1].abstains);
+    }
+
+    #[test]
+    fn a_figure_the_source_does_not_state_is_unsupported() {
+        let texts = ["Acme shall pay each invoice within thirty (30) days of receipt."];
+        let sims = vec![vec![0.9]];
+        let wrong = vec!["Acme pays within 45 days [1].".to_string()];
+        let c = check(&wrong, &[src(0)], &texts, &sims, 0.5);
+        assert!(c[0].support.is_none());
+        let right = vec!["Acme pays within thirty days [1].".to_string()];
+        let c = check(&right, &[src(0)], &texts, &sims, 0.5);
+        assert_eq!(c[0].support.map(|s| s.0), Some(0));
+        assert!(c[0].unverified.is_empty());
+        let partly = vec!["Acme pays within 30 days, since 2023 [1].".to_string()];
+        let c = check(&partly, &[src(0)], &texts, &sims, 0.5);
+        assert_eq!(c[0].support.map(|s| s.0), Some(0));
+        assert_eq!(c[0].unverified, vec!["2023"]);
     }
 
     #[test]

@@ -100,6 +100,8 @@ pub struct Sentence {
     pub cites: Option<usize>,
     pub supported: bool,
     pub score: f32,
+    /// Figures it states that the supporting passage sentence does not.
+    pub unverified: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -321,6 +323,7 @@ pub fn check_answer(
                 cites: None,
                 supported: false,
                 score: 0.0,
+                unverified: Vec::new(),
             })
             .collect();
         return Ok(a);
@@ -333,6 +336,9 @@ pub fn check_answer(
     for c in &checked {
         let cites = c.support.map(|(j, _)| sources[j].passage + 1);
         let text = match (cites, c.abstains) {
+            (Some(n), _) if !c.unverified.is_empty() => {
+                format!("{} [{n}] [unverified: {}]", c.text, c.unverified.join(", "))
+            }
             (Some(n), _) => format!("{} [{n}]", c.text),
             (None, true) => c.text.clone(),
             (None, false) if text::words(&c.text).is_empty() => c.text.clone(),
@@ -350,6 +356,7 @@ pub fn check_answer(
             cites,
             supported: c.support.is_some(),
             score: c.support.map(|s| s.1).unwrap_or(0.0),
+            unverified: c.unverified.clone(),
         });
     }
     let mut citations: Vec<Citation> = Vec::new();

@@ -66,6 +66,85 @@ fn stem(w: &str) -> String {
     w.to_string()
 }
 
+/// The numbers `text` states, normalised so that "thirty (30)", "30" and "thirty" meet, and
+/// "1,200" meets "1200": digit runs without grouping commas or leading zeros, and number words
+/// ("forty-five" is 45). A list marker that opens the text ("2. ") is not a statement.
+pub fn numbers(text: &str) -> HashSet<String> {
+    const UNITS: [&str; 20] = [
+        "zero",
+        "one",
+        "two",
+        "three",
+        "four",
+        "five",
+        "six",
+        "seven",
+        "eight",
+        "nine",
+        "ten",
+        "eleven",
+        "twelve",
+        "thirteen",
+        "fourteen",
+        "fifteen",
+        "sixteen",
+        "seventeen",
+        "eighteen",
+        "nineteen",
+    ];
+    const TENS: [&str; 8] = [
+        "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety",
+    ];
+    let body = text.trim_start();
+    let body = match body.split_once(|c: char| c.is_whitespace()) {
+        Some((first, rest))
+            if first.len() > 1
+                && first.ends_with(['.', ')'])
+                && first[..first.len() - 1].chars().all(|c| c.is_ascii_digit()) =>
+        {
+            rest
+        }
+        _ => body,
+    };
+    let mut out = HashSet::new();
+    let mut tens: Option<(u32, usize)> = None;
+    for (at, w) in body.unicode_word_indices() {
+        let lower = w.to_lowercase();
+        if lower.starts_with(|c: char| c.is_ascii_digit()) {
+            let digits: String = lower.chars().filter(|&c| c != ',').collect();
+            let (int, frac) = digits.split_once('.').unwrap_or((&digits, ""));
+            let int = int.trim_start_matches('0');
+            let int = if int.is_empty() { "0" } else { int };
+            let frac = frac.trim_end_matches('0');
+            out.insert(if frac.is_empty() {
+                int.to_string()
+            } else {
+                format!("{int}.{frac}")
+            });
+            tens = None;
+        } else if let Some(t) = TENS.iter().position(|&t| t == lower) {
+            let v = 20 + 10 * t as u32;
+            out.insert(v.to_string());
+            tens = Some((v, at + w.len()));
+        } else if let Some(u) = UNITS.iter().position(|&u| u == lower) {
+            match tens {
+                // "forty-five" is one number, not forty and five.
+                Some((v, end)) if u > 0 && u < 10 && matches!(&body[end..at], "-" | " ") => {
+                    out.remove(&v.to_string());
+                    out.insert((v + u as u32).to_string());
+                }
+                _ => {
+                    out.insert(u.to_string());
+                }
+            }
+            tens = None;
+        } else {
+            tens = None;
+        }
+    }
+    out
+}
+
 /// Share of `a`'s content words found in `b` (0 when `a` has none).
 pub fn coverage(a: &HashSet<String>, b: &HashSet<String>) -> f32 {
     if a.is_empty() {
@@ -94,6 +173,26 @@ mod tests {
             texts(t, &sentences(t)),
             vec!["1. Notice is due.", "2. Fees apply. 42"]
         );
+    }
+
+    fn nums(t: &str) -> Vec<String> {
+        let mut v: Vec<String> = numbers(t).into_iter().collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn numbers_meet_across_spellings() {
+        assert_eq!(nums("within thirty (30) days"), vec!["30"]);
+        assert_eq!(nums("forty-five days, or fifty five"), vec!["45", "55"]);
+        assert_eq!(
+            nums("1,200 units at 1.50 and 007"),
+            vec!["1.5", "1200", "7"]
+        );
+        assert_eq!(nums("2. Fees are due in 10 days"), vec!["10"]);
+        assert_eq!(nums("one percent (1%) per month"), vec!["1"]);
+        assert!(nums("No figures here.").is_empty());
+        assert_eq!(nums("on 2018-03-17"), vec!["17", "2018", "3"]);
     }
 
     #[test]

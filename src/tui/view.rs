@@ -147,7 +147,7 @@ fn draw_input(frame: &mut Frame, app: &App, t: &Theme, area: Rect) {
 }
 
 /// The answer's text with `[n]` markers styled: valid ones highlighted, numbers that name no
-/// passage marked, `[?]` (unsupported) flagged.
+/// passage marked, `[?]` (unsupported) and `[unverified: …]` (figures the source lacks) flagged.
 fn answer_spans<'a>(text: &'a str, passages: usize, t: &Theme) -> Vec<Span<'a>> {
     let mut out = Vec::new();
     let mut rest = text;
@@ -156,7 +156,7 @@ fn answer_spans<'a>(text: &'a str, passages: usize, t: &Theme) -> Vec<Span<'a>> 
             break;
         };
         let inner = &rest[open + 1..close];
-        let style = if inner == "?" {
+        let style = if inner == "?" || inner.starts_with("unverified: ") {
             Some(t.fg(Color::Yellow).add_modifier(Modifier::BOLD))
         } else if !inner.is_empty() && inner.chars().all(|c| c.is_ascii_digit()) {
             let n: usize = inner.parse().unwrap_or(0);
@@ -858,7 +858,7 @@ mod tests {
     #[test]
     fn invalid_citations_are_marked() {
         let t = Theme { color: true };
-        let spans = answer_spans("A [1] b [3] c [?] d [x]", 2, &t);
+        let spans = answer_spans("A [1] b [3] c [?] d [x] [unverified: 7]", 2, &t);
         let styled: Vec<(&str, bool)> = spans
             .iter()
             .map(|s| {
@@ -872,7 +872,10 @@ mod tests {
         assert!(styled.contains(&("[3]", true)), "{styled:?}");
         assert_eq!(
             spans.iter().map(|s| s.content.as_ref()).collect::<String>(),
-            "A [1] b [3] c [?] d [x]"
+            "A [1] b [3] c [?] d [x] [unverified: 7]"
         );
+        assert!(spans.iter().any(
+            |s| s.content == "[unverified: 7]" && s.style.add_modifier.contains(Modifier::BOLD)
+        ));
     }
 }
