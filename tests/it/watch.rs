@@ -530,62 +530,70 @@ fn sh(cmd: &str) {
     );
 }
 
-/// A folder the watcher may not read: inotify cannot watch a tree with one, so the watcher
-/// polls instead of failing; the folder is reported, and indexed once it is made readable.
-#[test]
-fn an_unreadable_folder_is_reported_and_followed_once_readable() {
+/// Runs `folio watch` as `nobody` over a `docs` folder holding `files`, after `chmod` (a
+/// shell command with `{b}` for the base folder) has taken some rights away; `body` gets the
+/// base folder and the index folder. The watcher is killed whatever `body` does.
+fn watch_restricted(
+    files: &[(&str, String)],
+    chmod: &str,
+    body: impl FnOnce(&Path, &Path) + std::panic::UnwindSafe,
+) {
     let t = tempfile::tempdir().unwrap();
     let base = fs::canonicalize(t.path()).unwrap();
     let root = base.join("docs");
-    fs::create_dir_all(root.join("private")).unwrap();
-    fs::write(root.join("open.md"), doc("open", "gecko")).unwrap();
-    fs::write(root.join("private/plan.md"), doc("plan", "tapir")).unwrap();
+    for (name, text) in files {
+        let path = root.join(name);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, text).unwrap();
+    }
     sh(&format!(
-        "chmod -R a+rX {b} && chmod a+rwx {b} && chmod 000 {b}/docs/private",
+        "chmod -R a+rX {b} && chmod a+rwx {b} && {}",
+        chmod.replace("{b}", &base.display().to_string()),
         b = base.display()
     ));
     let idx_dir = base.join("idx");
     let Some(mut child) = watch_as_nobody(&base, &root, &idx_dir) else {
         return;
     };
-    let res = std::panic::catch_unwind(|| {
-        wait_for(&idx_dir, "the readable file", |i| {
-            hits(i, "gecko").len() == 1
-                && i.manifest().problems.keys().any(|p| p.ends_with("private"))
-        });
-        sh(&format!("chmod 755 {}/docs/private", base.display()));
-        wait_for(&idx_dir, "the folder once readable", |i| {
-            hits(i, "tapir").len() == 1 && i.manifest().problems.is_empty()
-        });
-    });
+    let res = std::panic::catch_unwind(|| body(&base, &idx_dir));
     kill9(&mut child);
     if let Err(e) = res {
         std::panic::resume_unwind(e);
     }
 }
 
+/// A folder the watcher may not read: inotify cannot watch a tree with one, so the watcher
+/// polls instead of failing; the folder is reported, and indexed once it is made readable.
+#[test]
+fn an_unreadable_folder_is_reported_and_followed_once_readable() {
+    let files = [
+        ("open.md", doc("open", "gecko")),
+        ("private/plan.md", doc("plan", "tapir")),
+    ];
+    watch_restricted(&files, "chmod 000 {b}/docs/private", |base, idx_dir| {
+        wait_for(idx_dir, "the readable file", |i| {
+            hits(i, "gecko").len() == 1
+                && i.manifest().problems.keys().any(|p| p.ends_with("private"))
+        });
+        sh(&format!("chmod 755 {}/docs/private", base.display()));
+        wait_for(idx_dir, "the folder once readable", |i| {
+            hits(i, "tapir").len() == 1 && i.manifest().problems.is_empty()
+        });
+    });
+}
+
 /// CI runs as root, which reads anything: the permission case runs the binary as `nobody`.
 #[test]
 fn permission_denied_is_reported_and_retried_when_it_changes() {
-    let t = tempfile::tempdir().unwrap();
-    let base = fs::canonicalize(t.path()).unwrap();
-    let root = base.join("docs");
-    fs::create_dir(&root).unwrap();
-    fs::write(root.join("open.md"), doc("open", "gecko")).unwrap();
-    fs::write(root.join("secret.md"), doc("secret", "iguana")).unwrap();
-    sh(&format!(
-        "chmod -R a+rX {b} && chmod a+rwx {b} && chmod 600 {b}/docs/secret.md",
-        b = base.display()
-    ));
-    let idx_dir = base.join("idx");
-    let Some(mut child) = watch_as_nobody(&base, &root, &idx_dir) else {
-        return;
-    };
-    let res = std::panic::catch_unwind(|| {
-        wait_for(&idx_dir, "the readable file", |i| {
+    let files = [
+        ("open.md", doc("open", "gecko")),
+        ("secret.md", doc("secret", "iguana")),
+    ];
+    watch_restricted(&files, "chmod 600 {b}/docs/secret.md", |base, idx_dir| {
+        wait_for(idx_dir, "the readable file", |i| {
             hits(i, "gecko").len() == 1
         });
-        let idx = Index::open_reader(&idx_dir).unwrap();
+        let idx = Index::open_reader(idx_dir).unwrap();
         let problem = idx
             .manifest()
             .problems
@@ -599,12 +607,8 @@ fn permission_denied_is_reported_and_retried_when_it_changes() {
         );
         // chmod changes neither size nor time: the change event alone must trigger a retry.
         sh(&format!("chmod 644 {}/docs/secret.md", base.display()));
-        wait_for(&idx_dir, "the file once readable", |i| {
+        wait_for(idx_dir, "the file once readable", |i| {
             hits(i, "iguana").len() == 1 && i.manifest().problems.is_empty()
         });
     });
-    kill9(&mut child);
-    if let Err(e) = res {
-        std::panic::resume_unwind(e);
-    }
 }
