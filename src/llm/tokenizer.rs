@@ -175,7 +175,13 @@ fn split_pattern(pre: &str) -> Vec<Json> {
         "smollm" | "starcoder" | "refact" | "command-r" | "codeshell" | "exaone" | "minerva" => {
             vec![split(r"\p{N}"), split(GPT2_SPLIT)]
         }
-        _ => vec![split(GPT2_SPLIT)],
+        "default" | "gpt2" | "gpt-2" => vec![split(GPT2_SPLIT)],
+        other => {
+            // llama.cpp knows dozens of splits; GPT-2's is the closest common ground, but ids
+            // may differ from the model's training on digits and contractions.
+            tracing::warn!(pre = other, "unknown tokenizer.ggml.pre; splitting as GPT-2 does");
+            vec![split(GPT2_SPLIT)]
+        }
     }
 }
 
