@@ -361,10 +361,10 @@ fn watch(s: &Settings, a: WatchArgs) -> Result<ExitCode> {
     );
     let mut wopts = WatchOptions::new(roots, opts);
     if let Some(secs) = a.poll {
-        if !(secs.is_finite() && secs > 0.0) {
-            bail!("--poll needs a positive number of seconds");
+        match Duration::try_from_secs_f64(secs) {
+            Ok(d) if d > Duration::ZERO && d <= Duration::from_secs(86_400) => wopts.poll = Some(d),
+            _ => bail!("--poll needs a number of seconds above 0 and at most a day (86400)"),
         }
-        wopts.poll = Some(Duration::from_secs_f64(secs));
     }
     // SAFETY: the handler only touches an atomic (and re-raises with the default action).
     unsafe {

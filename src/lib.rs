@@ -18,3 +18,12 @@ pub mod models;
 pub mod snippet;
 pub mod tui;
 pub mod watch;
+
+/// The message of a caught panic (parsers and model code can panic on bad input).
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}

@@ -44,6 +44,34 @@ pub struct WatchOptions {
     pub index: IndexOptions,
 }
 
+/// When the vector table is next compacted: `quiet` after the last change, and no later than
+/// ten times that after the first change since the last compaction.
+struct CompactClock {
+    quiet: Duration,
+    first_change: Option<Instant>,
+    due: Option<Instant>,
+}
+
+impl CompactClock {
+    fn new(quiet: Duration) -> Self {
+        CompactClock {
+            quiet,
+            first_change: None,
+            due: None,
+        }
+    }
+
+    fn changed(&mut self, now: Instant) {
+        let first = *self.first_change.get_or_insert(now);
+        self.due = Some((now + self.quiet).min(first + self.quiet * 10));
+    }
+
+    fn done(&mut self) {
+        self.first_change = None;
+        self.due = None;
+    }
+}
+
 impl WatchOptions {
     pub fn new(roots: Vec<PathBuf>, index: IndexOptions) -> WatchOptions {
         WatchOptions {
@@ -300,15 +328,16 @@ impl Worker {
         // Watch first, then scan: a change made during the scan is queued, not lost.
         self.start_backend(self.opts.poll)?;
         self.full_scan("start-up: reconciling the index with the folders")?;
-        let mut dirty_since_compact = false;
+        // Compaction waits for the folder to be quiet for `compact_after`, but a folder that
+        // never stays quiet (a log rewritten every few seconds) still gets compacted.
+        let mut compact = CompactClock::new(self.opts.compact_after);
         loop {
             if self.stop.load(Ordering::SeqCst) {
                 return Ok(());
             }
             // Wake for a due retry, or to compact once the folder has been quiet a while.
             let now = Instant::now();
-            let compact_at = dirty_since_compact.then(|| now + self.opts.compact_after);
-            let wake = match (self.retry_at, compact_at) {
+            let wake = match (self.retry_at, compact.due) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
@@ -319,10 +348,10 @@ impl Worker {
                         if self.retry_at.is_some_and(|t| Instant::now() >= t) {
                             self.retry_at = None;
                             self.full_scan("retrying after a failed update")?;
-                            dirty_since_compact = true;
-                        } else {
+                            compact.changed(Instant::now());
+                        } else if compact.due.is_some_and(|t| Instant::now() >= t) {
                             self.compact();
-                            dirty_since_compact = false;
+                            compact.done();
                         }
                         continue;
                     }
@@ -367,11 +396,11 @@ impl Worker {
             }
             if changes.rescan {
                 self.full_scan("events were lost or too many: rescanning the folders")?;
-                dirty_since_compact = true;
+                compact.changed(Instant::now());
             } else if !changes.paths.is_empty() {
                 let paths: Vec<PathBuf> = changes.paths.into_iter().collect();
                 self.apply(&paths)?;
-                dirty_since_compact = true;
+                compact.changed(Instant::now());
             }
         }
     }
@@ -590,6 +619,23 @@ mod tests {
             e = e.add_path(PathBuf::from(p));
         }
         e
+    }
+
+    #[test]
+    fn compaction_waits_for_quiet_but_not_forever() {
+        let q = Duration::from_secs(20);
+        let mut c = CompactClock::new(q);
+        assert_eq!(c.due, None);
+        let t0 = Instant::now();
+        c.changed(t0);
+        assert_eq!(c.due, Some(t0 + q));
+        // A change every 5 s keeps pushing it back, up to 10 x quiet after the first.
+        for i in 1..100u32 {
+            c.changed(t0 + Duration::from_secs(5) * i);
+        }
+        assert_eq!(c.due, Some(t0 + q * 10));
+        c.done();
+        assert_eq!(c.due, None);
     }
 
     #[test]

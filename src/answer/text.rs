@@ -106,11 +106,46 @@ pub fn numbers(text: &str) -> HashSet<String> {
         }
         _ => body,
     };
+    // "May" is left out: it is far more often the verb.
+    const MONTHS: [&str; 12] = [
+        "january",
+        "february",
+        "march",
+        "april",
+        "",
+        "june",
+        "july",
+        "august",
+        "september",
+        "october",
+        "november",
+        "december",
+    ];
     let mut out = HashSet::new();
     let mut tens: Option<(u32, usize)> = None;
-    for (at, w) in body.unicode_word_indices() {
-        let lower = w.to_lowercase();
-        if lower.starts_with(|c: char| c.is_ascii_digit()) {
+    let all: Vec<(usize, String)> = body
+        .unicode_word_indices()
+        .map(|(at, w)| (at, w.to_lowercase()))
+        .collect();
+    for (i, (at, lower)) in all.iter().enumerate() {
+        let (at, lower) = (*at, lower.as_str());
+        let prev = i.checked_sub(1).map(|p| all[p].1.as_str());
+        let next = all.get(i + 1).map(|n| n.1.as_str());
+        // "no one", "each one", "one of them", "one another" state no figure.
+        if lower == "one"
+            && (matches!(
+                prev,
+                Some("no" | "any" | "each" | "every" | "some" | "the" | "this" | "that" | "which")
+            ) || matches!(next, Some("of" | "another")))
+        {
+            tens = None;
+            continue;
+        }
+        if let Some(m) = MONTHS.iter().position(|&m| !m.is_empty() && m == lower) {
+            // "March 17, 2018" meets "2018-03-17".
+            out.insert((m + 1).to_string());
+            tens = None;
+        } else if lower.starts_with(|c: char| c.is_ascii_digit()) {
             let digits: String = lower.chars().filter(|&c| c != ',').collect();
             let (int, frac) = digits.split_once('.').unwrap_or((&digits, ""));
             let int = int.trim_start_matches('0');
@@ -125,7 +160,7 @@ pub fn numbers(text: &str) -> HashSet<String> {
         } else if let Some(t) = TENS.iter().position(|&t| t == lower) {
             let v = 20 + 10 * t as u32;
             out.insert(v.to_string());
-            tens = Some((v, at + w.len()));
+            tens = Some((v, at + lower.len()));
         } else if let Some(u) = UNITS.iter().position(|&u| u == lower) {
             match tens {
                 // "forty-five" is one number, not forty and five.
@@ -193,6 +228,9 @@ mod tests {
         assert_eq!(nums("one percent (1%) per month"), vec!["1"]);
         assert!(nums("No figures here.").is_empty());
         assert_eq!(nums("on 2018-03-17"), vec!["17", "2018", "3"]);
+        assert_eq!(nums("on March 17, 2018"), vec!["17", "2018", "3"]);
+        assert!(nums("No one may assign it; each one of them agrees.").is_empty());
+        assert_eq!(nums("a one-year term"), vec!["1"]);
     }
 
     #[test]

@@ -325,6 +325,14 @@ impl Vectors {
         if limit == 0 {
             return Ok(Vec::new());
         }
+        // A query from another model would be cut into the wrong rows (or panic the scan).
+        if query.len() != self.dim {
+            return Err(VectorError::Other(format!(
+                "the query has {} dimensions, the index {}: it was built with another embedding model",
+                query.len(),
+                self.dim
+            )));
+        }
         if exact || !self.has_ann {
             let flat = self.flat()?;
             let set: Option<HashSet<&str>> =

@@ -30,14 +30,10 @@ const WORKER_MEMORY_BYTES: u64 = 4 << 30;
 pub fn extract_pages(bytes: &[u8]) -> Result<Vec<String>, ExtractError> {
     match std::panic::catch_unwind(|| extract_pages_unguarded(bytes)) {
         Ok(r) => r,
-        Err(payload) => {
-            let msg = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
-            Err(ExtractError::Crashed(format!("parser panicked: {msg}")))
-        }
+        Err(payload) => Err(ExtractError::Crashed(format!(
+            "parser panicked: {}",
+            crate::panic_message(&*payload)
+        ))),
     }
 }
 

@@ -193,17 +193,13 @@ impl Llm {
         let path_buf = path.to_path_buf();
         match std::panic::catch_unwind(|| Self::load_inner(&path_buf, requantize)) {
             Ok(r) => r,
-            Err(p) => {
-                let msg = p
-                    .downcast_ref::<String>()
-                    .map(String::as_str)
-                    .or_else(|| p.downcast_ref::<&str>().copied())
-                    .unwrap_or("unknown panic");
-                Err(file_err(
-                    path,
-                    format!("damaged or unsupported GGUF ({msg})"),
-                ))
-            }
+            Err(p) => Err(file_err(
+                path,
+                format!(
+                    "damaged or unsupported GGUF ({})",
+                    crate::panic_message(&*p)
+                ),
+            )),
         }
     }
 

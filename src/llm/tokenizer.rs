@@ -179,7 +179,10 @@ fn split_pattern(pre: &str) -> Vec<Json> {
         other => {
             // llama.cpp knows dozens of splits; GPT-2's is the closest common ground, but ids
             // may differ from the model's training on digits and contractions.
-            tracing::warn!(pre = other, "unknown tokenizer.ggml.pre; splitting as GPT-2 does");
+            tracing::warn!(
+                pre = other,
+                "unknown tokenizer.ggml.pre; splitting as GPT-2 does"
+            );
             vec![split(GPT2_SPLIT)]
         }
     }

@@ -61,9 +61,11 @@ fn leave() {
     }
 }
 
-/// Frame and key-to-screen timings, written to `FOLIO_TUI_TIMINGS` on exit when set.
+/// Frame and key-to-screen timings, kept and written to `FOLIO_TUI_TIMINGS` on exit only when
+/// that is set (a long session would otherwise grow them without end).
 #[derive(Default)]
 struct Timings {
+    on: bool,
     frames_ms: Vec<f64>,
     key_to_screen_ms: Vec<f64>,
 }
@@ -110,7 +112,10 @@ pub fn run(setup: Setup) -> Result<(), TuiError> {
         let (tx, rx) = channel::<WorkerEvent>();
         let mut workers = worker::start(setup, tx);
         let mut app = App::new(color);
-        let mut timings = Timings::default();
+        let mut timings = Timings {
+            on: timings_path.is_some(),
+            ..Timings::default()
+        };
         let result = event_loop(&mut term, &mut app, &rx, &mut workers, &mut timings);
         leave();
         if let Some(p) = timings_path {
@@ -161,12 +166,15 @@ fn event_loop(
             app.set_limits(view::scroll_limits(app, &app.areas));
             term.draw(|f| view::draw(f, app))?;
             let now = Instant::now();
-            timings.frames_ms.push((now - t0).as_secs_f64() * 1000.0);
-            for k in pending_keys.drain(..) {
-                timings
-                    .key_to_screen_ms
-                    .push((now - k).as_secs_f64() * 1000.0);
+            if timings.on {
+                timings.frames_ms.push((now - t0).as_secs_f64() * 1000.0);
+                for k in &pending_keys {
+                    timings
+                        .key_to_screen_ms
+                        .push((now - *k).as_secs_f64() * 1000.0);
+                }
             }
+            pending_keys.clear();
             dirty = false;
         }
         if event::poll(Duration::from_millis(30))? {

@@ -2,6 +2,7 @@
 //! another process's commits), answering, searching and loading previews. Everything reports to
 //! the UI thread as [`WorkerEvent`]s on one channel; nothing here touches the terminal.
 
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -328,35 +329,38 @@ fn load_and_serve(
             turn(TurnEvent::Failed("cancelled".into()));
             continue;
         }
-        // Reopen or refresh: the watcher may have committed since the last question.
-        let idx = match reader.take() {
-            Some(mut r) => r.refresh().map(|_| r),
-            None => Index::open_reader(&index_dir),
-        };
-        let idx = match idx {
+        let idx = match fresh_reader(reader.take(), &index_dir, &embedder) {
             Ok(i) => i,
             Err(e) => {
-                turn(TurnEvent::Failed(e.to_string()));
+                turn(TurnEvent::Failed(e));
                 continue;
             }
         };
         turn(TurnEvent::Generating);
-        let result = answer::ask(
-            &idx,
-            &embedder,
-            &mut llm,
-            &prompts,
-            &question,
-            &ask_opts,
-            &cancel,
-            &mut |e| match e {
-                Event::Passages(p) => turn(TurnEvent::Passages(p.to_vec())),
-                Event::Token(t) => turn(TurnEvent::Token(t.to_string())),
-            },
-        );
+        // A panic in a model or the index fails this question, not every later one.
+        let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            answer::ask(
+                &idx,
+                &embedder,
+                &mut llm,
+                &prompts,
+                &question,
+                &ask_opts,
+                &cancel,
+                &mut |e| match e {
+                    Event::Passages(p) => turn(TurnEvent::Passages(p.to_vec())),
+                    Event::Token(t) => turn(TurnEvent::Token(t.to_string())),
+                },
+            )
+        }));
         match result {
-            Ok(a) => turn(TurnEvent::Answered(Box::new(a))),
-            Err(e) => turn(TurnEvent::Failed(e.to_string())),
+            Ok(Ok(a)) => turn(TurnEvent::Answered(Box::new(a))),
+            Ok(Err(e)) => turn(TurnEvent::Failed(e.to_string())),
+            Err(panic) => {
+                let why = crate::panic_message(&*panic);
+                tracing::error!(%why, "answering panicked");
+                turn(TurnEvent::Failed(format!("internal error: {why}")));
+            }
         }
         reader = Some(idx);
     }
@@ -380,13 +384,15 @@ fn serve_searches(
         let Request::Search(query) = req else {
             continue;
         };
-        let idx = match reader.take() {
-            Some(mut r) => r.refresh().map(|_| r),
-            None => Index::open_reader(dir),
-        };
-        match idx {
+        match fresh_reader(reader.take(), dir, embedder) {
             Ok(i) => {
-                let passages = i.search(Some(embedder), &query, &opts).unwrap_or_default();
+                let passages = match i.search(Some(embedder), &query, &opts) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        let _ = events.send(WorkerEvent::Notice(format!("search: {e}")));
+                        Vec::new()
+                    }
+                };
                 let _ = events.send(WorkerEvent::SearchResults { query, passages });
                 reader = Some(i);
             }
@@ -395,6 +401,19 @@ fn serve_searches(
             }
         }
     }
+}
+
+/// A reader that sees the latest commits (the watcher may have written since the last use),
+/// built with the embedding model we hold.
+fn fresh_reader(reader: Option<Index>, dir: &Path, embedder: &Embedder) -> Result<Index, String> {
+    let idx = match reader {
+        Some(mut r) => r.refresh().map(|_| r),
+        None => Index::open_reader(dir),
+    }
+    .map_err(|e| e.to_string())?;
+    idx.check_model(embedder.info())
+        .map_err(|e| e.to_string())?;
+    Ok(idx)
 }
 
 /// Turns the watcher's events into status-bar updates.
