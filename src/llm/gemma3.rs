@@ -6,10 +6,12 @@
 //! positions in every layer (2.4 GB for the 270M model) and keeps the token embedding in f32
 //! (670 MB for the same model). Its output drifts from llama.cpp's after the first token. This
 //! is the model as llama.cpp runs it: GELU, windowed attention, rotary angles computed for the
-//! positions at hand, and the embedding kept quantized, its rows dequantized as they are looked
-//! up.
+//! positions at hand (once per forward pass, not per layer), the embedding kept quantized, its
+//! rows dequantized as they are looked up, and, for the larger models, the linear rotary scaling
+//! of the global layers and the 27B's attention scale.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::io::{Read, Seek};
 
 use candle_core::quantized::{QMatMul, QStorage, QTensor, gguf_file};
@@ -47,9 +49,8 @@ struct Layer {
     gate: QMatMul,
     up: QMatMul,
     down: QMatMul,
-    /// Sliding-window size, for local layers.
+    /// Sliding-window size, for local layers (the others are global).
     window: Option<usize>,
-    rope_base: f32,
     /// Cached keys and values, and the position of the first cached one.
     cache: Option<(Tensor, Tensor, usize)>,
 }
@@ -65,15 +66,25 @@ pub struct Gemma3 {
     heads: usize,
     kv_heads: usize,
     head_dim: usize,
+    /// Rotary base of the local layers.
+    local_base: f32,
+    /// Rotary base of the global layers, and the factor their positions are scaled by
+    /// (1 / `rope.scaling.factor`: 4B, 12B and 27B stretch their context this way).
+    global_base: f32,
+    global_scale: f32,
+    /// Multiplies the attention scores.
+    attn_scale: f64,
     device: Device,
 }
 
-/// Rotary angles for `len` positions from `start`: `(cos, sin)`, each `(len, head_dim / 2)`.
+/// Rotary angles for `len` positions from `start`, each position multiplied by `scale`:
+/// `(cos, sin)`, each `(len, head_dim / 2)`.
 fn rope_angles(
     start: usize,
     len: usize,
     head_dim: usize,
     base: f32,
+    scale: f32,
     device: &Device,
 ) -> Result<(Tensor, Tensor)> {
     let inv: Vec<f32> = (0..head_dim)
@@ -83,7 +94,7 @@ fn rope_angles(
     let half = inv.len();
     let mut angles = Vec::with_capacity(len * half);
     for p in start..start + len {
-        angles.extend(inv.iter().map(|f| p as f32 * f));
+        angles.extend(inv.iter().map(|f| p as f32 * scale * f));
     }
     let t = Tensor::from_vec(angles, (len, half), device)?;
     Ok((t.cos()?, t.sin()?))
@@ -108,17 +119,23 @@ fn mask(
     Tensor::from_vec(m, (q_len, k_len), device)
 }
 
+/// What every layer of one forward pass shares: shapes, the rotary tables of both layer kinds,
+/// and the masks built so far (keyed by the cached key range and window).
+struct Pass<'a> {
+    pos: usize,
+    heads: usize,
+    kv_heads: usize,
+    head_dim: usize,
+    attn_scale: f64,
+    local_rope: (Tensor, Tensor),
+    global_rope: (Tensor, Tensor),
+    masks: HashMap<(usize, usize, Option<usize>), Tensor>,
+    device: &'a Device,
+}
+
 impl Layer {
-    #[allow(clippy::too_many_arguments)]
-    fn attention(
-        &mut self,
-        x: &Tensor,
-        pos: usize,
-        heads: usize,
-        kv_heads: usize,
-        head_dim: usize,
-        device: &Device,
-    ) -> Result<Tensor> {
+    fn attention(&mut self, x: &Tensor, p: &mut Pass) -> Result<Tensor> {
+        let (pos, heads, kv_heads, head_dim) = (p.pos, p.heads, p.kv_heads, p.head_dim);
         let (b, t, _) = x.dims3()?;
         let q = self.wq.forward(x)?.reshape((b, t, heads, head_dim))?;
         let k = self.wk.forward(x)?.reshape((b, t, kv_heads, head_dim))?;
@@ -126,9 +143,13 @@ impl Layer {
         let q = self.q_norm.forward(&q)?.transpose(1, 2)?.contiguous()?;
         let k = self.k_norm.forward(&k)?.transpose(1, 2)?.contiguous()?;
         let v = v.transpose(1, 2)?.contiguous()?;
-        let (cos, sin) = rope_angles(pos, t, head_dim, self.rope_base, device)?;
-        let q = candle_nn::rotary_emb::rope(&q, &cos, &sin)?;
-        let k = candle_nn::rotary_emb::rope(&k, &cos, &sin)?;
+        let (cos, sin) = if self.window.is_some() {
+            &p.local_rope
+        } else {
+            &p.global_rope
+        };
+        let q = candle_nn::rotary_emb::rope(&q, cos, sin)?;
+        let k = candle_nn::rotary_emb::rope(&k, cos, sin)?;
 
         let (mut k, mut v, mut k_start) = match self.cache.take() {
             Some((ck, cv, start)) if pos > 0 => (
@@ -155,12 +176,15 @@ impl Layer {
         let rep = heads / kv_heads;
         let k = candle_transformers::utils::repeat_kv(k, rep)?.contiguous()?;
         let v = candle_transformers::utils::repeat_kv(v, rep)?.contiguous()?;
-        let scale = 1.0 / (head_dim as f64).sqrt();
-        let mut scores = (q.matmul(&k.t()?)? * scale)?;
+        let mut scores = (q.matmul(&k.t()?)? * p.attn_scale)?;
         // A single decoded token sees every cached key (the window was applied above).
         if t > 1 {
-            let m = mask(pos, t, k_start, k.dim(2)?, self.window, device)?;
-            scores = scores.broadcast_add(&m)?;
+            let key = (k_start, k.dim(2)?, self.window);
+            if !p.masks.contains_key(&key) {
+                let m = mask(pos, t, key.0, key.1, key.2, p.device)?;
+                p.masks.insert(key, m);
+            }
+            scores = scores.broadcast_add(&p.masks[&key])?;
         }
         let probs = softmax_last_dim(&scores)?;
         let out = probs
@@ -201,6 +225,26 @@ impl Gemma3 {
         let local_base = md("rope.local_freq_base")
             .and_then(|v| v.to_f32())
             .unwrap_or(LOCAL_ROPE_BASE);
+        // As llama.cpp: linear scaling of the global layers' positions when the file asks.
+        let scaling = md("rope.scaling.type")
+            .ok()
+            .and_then(|v| v.to_string().ok().cloned());
+        let factor = md("rope.scaling.factor")
+            .and_then(|v| v.to_f32())
+            .unwrap_or(0.0);
+        let global_scale = match scaling.as_deref() {
+            _ if factor <= 0.0 => 1.0,
+            None | Some("linear") => 1.0 / factor,
+            Some("none") => 1.0,
+            Some(other) => bail!("unsupported rotary scaling {other:?} for gemma3"),
+        };
+        // llama.cpp scales the 27B's (62 layers) attention by its width per head, the others
+        // by the head size.
+        let attn_scale = if layers_n == 62 {
+            1.0 / ((hidden / heads.max(1)) as f64).sqrt()
+        } else {
+            1.0 / (head_dim as f64).sqrt()
+        };
         if heads == 0
             || kv_heads == 0
             || !heads.is_multiple_of(kv_heads)
@@ -243,7 +287,6 @@ impl Gemma3 {
                 up: QMatMul::from_qtensor(w("ffn_up")?)?,
                 down: QMatMul::from_qtensor(w("ffn_down")?)?,
                 window: local.then_some(window),
-                rope_base: if local { local_base } else { global_base },
                 cache: None,
             });
         }
@@ -256,6 +299,10 @@ impl Gemma3 {
             heads,
             kv_heads,
             head_dim,
+            local_base,
+            global_base,
+            global_scale,
+            attn_scale,
             device: device.clone(),
         })
     }
@@ -288,19 +335,24 @@ impl Gemma3 {
         }
         let ids = x.flatten_all()?.to_vec1::<u32>()?;
         let mut h = (self.embed(&ids)?.unsqueeze(0)? * (self.hidden as f64).sqrt())?;
+        let d = self.head_dim;
+        let mut pass = Pass {
+            pos,
+            heads: self.heads,
+            kv_heads: self.kv_heads,
+            head_dim: d,
+            attn_scale: self.attn_scale,
+            local_rope: rope_angles(pos, t, d, self.local_base, 1.0, &self.device)?,
+            global_rope: rope_angles(pos, t, d, self.global_base, self.global_scale, &self.device)?,
+            masks: HashMap::new(),
+            device: &self.device,
+        };
         for layer in self.layers.iter_mut() {
             if pos == 0 {
                 layer.cache = None;
             }
             let a = layer.attn_norm.forward(&h)?;
-            let a = layer.attention(
-                &a,
-                pos,
-                self.heads,
-                self.kv_heads,
-                self.head_dim,
-                &self.device,
-            )?;
+            let a = layer.attention(&a, &mut pass)?;
             h = (layer.post_attn_norm.forward(&a)? + h)?;
             let f = layer.ffn_norm.forward(&h)?;
             let gated = (layer.gate.forward(&f)?.gelu()? * layer.up.forward(&f)?)?;
@@ -310,5 +362,40 @@ impl Gemma3 {
         let last = h.narrow(1, t - 1, 1)?.squeeze(1)?;
         let last = self.norm.forward(&last)?;
         self.output.forward(&last)?.to_dtype(DType::F32)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scaled_positions_turn_like_earlier_ones() {
+        let d = &Device::Cpu;
+        let (c8, s8) = rope_angles(8, 1, 16, 1e6, 0.125, d).unwrap();
+        let (c1, s1) = rope_angles(1, 1, 16, 1e6, 1.0, d).unwrap();
+        let diff = |a: &Tensor, b: &Tensor| {
+            (a - b)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap()
+        };
+        assert!(diff(&c8, &c1) < 1e-6 && diff(&s8, &s1) < 1e-6);
+    }
+
+    #[test]
+    fn masks_are_causal_and_windowed() {
+        let m = mask(0, 4, 0, 4, Some(2), &Device::Cpu).unwrap();
+        let v: Vec<Vec<f32>> = m.to_vec2().unwrap();
+        let seen: Vec<Vec<bool>> = v
+            .iter()
+            .map(|r| r.iter().map(|x| *x == 0.0).collect())
+            .collect();
+        assert_eq!(seen[3], vec![false, false, true, true]);
+        assert_eq!(seen[0], vec![true, false, false, false]);
     }
 }
