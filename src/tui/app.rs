@@ -208,6 +208,8 @@ pub enum WorkerEvent {
 pub enum Action {
     Key(KeyEvent),
     Mouse(MouseEvent),
+    /// Text pasted into the terminal (bracketed paste), delivered whole.
+    Paste(String),
     Tick(Instant),
     Worker(WorkerEvent),
 }
@@ -381,6 +383,7 @@ impl App {
         match action {
             Action::Key(k) => self.on_key(k),
             Action::Mouse(m) => self.on_mouse(m),
+            Action::Paste(text) => self.on_paste(&text),
             Action::Tick(now) => self.on_tick(now),
             Action::Worker(e) => self.on_worker(e),
         }
@@ -630,6 +633,23 @@ impl App {
         Vec::new()
     }
 
+    /// A paste goes into the question box as one line: its line breaks would otherwise arrive
+    /// as Enter and ask the first line alone.
+    fn on_paste(&mut self, text: &str) -> Vec<Command> {
+        let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        if flat.is_empty() {
+            return Vec::new();
+        }
+        self.focus = Focus::Input;
+        let at = byte_at(&self.input, self.cursor);
+        self.input.insert_str(at, &flat);
+        self.cursor += flat.chars().count();
+        if self.mode == Mode::Search {
+            self.search_due = Some(Instant::now() + SEARCH_DEBOUNCE);
+        }
+        Vec::new()
+    }
+
     fn submit(&mut self) -> Vec<Command> {
         let q = self.input.trim().to_string();
         if q.is_empty() {
@@ -826,6 +846,20 @@ pub(crate) mod tests {
             score: 0.5,
             text: text.into(),
         }
+    }
+
+    #[test]
+    fn a_pasted_question_arrives_whole_on_one_line() {
+        let mut app = App::new(false);
+        app.focus = Focus::Sources;
+        assert!(
+            app.update(Action::Paste("What is the\nnotice period?\r\n".into()))
+                .is_empty()
+        );
+        assert_eq!(app.focus, Focus::Input);
+        assert_eq!(app.input, "What is the notice period?");
+        assert_eq!(app.cursor, app.input.chars().count());
+        assert!(app.turns.is_empty(), "a paste never asks by itself");
     }
 
     #[test]

@@ -19,7 +19,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::channel;
 use std::time::{Duration, Instant};
 
-use crossterm::event::{self, DisableMouseCapture, EnableMouseCapture, Event, KeyEventKind};
+use crossterm::event::{
+    self, DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture,
+    Event, KeyEventKind,
+};
 use crossterm::execute;
 use crossterm::terminal::{
     EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
@@ -48,7 +51,12 @@ fn enter() -> Result<Term, TuiError> {
     ENTERED.store(true, Ordering::SeqCst);
     enable_raw_mode()?;
     let mut out = std::io::stdout();
-    execute!(out, EnterAlternateScreen, EnableMouseCapture)?;
+    execute!(
+        out,
+        EnterAlternateScreen,
+        EnableMouseCapture,
+        EnableBracketedPaste
+    )?;
     Ok(Terminal::new(CrosstermBackend::new(out))?)
 }
 
@@ -56,7 +64,12 @@ fn enter() -> Result<Term, TuiError> {
 fn leave() {
     if ENTERED.swap(false, Ordering::SeqCst) {
         let _ = disable_raw_mode();
-        let _ = execute!(std::io::stdout(), LeaveAlternateScreen, DisableMouseCapture);
+        let _ = execute!(
+            std::io::stdout(),
+            LeaveAlternateScreen,
+            DisableMouseCapture,
+            DisableBracketedPaste
+        );
         let _ = execute!(std::io::stdout(), crossterm::cursor::Show);
     }
 }
@@ -187,6 +200,10 @@ fn event_loop(
                         Some(Action::Key(k))
                     }
                     Event::Mouse(m) => Some(Action::Mouse(m)),
+                    Event::Paste(text) => {
+                        pending_keys.push(Instant::now());
+                        Some(Action::Paste(text))
+                    }
                     Event::Resize(..) => {
                         dirty = true;
                         None
@@ -311,7 +328,12 @@ fn open(p: &Passage, term: &mut Term) -> Result<String, TuiError> {
     let status = cmd.status();
     ENTERED.store(true, Ordering::SeqCst);
     enable_raw_mode()?;
-    execute!(std::io::stdout(), EnterAlternateScreen, EnableMouseCapture)?;
+    execute!(
+        std::io::stdout(),
+        EnterAlternateScreen,
+        EnableMouseCapture,
+        EnableBracketedPaste
+    )?;
     term.clear()?;
     let _ = std::io::stdout().flush();
     Ok(match status {
