@@ -157,6 +157,8 @@ pub struct PreviewDoc {
     pub text: String,
     /// Character span of the passage in `text`.
     pub span: [usize; 2],
+    /// The document goes on past `text`.
+    pub more: bool,
 }
 
 /// Something for the runtime to do.
@@ -1096,6 +1098,7 @@ pub(crate) mod tests {
             chunk: "02".into(),
             text: "doc".into(),
             span: [0, 3],
+            more: false,
         })));
         assert!(app.preview.is_some());
         app.update(key(KeyCode::BackTab));

@@ -475,20 +475,26 @@ fn preview_text(app: &App, src: &Source, t: &Theme) -> (String, Text<'static>) {
                 .collect();
             let quote = quote_in(&passage_text, s - start);
             let owned = highlighted(&shown, [s - start, e - start], quote, t);
-            Text::from(
-                owned
-                    .lines
-                    .into_iter()
-                    .map(|l| {
-                        Line::from(
-                            l.spans
-                                .into_iter()
-                                .map(|sp| Span::styled(sp.content.into_owned(), sp.style))
-                                .collect::<Vec<_>>(),
-                        )
-                    })
-                    .collect::<Vec<_>>(),
-            )
+            let mut lines: Vec<Line<'static>> = owned
+                .lines
+                .into_iter()
+                .map(|l| {
+                    Line::from(
+                        l.spans
+                            .into_iter()
+                            .map(|sp| Span::styled(sp.content.into_owned(), sp.style))
+                            .collect::<Vec<_>>(),
+                    )
+                })
+                .collect();
+            if doc.more {
+                lines.push(Line::from(""));
+                lines.push(Line::from(Span::styled(
+                    "… the document goes on: o opens the file",
+                    t.dim(),
+                )));
+            }
+            Text::from(lines)
         }
         _ => {
             let text = src.passage.text.clone();
@@ -834,6 +840,7 @@ mod tests {
                 chunk: "0a".into(),
                 text: "MASTER SERVICES AGREEMENT\nTermination.\nEither party may terminate this agreement with ninety days written notice.\nGoverning law: Delaware.".into(),
                 span: [39, 114],
+                more: false,
             })));
             insta::assert_snapshot!(format!("sources_preview_{w}x{h}"), screen(&mut app, w, h));
 

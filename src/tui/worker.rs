@@ -48,10 +48,8 @@ pub struct Workers {
     cancelled_upto: Arc<AtomicU64>,
     /// The id of the newest ask.
     last_id: u64,
-    events: Sender<WorkerEvent>,
-    pdf: Arc<PdfExtractor>,
+    previews: Sender<Passage>,
     watcher: Arc<std::sync::Mutex<Option<Watcher>>>,
-    previews: Arc<PreviewCache>,
 }
 
 /// A file's path, its modification time, and its extracted text.
@@ -104,16 +102,7 @@ impl Workers {
 
     /// Loads the text around `p` from its file, off the UI thread.
     pub fn preview(&self, p: Passage) {
-        let events = self.events.clone();
-        let pdf = self.pdf.clone();
-        let cache = self.previews.clone();
-        std::thread::spawn(move || {
-            let e = match load_preview(&p, &pdf, &cache) {
-                Ok(doc) => WorkerEvent::Preview(doc),
-                Err(why) => WorkerEvent::Notice(format!("preview: {why}")),
-            };
-            let _ = events.send(e);
-        });
+        let _ = self.previews.send(p);
     }
 
     /// Stops the watcher (its batch in progress is committed first).
@@ -132,12 +121,17 @@ impl Workers {
 pub fn start(setup: Setup, events: Sender<WorkerEvent>) -> Workers {
     let (req_tx, req_rx) = channel();
     let (search_tx, search_rx) = channel();
+    let (preview_tx, preview_rx) = channel();
     let cancel = Arc::new(AtomicBool::new(false));
     let cancelled_upto = Arc::new(AtomicU64::new(0));
-    let pdf = Arc::new(PdfExtractor::new(
+    let pdf = PdfExtractor::new(
         setup.exe.clone(),
         Duration::from_secs(setup.settings.pdf_timeout_secs),
-    ));
+    );
+    {
+        let events = events.clone();
+        std::thread::spawn(move || serve_previews(&pdf, preview_rx, events));
+    }
     let watcher = Arc::new(std::sync::Mutex::new(None));
     let workers = Workers {
         requests: req_tx,
@@ -145,10 +139,8 @@ pub fn start(setup: Setup, events: Sender<WorkerEvent>) -> Workers {
         cancel: cancel.clone(),
         cancelled_upto: cancelled_upto.clone(),
         last_id: 0,
-        events: events.clone(),
-        pdf,
+        previews: preview_tx,
         watcher: watcher.clone(),
-        previews: Arc::new(PreviewCache::default()),
     };
     let spawned = std::thread::Builder::new()
         .name("folio-load".into())
@@ -416,6 +408,22 @@ fn fresh_reader(reader: Option<Index>, dir: &Path, embedder: &Embedder) -> Resul
     Ok(idx)
 }
 
+/// One preview at a time, the newest asked for: holding a key down over the sources of one
+/// large PDF extracts it once, not once per source passed.
+fn serve_previews(pdf: &PdfExtractor, rx: Receiver<Passage>, events: Sender<WorkerEvent>) {
+    let cache = PreviewCache::default();
+    while let Ok(mut p) = rx.recv() {
+        while let Ok(newer) = rx.try_recv() {
+            p = newer;
+        }
+        let e = match load_preview(&p, pdf, &cache) {
+            Ok(doc) => WorkerEvent::Preview(doc),
+            Err(why) => WorkerEvent::Notice(format!("preview: {why}")),
+        };
+        let _ = events.send(e);
+    }
+}
+
 /// Turns the watcher's events into status-bar updates.
 fn forward_watch(rx: Receiver<WatchEvent>, dir: &Path, events: Sender<WorkerEvent>) {
     let mut st = IndexStatus {
@@ -523,9 +531,45 @@ pub fn load_preview(
     } else {
         return Err("the file changed since it was indexed".into());
     };
-    Ok(PreviewDoc {
-        chunk: p.chunk.clone(),
-        text: unit.text.clone(),
-        span,
-    })
+    Ok(preview_window(&p.chunk, &unit.text, span))
+}
+
+/// The part of `text` the preview shows: a little before the passage and a bounded stretch
+/// after it, so that the UI never lays out a whole book on every frame.
+fn preview_window(chunk: &str, text: &str, span: [usize; 2]) -> PreviewDoc {
+    const BEFORE: usize = 400;
+    const AFTER: usize = 20_000;
+    let from = span[0].saturating_sub(BEFORE);
+    let to = span[1].saturating_add(AFTER);
+    let byte = |c: usize| text.char_indices().nth(c).map_or(text.len(), |(b, _)| b);
+    let (b0, b1) = (byte(from), byte(to));
+    PreviewDoc {
+        chunk: chunk.to_string(),
+        text: text[b0..b1].to_string(),
+        span: [span[0] - from, span[1] - from],
+        more: b1 < text.len(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_preview_window_keeps_the_passage_and_bounds_the_rest() {
+        let passage = "Notice is ninety (90) days.";
+        let text = format!("{}{passage}{}", "é".repeat(5_000), "x".repeat(50_000));
+        let s = 5_000;
+        let doc = preview_window("c", &text, [s, s + passage.chars().count()]);
+        let chars: Vec<char> = doc.text.chars().collect();
+        let shown: String = chars[doc.span[0]..doc.span[1]].iter().collect();
+        assert_eq!(shown, passage);
+        assert_eq!(doc.span[0], 400);
+        assert!(doc.more && chars.len() < 21_000);
+        let short = preview_window("c", passage, [0, 6]);
+        assert_eq!(
+            (short.text.as_str(), short.span, short.more),
+            (passage, [0, 6], false)
+        );
+    }
 }
