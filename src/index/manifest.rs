@@ -6,7 +6,7 @@
 //! skipped or failed with their reasons, and a summary of the last run. It is replaced
 //! atomically after each batch, and only after tantivy and LanceDB have both committed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -133,6 +133,25 @@ pub fn is_under(path: &str, root: &str) -> bool {
             && (root.ends_with('/') || path.as_bytes().get(root.len()) == Some(&b'/')))
 }
 
+/// A set of folders that answers [`is_under`] for any of them in time proportional to the
+/// path's depth, not to the number of folders (a `git checkout` can name thousands).
+pub struct Folders<'a>(HashSet<&'a str>);
+
+impl<'a> Folders<'a> {
+    pub fn new(folders: &'a [String]) -> Self {
+        // "/" becomes "", the prefix of every absolute path before its first slash.
+        Folders(folders.iter().map(|f| f.trim_end_matches('/')).collect())
+    }
+
+    /// `path` is one of the folders or lies below one.
+    pub fn contain(&self, path: &str) -> bool {
+        self.0.contains(path)
+            || path
+                .match_indices('/')
+                .any(|(i, _)| self.0.contains(&path[..i]))
+    }
+}
+
 /// The id of passage `ordinal` of the file at `path` with content `hash`. Stable across runs,
 /// distinct across paths, and changed by any edit of the file.
 pub fn chunk_id(path: &str, hash: &str, ordinal: u32) -> u64 {
@@ -162,6 +181,22 @@ mod tests {
         assert!(is_under("/a/b/x.md", "/a/b"));
         assert!(!is_under("/a/bc/x.md", "/a/b"));
         assert!(is_under("/x", "/"));
+        let folders: Vec<String> = ["/a/b", "/c/", "/d/e.md"].map(String::from).to_vec();
+        let f = Folders::new(&folders);
+        for p in [
+            "/a/b",
+            "/a/b/x.md",
+            "/a/bc/x.md",
+            "/a",
+            "/c/y",
+            "/d/e.md",
+            "/d/e.mdx",
+            "/z",
+        ] {
+            assert_eq!(f.contain(p), folders.iter().any(|r| is_under(p, r)), "{p}");
+        }
+        let root = vec!["/".to_string()];
+        assert!(Folders::new(&root).contain("/any/where"));
     }
 
     #[test]

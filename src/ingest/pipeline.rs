@@ -22,7 +22,7 @@ use super::extract::{ExtractError, extract_bytes, titled_unit};
 use super::pdf::{PdfExtractor, pages_to_units};
 use super::walk::walk;
 use crate::embed::Embedder;
-use crate::index::manifest::{FileRecord, Problem, ProblemStatus, RunSummary, is_under};
+use crate::index::manifest::{FileRecord, Folders, Problem, ProblemStatus, RunSummary};
 use crate::index::{Batch, Chunking, Index, IndexError, Upsert};
 
 #[derive(Debug, Clone)]
@@ -433,8 +433,9 @@ fn run(
             first.problems.push((p, problem));
         }
     }
+    let rescanned = Folders::new(scope.rescanned);
     for path in manifest.files.keys().chain(manifest.problems.keys()) {
-        if scope.rescanned.iter().any(|r| is_under(path, r))
+        if rescanned.contain(path)
             && !seen.contains(path.as_str())
             && !walk_problem_paths.contains(path)
         {
