@@ -52,6 +52,9 @@ pub struct Embedder {
     info: ModelInfo,
     pooling: Pooling,
     batch: usize,
+    /// The last query and its vector: `ask` and the TUI embed the same question for search
+    /// and again for the relevance gate.
+    last_query: std::sync::Mutex<Option<(String, Vec<f32>)>>,
 }
 
 #[derive(Deserialize)]
@@ -148,6 +151,7 @@ impl Embedder {
             },
             pooling,
             batch: batch.max(1),
+            last_query: std::sync::Mutex::new(None),
         })
     }
 
@@ -205,7 +209,17 @@ impl Embedder {
 
     /// Embeds one query.
     pub fn embed_query(&self, text: &str) -> Result<Vec<f32>, EmbedError> {
-        Ok(self.embed(&[text])?.pop().unwrap_or_default())
+        if let Ok(last) = self.last_query.lock()
+            && let Some((q, v)) = last.as_ref()
+            && q == text
+        {
+            return Ok(v.clone());
+        }
+        let v = self.embed(&[text])?.pop().unwrap_or_default();
+        if let Ok(mut last) = self.last_query.lock() {
+            *last = Some((text.to_string(), v.clone()));
+        }
+        Ok(v)
     }
 
     fn forward(&self, batch: &[&[u32]]) -> Result<Vec<Vec<f32>>, EmbedError> {
