@@ -153,10 +153,13 @@ fn follows_creates_edits_deletes_renames_and_moves() {
             .collect::<Vec<_>>()
             == [true]
     });
+    // The watcher reports a change after committing it: a reader can see the commit first.
     let mut embedded = 0;
     let mut reused = 0;
-    while let Ok(e) = rx.try_recv() {
-        if let WatchEvent::Applied { report, .. } = e {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while reused == 0 && Instant::now() < deadline {
+        if let Ok(WatchEvent::Applied { report, .. }) = rx.recv_timeout(Duration::from_millis(200))
+        {
             embedded += report.chunks_embedded;
             reused += report.chunks_reused;
         }
