@@ -371,6 +371,21 @@ fn draw_sources(frame: &mut Frame, app: &App, t: &Theme, area: Rect, sources: &[
 }
 
 /// Splits `text` into spans, styling the character range `passage` and, inside it, `quote`.
+/// `text`'s lines with their own copies of the strings, to outlive what they were cut from.
+fn owned_lines(text: Text<'_>) -> Vec<Line<'static>> {
+    text.lines
+        .into_iter()
+        .map(|l| {
+            Line::from(
+                l.spans
+                    .into_iter()
+                    .map(|sp| Span::styled(sp.content.into_owned(), sp.style))
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .collect()
+}
+
 fn highlighted<'a>(
     text: &'a str,
     passage: [usize; 2],
@@ -474,19 +489,7 @@ fn preview_text(app: &App, src: &Source, t: &Theme) -> (String, Text<'static>) {
                 .iter()
                 .collect();
             let quote = quote_in(&passage_text, s - start);
-            let owned = highlighted(&shown, [s - start, e - start], quote, t);
-            let mut lines: Vec<Line<'static>> = owned
-                .lines
-                .into_iter()
-                .map(|l| {
-                    Line::from(
-                        l.spans
-                            .into_iter()
-                            .map(|sp| Span::styled(sp.content.into_owned(), sp.style))
-                            .collect::<Vec<_>>(),
-                    )
-                })
-                .collect();
+            let mut lines = owned_lines(highlighted(&shown, [s - start, e - start], quote, t));
             if doc.more {
                 lines.push(Line::from(""));
                 lines.push(Line::from(Span::styled(
@@ -500,18 +503,7 @@ fn preview_text(app: &App, src: &Source, t: &Theme) -> (String, Text<'static>) {
             let text = src.passage.text.clone();
             let n = text.chars().count();
             let quote = quote_in(&text, 0);
-            let mut lines: Vec<Line<'static>> = highlighted(&text, [0, n], quote, t)
-                .lines
-                .into_iter()
-                .map(|l| {
-                    Line::from(
-                        l.spans
-                            .into_iter()
-                            .map(|sp| Span::styled(sp.content.into_owned(), sp.style))
-                            .collect::<Vec<_>>(),
-                    )
-                })
-                .collect();
+            let mut lines = owned_lines(highlighted(&text, [0, n], quote, t));
             lines.push(Line::from(""));
             lines.push(Line::from(Span::styled(
                 "Enter: show in its document · o: open the file",
