@@ -14,7 +14,7 @@ use serde::Serialize;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use folio::answer::{self, AskOptions, Event, prompt::Prompts};
+use folio::answer::{self, AskOptions, Event, Outcome, Reason, prompt::Prompts};
 use folio::config::{Dirs, Settings, Source};
 use folio::embed::Embedder;
 use folio::eval::{Beir, Calibration, ModeScores, calibrate_relevance, score_mode};
@@ -724,6 +724,7 @@ fn search(s: &Settings, a: SearchArgs) -> Result<ExitCode> {
     opts.filter = Filter {
         path_glob: a.path.clone(),
         ext: a.ext.clone(),
+        exclude: Vec::new(),
     };
     let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let run_one = |idx: &Index, q: &str| -> Result<()> {
@@ -791,13 +792,15 @@ fn ask(dirs: &Dirs, s: &Settings, a: AskArgs) -> Result<ExitCode> {
     idx.check_model(embedder.info())?;
     let mut llm = load_llm(s)?;
     let prompts = Prompts::load(prompts_dir(dirs, s).as_deref())?;
-    let opts = AskOptions::from_settings(
+    let mut opts = AskOptions::from_settings(
         s,
         Filter {
             path_glob: a.path.clone(),
             ext: a.ext.clone(),
+            exclude: Vec::new(),
         },
     );
+    opts.indexing = folio::index::progress::read(&s.index_dir);
     // SAFETY: the handler only touches an atomic (and re-raises with the default action).
     unsafe {
         libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t);
@@ -810,6 +813,15 @@ fn ask(dirs: &Dirs, s: &Settings, a: AskArgs) -> Result<ExitCode> {
     };
     let mut out = std::io::stdout().lock();
     let json = a.json;
+    if !json && llm.info().base_model {
+        note(&format!(
+            "{} has no chat template: it is probably a base model, not an instruction-tuned one, and may not answer questions",
+            llm.info().name
+        ));
+    }
+    if let (false, Some(i)) = (json, opts.indexing) {
+        writeln!(out, "{dim}({}){reset}\n", i.note())?;
+    }
     let mut streamed = false;
     let answer = answer::ask(
         &idx,
@@ -823,10 +835,25 @@ fn ask(dirs: &Dirs, s: &Settings, a: AskArgs) -> Result<ExitCode> {
             if json {
                 return;
             }
-            if let Event::Token(t) = event {
-                streamed = true;
-                let _ = write!(out, "{t}");
-                let _ = out.flush();
+            match event {
+                Event::Evidence(ev) if !ev.is_empty() => {
+                    let _ = writeln!(out, "{bold}Evidence, quoted from the documents:{reset}");
+                    for e in ev {
+                        let _ = writeln!(out, "  [{}] {}", e.n, source_line(&e.passage));
+                        let _ = writeln!(out, "      \"{}\"", one_line(&e.quote));
+                    }
+                    let _ = writeln!(out);
+                    let _ = out.flush();
+                }
+                Event::Token(t) => {
+                    if !streamed {
+                        let _ = write!(out, "{bold}The model:{reset} ");
+                    }
+                    streamed = true;
+                    let _ = write!(out, "{}", terminal_safe(t));
+                    let _ = out.flush();
+                }
+                _ => {}
             }
         },
     )?;
@@ -841,33 +868,73 @@ fn ask(dirs: &Dirs, s: &Settings, a: AskArgs) -> Result<ExitCode> {
         }
         writeln!(out)?;
     }
-    if answer.abstained {
-        writeln!(out, "{bold}{}{reset}", answer.answer)?;
-        if !answer.model_answer.is_empty() {
+    match answer.outcome {
+        Outcome::Abstained => {
+            writeln!(out, "{bold}{}{reset}", answer.answer)?;
+            match &answer.reason {
+                Reason::WeakRetrieval => writeln!(
+                    out,
+                    "{dim}(no passage is close enough to the question to answer it){reset}"
+                )?,
+                Reason::ModelFailed(why) => writeln!(
+                    out,
+                    "{dim}(the model failed: {}){reset}",
+                    terminal_safe(why)
+                )?,
+                _ if !answer.model_answer.is_empty() => writeln!(
+                    out,
+                    "{dim}(nothing the model wrote is supported by the passages, and the evidence is weak){reset}"
+                )?,
+                _ => {}
+            }
+            if !answer.passages.is_empty() {
+                writeln!(out, "\nclosest passages:")?;
+                for (i, p) in answer.passages.iter().enumerate() {
+                    writeln!(out, "  {}. {}", i + 1, source_line(p))?;
+                }
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        Outcome::Evidence => {
             writeln!(
                 out,
-                "{dim}(nothing the model wrote is supported by the passages){reset}"
+                "{bold}Answer, quoted from the documents:{reset} {}",
+                terminal_safe(&answer.answer)
             )?;
-        }
-        if !answer.passages.is_empty() {
-            writeln!(out, "\nclosest passages:")?;
-            for (i, p) in answer.passages.iter().enumerate() {
-                writeln!(out, "  {}. {}", i + 1, source_line(p))?;
+            let why = match &answer.reason {
+                Reason::ModelAbstained => {
+                    "the model said the documents do not say; the evidence above does".to_string()
+                }
+                Reason::ModelFailed(e) => format!("the model failed: {}", terminal_safe(e)),
+                Reason::Cancelled => "generation was stopped".to_string(),
+                _ => {
+                    "the model's answer is not supported by the passages; shown for reference only"
+                        .to_string()
+                }
+            };
+            writeln!(out, "{dim}({why}){reset}")?;
+            if !answer.model_checked.is_empty() {
+                writeln!(
+                    out,
+                    "{dim}the model, unsupported: {}{reset}",
+                    terminal_safe(&answer.model_checked)
+                )?;
             }
         }
-        return Ok(ExitCode::SUCCESS);
+        Outcome::Answered => {
+            writeln!(
+                out,
+                "{bold}Answer (checked):{reset} {}",
+                terminal_safe(&answer.answer)
+            )?;
+        }
     }
-    writeln!(out, "{bold}checked:{reset} {}", answer.answer)?;
     writeln!(out, "\n{bold}sources:{reset}")?;
     for c in &answer.citations {
         match (&c.passage, c.valid, c.supported) {
             (Some(p), _, true) => {
                 writeln!(out, "  [{}] {}", c.n, source_line(p))?;
-                writeln!(
-                    out,
-                    "      \"{}\"",
-                    c.quote.split_whitespace().collect::<Vec<_>>().join(" ")
-                )?;
+                writeln!(out, "      \"{}\"", one_line(&c.quote))?;
             }
             (Some(p), _, false) => writeln!(
                 out,
@@ -882,23 +949,26 @@ fn ask(dirs: &Dirs, s: &Settings, a: AskArgs) -> Result<ExitCode> {
             )?,
         }
     }
-    if answer
-        .sentences
-        .iter()
-        .any(|s| !s.supported && s.cites.is_none() && !s.text.is_empty())
-    {
-        writeln!(out, "  [?] {dim}no passage supports this sentence{reset}")?;
-    }
-    if answer.sentences.iter().any(|s| !s.unverified.is_empty()) {
-        writeln!(
-            out,
-            "  [unverified: …] {dim}figures the cited sentence does not state{reset}"
-        )?;
+    if answer.outcome == Outcome::Answered {
+        if answer
+            .sentences
+            .iter()
+            .any(|s| !s.supported && s.cites.is_none() && !s.text.is_empty())
+        {
+            writeln!(out, "  [?] {dim}no passage supports this sentence{reset}")?;
+        }
+        if answer.sentences.iter().any(|s| !s.unverified.is_empty()) {
+            writeln!(
+                out,
+                "  [unverified: …] {dim}figures the cited sentence does not state{reset}"
+            )?;
+        }
     }
     let t = &answer.timings;
     writeln!(
         out,
-        "{dim}\n{} prompt tokens at {:.0}/s, {} generated at {:.1}/s, first token after {:.0} ms{reset}",
+        "{dim}\nevidence after {:.0} ms; {} prompt tokens at {:.0}/s, {} generated at {:.1}/s, first token after {:.0} ms{reset}",
+        t.retrieve_ms + t.evidence_ms,
         t.prompt_tokens,
         t.prompt_tokens_per_s,
         t.generated_tokens,
@@ -906,6 +976,25 @@ fn ask(dirs: &Dirs, s: &Settings, a: AskArgs) -> Result<ExitCode> {
         t.first_token_ms
     )?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `s` on one line, whitespace collapsed, safe to print to a terminal.
+fn one_line(s: &str) -> String {
+    terminal_safe(&s.split_whitespace().collect::<Vec<_>>().join(" "))
+}
+
+/// `s` with control characters (escape sequences above all) made visible instead of acted on:
+/// document text and file names must not drive the user's terminal.
+fn terminal_safe(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '\n' | '\t' => c,
+            c if c.is_control() => char::from_u32(0x2400 + (c as u32 & 0x1f))
+                .filter(|_| (c as u32) < 0x20)
+                .unwrap_or('\u{fffd}'),
+            c => c,
+        })
+        .collect()
 }
 
 fn source_line(p: &Passage) -> String {
@@ -916,7 +1005,7 @@ fn source_line(p: &Passage) -> String {
     if !p.heading.is_empty() {
         line.push_str(&format!(" § {}", p.heading.join(" > ")));
     }
-    line
+    terminal_safe(&line)
 }
 
 fn display_path(p: &str) -> String {

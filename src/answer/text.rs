@@ -4,13 +4,58 @@ use std::collections::HashSet;
 
 use unicode_segmentation::UnicodeSegmentation;
 
-/// Sentences of `text` as byte ranges, whitespace trimmed, empty ones dropped. A fragment with
-/// no letters (a list number such as "1.", a lone symbol) joins the sentence after it.
+/// Whether the line break at byte `at` of `text` only wraps a long line of prose (PDF pages and
+/// plain-text documents are wrapped at a fixed width), so that the sentence runs on.
+fn soft_break(text: &str, at: usize) -> bool {
+    let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[line_start..at].trim();
+    let next = text[at + 1..].split('\n').next().unwrap_or("").trim_start();
+    if line.chars().count() < 40
+        || next.is_empty()
+        || line.ends_with(':')
+        || line.starts_with(['|', '#'])
+    {
+        return false;
+    }
+    // A list item, a table row or a heading starts its own line. A numbered item follows a
+    // line that ends a sentence or a clause: "ninety\n(90) days" is one sentence wrapped.
+    let ends_clause = line.ends_with(['.', ';', ':', '!', '?', ')']);
+    let marker = next.starts_with(['-', '*', '•', '·', '|', '#', '>'])
+        || ends_clause
+            && next
+                .split_once(char::is_whitespace)
+                .is_some_and(|(first, _)| is_enumerator(first));
+    !marker
+}
+
+/// "1.", "12)", "(a)", "iv." or "(3)": the number of a list item or clause.
+fn is_enumerator(token: &str) -> bool {
+    let inner = token.strip_prefix('(').unwrap_or(token);
+    let Some(label) = inner.strip_suffix(['.', ')']) else {
+        return false;
+    };
+    !label.is_empty()
+        && (label.chars().all(|c| c.is_ascii_digit()) && label.len() <= 3
+            || label.len() == 1 && label.chars().all(|c| c.is_ascii_lowercase())
+            || label.len() <= 4 && label.chars().all(|c| matches!(c, 'i' | 'v' | 'x')))
+}
+
+/// Sentences of `text` as byte ranges, whitespace trimmed, empty ones dropped. A line break ends
+/// a sentence unless it only wraps a long line of prose. A fragment with no letters (a list
+/// number such as "1.", a lone symbol) joins the sentence after it.
 pub fn sentences(text: &str) -> Vec<(usize, usize)> {
+    // Wrapping breaks become spaces in a copy of the same length, so offsets carry over.
+    let mut soft = text.as_bytes().to_vec();
+    for (i, _) in text.match_indices('\n') {
+        if soft_break(text, i) {
+            soft[i] = b' ';
+        }
+    }
+    let unwrapped = String::from_utf8(soft).unwrap_or_else(|_| text.to_string());
     let mut out: Vec<(usize, usize)> = Vec::new();
     let mut pending: Option<usize> = None;
     let mut pos = 0;
-    for s in text.split_sentence_bounds() {
+    for s in unwrapped.split_sentence_bounds() {
         // Line breaks end sentences too: list items and headings have no full stop.
         for line in s.split_inclusive('\n') {
             let start = pos + (line.len() - line.trim_start().len());
@@ -207,6 +252,22 @@ mod tests {
         assert_eq!(
             texts(t, &sentences(t)),
             vec!["1. Notice is due.", "2. Fees apply. 42"]
+        );
+    }
+
+    #[test]
+    fn wrapped_prose_runs_on_and_structure_breaks() {
+        let t = "8. Termination\nEither party may terminate this Agreement on thirty (30) days\nwritten notice to the other party. Fees stay due.\n(a) unpaid invoices remain payable;\n- a list item\nThe term renews unless a party gives notice at least ninety\n(90) days before the end of the term.";
+        assert_eq!(
+            texts(t, &sentences(t)),
+            vec![
+                "8. Termination",
+                "Either party may terminate this Agreement on thirty (30) days\nwritten notice to the other party.",
+                "Fees stay due.",
+                "(a) unpaid invoices remain payable;",
+                "- a list item",
+                "The term renews unless a party gives notice at least ninety\n(90) days before the end of the term."
+            ]
         );
     }
 

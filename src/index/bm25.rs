@@ -259,6 +259,17 @@ impl Bm25 {
         out
     }
 
+    /// BM25's inverse document frequency of an analyzed term among passage texts: how much
+    /// finding it says about a passage.
+    pub fn idf(&self, term: &str) -> f32 {
+        let searcher = self.reader.searcher();
+        let n = searcher.num_docs() as f32;
+        let df = searcher
+            .doc_freq(&Term::from_field_text(self.f.body, term))
+            .unwrap_or(0) as f32;
+        ((n - df + 0.5) / (df + 0.5) + 1.0).ln()
+    }
+
     /// Byte ranges of `text` whose analyzed form is one of `terms`: for highlighting.
     pub fn matches(&self, text: &str, terms: &HashSet<String>) -> Vec<(usize, usize)> {
         let mut a = analyzer();

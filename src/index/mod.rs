@@ -12,6 +12,7 @@
 pub mod bm25;
 pub mod fusion;
 pub mod manifest;
+pub mod progress;
 pub mod search;
 pub mod vectors;
 
@@ -576,6 +577,7 @@ fn refuse_foreign(dir: &Path) -> Result<(), IndexError> {
         MANIFEST,
         JOURNAL,
         MARKER,
+        "progress.json",
         "bm25",
         "vectors",
         "README.md",

@@ -44,11 +44,13 @@ pub struct Filter {
     pub path_glob: Option<String>,
     /// File extensions, without the dot, case-insensitive.
     pub ext: Vec<String>,
+    /// Files left out, by their absolute paths (as if the folder did not hold them).
+    pub exclude: Vec<String>,
 }
 
 impl Filter {
     pub fn is_empty(&self) -> bool {
-        self.path_glob.is_none() && self.ext.is_empty()
+        self.path_glob.is_none() && self.ext.is_empty() && self.exclude.is_empty()
     }
 }
 
@@ -146,6 +148,7 @@ impl Index {
                         .map(|e| e.to_string_lossy().to_ascii_lowercase())
                         .is_some_and(|e| exts.contains(&e))
             })
+            .filter(|p| !filter.exclude.contains(p))
             .cloned()
             .collect();
         Ok(Some(paths))

@@ -23,6 +23,7 @@ use super::pdf::{PdfExtractor, pages_to_units};
 use super::walk::walk;
 use crate::embed::Embedder;
 use crate::index::manifest::{FileRecord, Folders, Problem, ProblemStatus, RunSummary};
+use crate::index::progress::{self as run_progress, Indexing};
 use crate::index::{Batch, Chunking, Index, IndexError, Upsert};
 
 #[derive(Debug, Clone)]
@@ -500,13 +501,22 @@ fn run(
         ..Default::default()
     };
     observer.progress(&progress);
+    // Readers in other processes learn that answers may be incomplete until this run ends.
+    let publish = !to_read.is_empty();
+    let published = |p: &Progress| Indexing {
+        done: p.files_done,
+        total: p.files_total,
+    };
+    if publish {
+        run_progress::write(index.dir(), published(&progress));
+    }
 
     // Extraction runs one group ahead of embedding, on its own thread.
     let group = opts.batch_files.clamp(1, 64);
     let count = |s: &str| embedder.count_tokens(s);
     let prepare =
         |c: &Candidate| -> Outcome { prepare(c, &known_hashes, rechunk, opts, pdf, &count) };
-    std::thread::scope(|scope| -> Result<(), IngestError> {
+    let result = std::thread::scope(|scope| -> Result<(), IngestError> {
         let (tx, rx) = sync_channel::<Vec<Outcome>>(1);
         let to_read = &to_read;
         let prepare = &prepare;
@@ -541,6 +551,7 @@ fn run(
             index.commit(batch)?;
             progress.seconds = started.elapsed().as_secs_f64();
             observer.progress(progress);
+            run_progress::write(index.dir(), published(progress));
             Ok(())
         };
         for outcomes in rx {
@@ -561,7 +572,11 @@ fn run(
             }
         }
         flush(&mut pending, &mut report, &mut progress, observer)
-    })?;
+    });
+    if publish {
+        run_progress::clear(index.dir());
+    }
+    result?;
     // A run stopped early keeps the old paths too: the next run removes them.
     if !gone.is_empty() && !report.cancelled {
         index.commit(gone)?;

@@ -84,6 +84,9 @@ pub struct LlmInfo {
     pub context_length: usize,
     /// Tensor formats in the file, and what they were converted to at load.
     pub quantization: String,
+    /// The GGUF carries no chat template: probably a base model, not an instruction-tuned
+    /// one (folio then uses the turn format its vocabulary suggests).
+    pub base_model: bool,
 }
 
 /// Sampling and stopping.
@@ -258,6 +261,10 @@ impl Llm {
         let bos_text = tok(vocab.bos);
         let eos_text = tok(vocab.eos);
         let template_src = meta_str("tokenizer.chat_template");
+        let base_model = template_src.is_none();
+        if base_model {
+            tracing::warn!(path = %path.display(), "the GGUF has no chat template: probably a base model");
+        }
         let template = ChatTemplate::new(
             template_src
                 .as_deref()
@@ -316,6 +323,7 @@ impl Llm {
                 architecture: arch,
                 context_length,
                 quantization,
+                base_model,
             },
             device,
         })

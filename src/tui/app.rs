@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
 use ratatui::layout::{Position, Rect};
 
-use crate::answer::Answer;
+use crate::answer::{Answer, Evidence, Indexing};
 use crate::index::search::Passage;
 
 /// Typing pauses this long before search-as-you-type runs.
@@ -59,6 +59,10 @@ pub struct Turn {
     pub state: TurnState,
     /// The text so far: streamed tokens, then the checked answer.
     pub text: String,
+    /// The evidence, shown above the answer as soon as it is found.
+    pub evidence: Vec<Evidence>,
+    /// Asked while indexing ran: how far it had got.
+    pub indexing: Option<Indexing>,
     pub passages: Vec<Passage>,
     pub answer: Option<Box<Answer>>,
     pub tokens: usize,
@@ -82,6 +86,7 @@ impl Turn {
                     self.started = Some(Instant::now());
                 }
             }
+            TurnEvent::Evidence(e) => self.evidence = e,
             TurnEvent::Passages(p) => self.passages = p,
             TurnEvent::Token(piece) => {
                 if self.is_active() {
@@ -107,6 +112,8 @@ impl Turn {
                     self.tokens_per_s = a.timings.tokens_per_s;
                 }
                 self.passages = a.passages.clone();
+                self.evidence = a.evidence.clone();
+                self.indexing = a.indexing.or(self.indexing);
                 self.answer = Some(a);
             }
             TurnEvent::Failed(why) => {
@@ -167,6 +174,8 @@ pub enum Command {
     Ask {
         id: u64,
         question: String,
+        /// The index run under way when it was asked.
+        indexing: Option<Indexing>,
     },
     Search(String),
     Cancel,
@@ -181,6 +190,7 @@ pub enum Command {
 pub enum TurnEvent {
     /// The model began on the question (it was waiting for the model or retrieving).
     Generating,
+    Evidence(Vec<Evidence>),
     Passages(Vec<Passage>),
     Token(String),
     Answered(Box<Answer>),
@@ -316,6 +326,13 @@ impl App {
         }
         self.answer_scroll = self.answer_scroll.min(limits.answer);
         self.preview_scroll = self.preview_scroll.min(limits.preview);
+    }
+
+    /// The index run under way, as a question asked now should report it.
+    fn indexing(&self) -> Option<Indexing> {
+        self.index
+            .progress
+            .map(|(done, total)| Indexing { done, total })
     }
 
     pub fn current(&self) -> Option<&Turn> {
@@ -682,6 +699,7 @@ impl App {
                     vec![Command::Ask {
                         id: self.asked,
                         question: q.clone(),
+                        indexing: self.indexing(),
                     }]
                 };
                 self.turns.push(Turn {
@@ -689,6 +707,8 @@ impl App {
                     question: q.clone(),
                     state,
                     text: String::new(),
+                    evidence: Vec::new(),
+                    indexing: self.indexing(),
                     passages: Vec::new(),
                     answer: None,
                     tokens: 0,
@@ -850,6 +870,20 @@ pub(crate) mod tests {
         }
     }
 
+    /// `passage`'s whole text as evidence numbered `n`.
+    pub fn evidence(p: &Passage, n: usize) -> Evidence {
+        Evidence {
+            quote: p.text.clone(),
+            span: p.span,
+            passage: p.clone(),
+            n,
+            before: String::new(),
+            after: String::new(),
+            score: 1.5,
+            bytes: (0, p.text.len()),
+        }
+    }
+
     #[test]
     fn a_pasted_question_arrives_whole_on_one_line() {
         let mut app = App::new(false);
@@ -882,7 +916,8 @@ pub(crate) mod tests {
             cmds,
             vec![Command::Ask {
                 id: 1,
-                question: "q?y".into()
+                question: "q?y".into(),
+                indexing: None,
             }]
         );
         assert_eq!(app.input, "");
@@ -922,7 +957,8 @@ pub(crate) mod tests {
             app.update(key(KeyCode::Enter)),
             vec![Command::Ask {
                 id: 1,
-                question: "what?".into()
+                question: "what?".into(),
+                indexing: None,
             }]
         );
         assert_eq!(app.turns[0].state, TurnState::WaitingForModel);
@@ -963,7 +999,8 @@ pub(crate) mod tests {
             cmds,
             vec![Command::Ask {
                 id: 2,
-                question: "second".into()
+                question: "second".into(),
+                indexing: None,
             }]
         );
         // The first question's worker was already retrieving: its late tokens go to it.
@@ -1053,7 +1090,10 @@ pub(crate) mod tests {
         Answer {
             question: "q".into(),
             answer: text.into(),
+            outcome: crate::answer::Outcome::Answered,
+            reason: crate::answer::Reason::Supported,
             abstained: false,
+            evidence: vec![evidence(cited, n)],
             citations: vec![crate::answer::Citation {
                 n,
                 valid: true,
@@ -1064,10 +1104,51 @@ pub(crate) mod tests {
             passages,
             sentences: Vec::new(),
             model_answer: text.into(),
+            model_checked: text.into(),
             relevance: 0.6,
+            signals: Default::default(),
+            answerable: 0.9,
             stop: Some(crate::llm::StopReason::EndOfTurn),
+            indexing: None,
             timings: Default::default(),
         }
+    }
+
+    #[test]
+    fn a_question_asked_while_indexing_says_so_and_an_abstention_lists_real_passages() {
+        let mut app = App::new(false);
+        app.update(Action::Worker(WorkerEvent::Model(ModelState::Ready(
+            "m".into(),
+        ))));
+        app.update(Action::Worker(WorkerEvent::Index(IndexStatus {
+            progress: Some((1, 2)),
+            ..Default::default()
+        })));
+        typed(&mut app, "q");
+        let cmds = app.update(key(KeyCode::Enter));
+        let indexing = Some(Indexing { done: 1, total: 2 });
+        assert_eq!(
+            cmds,
+            vec![Command::Ask {
+                id: 1,
+                question: "q".into(),
+                indexing,
+            }]
+        );
+        assert_eq!(app.turns[0].indexing, indexing);
+        // The gate abstained: the closest passages it names are in the sources pane.
+        let p = passage("/d/a.md", "0a", "Unrelated text.");
+        let mut a = answer(crate::answer::NO_ANSWER, vec![p.clone()], 1, &p);
+        a.outcome = crate::answer::Outcome::Abstained;
+        a.reason = crate::answer::Reason::WeakRetrieval;
+        a.abstained = true;
+        a.citations.clear();
+        a.evidence.clear();
+        a.indexing = indexing;
+        app.update(turn(1, TurnEvent::Answered(Box::new(a))));
+        let sources = app.sources();
+        assert_eq!(sources.len(), 1);
+        assert_eq!(sources[0].passage, p);
     }
 
     #[test]

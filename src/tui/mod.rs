@@ -231,7 +231,11 @@ fn carry_out(
 ) -> Result<(), TuiError> {
     for c in cmds {
         match c {
-            Command::Ask { id, question } => workers.ask(id, question),
+            Command::Ask {
+                id,
+                question,
+                indexing,
+            } => workers.ask(id, question, indexing),
             Command::Search(q) => workers.search(q),
             Command::Cancel => workers.cancel(),
             Command::Preview(p) => workers.preview(p),

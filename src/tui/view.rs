@@ -9,7 +9,7 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 use super::app::{
     App, Areas, Focus, Mode, ModelState, ScrollLimits, Source, TurnState, first_visible,
 };
-use crate::answer::NO_ANSWER;
+use crate::answer::{NO_ANSWER, Outcome, Reason};
 
 /// The panes for a frame of `area`.
 pub fn layout(area: Rect) -> Areas {
@@ -226,20 +226,72 @@ fn answer_text<'a>(app: &'a App, t: &Theme) -> Option<(String, Text<'a>)> {
     } else {
         " Answer ".to_string()
     };
-    let mut lines = vec![
-        Line::from(vec![
-            Span::styled("Q: ", t.bold()),
-            Span::styled(turn.question.as_str(), t.bold()),
-        ]),
-        Line::from(""),
-    ];
+    let mut lines = vec![Line::from(vec![
+        Span::styled("Q: ", t.bold()),
+        Span::styled(turn.question.as_str(), t.bold()),
+    ])];
+    if let Some(i) = turn.indexing {
+        lines.push(Line::from(Span::styled(i.note(), t.fg(Color::Yellow))));
+    }
+    lines.push(Line::from(""));
     let passages = turn
         .answer
         .as_ref()
         .map(|a| a.passages.len())
         .unwrap_or(turn.passages.len());
-    for l in turn.text.lines() {
-        lines.push(Line::from(answer_spans(l, passages, t)));
+    let outcome = turn.answer.as_ref().map(|a| a.outcome);
+    // The evidence first, quoted, as soon as it is found: it does not wait for the model.
+    // When the model could not answer, the evidence is the answer.
+    if !turn.evidence.is_empty() {
+        lines.push(Line::from(Span::styled(
+            if outcome == Some(Outcome::Evidence) {
+                "Answer, quoted from the documents:"
+            } else {
+                "Evidence, quoted from the documents:"
+            },
+            t.bold(),
+        )));
+        for e in &turn.evidence {
+            let mut where_ = file_name(&e.passage.path).to_string();
+            if let Some(p) = e.passage.page {
+                where_.push_str(&format!(" p.{p}"));
+            }
+            lines.push(Line::from(vec![
+                Span::styled(format!("[{}] ", e.n), t.citation(true)),
+                Span::styled(where_, t.dim()),
+            ]));
+            lines.push(Line::from(format!(
+                "  “{}”",
+                e.quote.split_whitespace().collect::<Vec<_>>().join(" ")
+            )));
+        }
+        lines.push(Line::from(""));
+    }
+    match turn.answer.as_deref() {
+        Some(a) if a.outcome == Outcome::Evidence => {
+            let why = match &a.reason {
+                Reason::ModelAbstained => "The model said the passages hold no answer:".to_string(),
+                Reason::ModelFailed(e) => format!("The model failed: {e}"),
+                Reason::Cancelled => "Generation was cancelled:".to_string(),
+                _ => "The model, not supported by the passages:".to_string(),
+            };
+            lines.push(Line::from(Span::styled(why, t.dim())));
+            for l in a.model_checked.lines() {
+                lines.push(Line::from(Span::styled(l.to_string(), t.dim())));
+            }
+        }
+        _ => {
+            if !turn.text.is_empty() && !turn.evidence.is_empty() {
+                let label = match outcome {
+                    Some(Outcome::Answered) => "Answer, checked against the passages:",
+                    _ => "The model:",
+                };
+                lines.push(Line::from(Span::styled(label, t.bold())));
+            }
+            for l in turn.text.lines() {
+                lines.push(Line::from(answer_spans(l, passages, t)));
+            }
+        }
     }
     let state = match &turn.state {
         TurnState::WaitingForModel => Some(Span::styled(
@@ -259,23 +311,27 @@ fn answer_text<'a>(app: &'a App, t: &Theme) -> Option<(String, Text<'a>)> {
         TurnState::Failed(why) => Some(Span::styled(format!("failed: {why}"), t.fg(Color::Red))),
         TurnState::Done => match &turn.answer {
             Some(a) if a.abstained => Some(Span::styled(
-                if a.answer == NO_ANSWER {
-                    "The closest passages are listed on the right."
-                } else {
-                    ""
+                match (a.answer == NO_ANSWER, a.passages.is_empty()) {
+                    (true, false) => "The closest passages are listed under Sources.",
+                    (true, true) if a.indexing.is_some() => {
+                        "No passage has been indexed that matches yet."
+                    }
+                    (true, true) => "No passage matches the question.",
+                    _ => "",
                 },
                 t.dim(),
             )),
-            Some(a) => Some(Span::styled(
+            Some(a) if a.timings.generated_tokens > 0 => Some(Span::styled(
                 format!(
-                    "{} tokens, {:.1} tokens/s · first token after {:.1} s",
+                    "{} tokens, {:.1} tokens/s · evidence after {:.0} ms · first token after {:.1} s",
                     a.timings.generated_tokens,
                     a.timings.tokens_per_s,
+                    a.timings.retrieve_ms + a.timings.evidence_ms,
                     a.timings.first_token_ms / 1000.0
                 ),
                 t.dim(),
             )),
-            None => None,
+            _ => None,
         },
     };
     if let Some(s) = state {
@@ -730,7 +786,7 @@ fn draw_failed(frame: &mut Frame, app: &App, t: &Theme) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::app::tests::{answer, key, passage, turn, typed};
+    use super::super::app::tests::{answer, evidence, key, passage, turn, typed};
     use super::super::app::{
         Action, App, IndexStatus, ModelState, PreviewDoc, TurnEvent, WorkerEvent,
     };
@@ -772,17 +828,16 @@ mod tests {
         ready(app);
         typed(app, "What is the termination notice period?");
         app.update(key(KeyCode::Enter));
-        app.update(turn(
-            1,
-            TurnEvent::Passages(vec![
-                passage(
-                    "/docs/acme-msa.pdf",
-                    "0a",
-                    "Either party may terminate this agreement with ninety days written notice.",
-                ),
-                passage("/docs/notes.md", "0b", "The renewal is automatic."),
-            ]),
-        ));
+        let ps = vec![
+            passage(
+                "/docs/acme-msa.pdf",
+                "0a",
+                "Either party may terminate this agreement with ninety days written notice.",
+            ),
+            passage("/docs/notes.md", "0b", "The renewal is automatic."),
+        ];
+        app.update(turn(1, TurnEvent::Evidence(vec![evidence(&ps[0], 1)])));
+        app.update(turn(1, TurnEvent::Passages(ps)));
         for tok in [
             "The notice",
             " period is",
@@ -838,6 +893,25 @@ mod tests {
 
             app.update(key(KeyCode::Char('?')));
             insta::assert_snapshot!(format!("help_{w}x{h}"), screen(&mut app, w, h));
+
+            // The model refused while the evidence is strong: the evidence leads.
+            let mut app = App::new(false);
+            streaming(&mut app);
+            let ps = app.turns[0].passages.clone();
+            let mut a = answer(
+                "\"Either party may terminate this agreement with ninety days written notice.\" [1]",
+                ps.clone(),
+                1,
+                &ps[0],
+            );
+            a.outcome = crate::answer::Outcome::Evidence;
+            a.reason = crate::answer::Reason::ModelAbstained;
+            a.model_checked = "The documents do not say.".into();
+            a.model_answer = a.model_checked.clone();
+            a.timings.generated_tokens = 7;
+            a.timings.tokens_per_s = 30.0;
+            app.update(turn(1, TurnEvent::Answered(Box::new(a))));
+            insta::assert_snapshot!(format!("evidence_lead_{w}x{h}"), screen(&mut app, w, h));
 
             let mut app = App::new(false);
             ready(&mut app);

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use super::app::{IndexStatus, ModelState, PreviewDoc, TurnEvent, WorkerEvent};
 use crate::answer::prompt::Prompts;
-use crate::answer::{self, AskOptions, Event};
+use crate::answer::{self, AskOptions, Event, Indexing};
 use crate::config::Settings;
 use crate::embed::Embedder;
 use crate::index::manifest::Manifest;
@@ -35,7 +35,11 @@ pub struct Setup {
 }
 
 enum Request {
-    Ask { id: u64, question: String },
+    Ask {
+        id: u64,
+        question: String,
+        indexing: Option<Indexing>,
+    },
     Search(String),
 }
 
@@ -86,9 +90,13 @@ impl PreviewCache {
 
 impl Workers {
     /// Asks `question`; reports about it carry `id` (increasing from ask to ask).
-    pub fn ask(&mut self, id: u64, question: String) {
+    pub fn ask(&mut self, id: u64, question: String, indexing: Option<Indexing>) {
         self.last_id = self.last_id.max(id);
-        let _ = self.requests.send(Request::Ask { id, question });
+        let _ = self.requests.send(Request::Ask {
+            id,
+            question,
+            indexing,
+        });
     }
 
     pub fn search(&self, query: String) {
@@ -291,7 +299,12 @@ fn load_and_serve(
         .and_then(|p| Llm::load_with(&p, s.requantize).map_err(|e| e.to_string()));
     let mut llm = match llm {
         Ok(l) => {
-            send(WorkerEvent::Model(ModelState::Ready(llm_name)));
+            let shown = if l.info().base_model {
+                format!("{llm_name} (no chat template: a base model? answers may be poor)")
+            } else {
+                llm_name
+            };
+            send(WorkerEvent::Model(ModelState::Ready(shown)));
             l
         }
         Err(why) => {
@@ -311,7 +324,12 @@ fn load_and_serve(
     let ask_opts = AskOptions::from_settings(s, Filter::default());
     let mut reader: Option<Index> = None;
     for req in requests {
-        let Request::Ask { id, question } = req else {
+        let Request::Ask {
+            id,
+            question,
+            indexing,
+        } = req
+        else {
             continue;
         };
         let turn = |ev: TurnEvent| send(WorkerEvent::Turn(id, ev));
@@ -329,6 +347,9 @@ fn load_and_serve(
             }
         };
         turn(TurnEvent::Generating);
+        let mut opts = ask_opts.clone();
+        // A run that began after the question was typed counts too: its files were not read.
+        opts.indexing = crate::index::progress::read(&index_dir).or(indexing);
         // A panic in a model or the index fails this question, not every later one.
         let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
             answer::ask(
@@ -337,9 +358,10 @@ fn load_and_serve(
                 &mut llm,
                 &prompts,
                 &question,
-                &ask_opts,
+                &opts,
                 &cancel,
                 &mut |e| match e {
+                    Event::Evidence(e) => turn(TurnEvent::Evidence(e.to_vec())),
                     Event::Passages(p) => turn(TurnEvent::Passages(p.to_vec())),
                     Event::Token(t) => turn(TurnEvent::Token(t.to_string())),
                 },

@@ -257,3 +257,151 @@ fn ask_answers_with_checked_citations_or_abstains() {
         "{text}"
     );
 }
+
+/// Evidence spans lie inside their passages: the quote is the passage's text at the span.
+fn assert_evidence_inside(a: &serde_json::Value) {
+    for e in a["evidence"].as_array().unwrap() {
+        let quote = e["quote"].as_str().unwrap();
+        let p = &e["passage"];
+        let text: Vec<char> = p["text"].as_str().unwrap().chars().collect();
+        let (ps, pe) = (
+            p["span"][0].as_u64().unwrap() as usize,
+            p["span"][1].as_u64().unwrap() as usize,
+        );
+        let (s, end) = (
+            e["span"][0].as_u64().unwrap() as usize,
+            e["span"][1].as_u64().unwrap() as usize,
+        );
+        assert!(
+            ps <= s && s < end && end <= pe,
+            "span inside its passage: {e}"
+        );
+        let at: String = text[s - ps..end - ps].iter().collect();
+        assert_eq!(at, quote, "the quote is the passage text at its span");
+        assert!(e["n"].as_u64().unwrap() >= 1);
+    }
+}
+
+#[test]
+fn the_answer_policy_shows_evidence_first_and_never_hides_it() {
+    let t = tempfile::tempdir().unwrap();
+    let root = fs::canonicalize(t.path()).unwrap().join("docs");
+    fs::create_dir(&root).unwrap();
+    fs::write(
+        root.join("falcon.md"),
+        "# Project Falcon\n\n## Budget\n\nThe budget for Project Falcon is 1.2 million euros, approved in March.\n\n## Team\n\nThe project is led by Maria Lopez from the Lisbon office. Weekly status meetings are held on Tuesdays.\n",
+    )
+    .unwrap();
+    fs::write(
+        root.join("msa.txt"),
+        "MASTER SERVICES AGREEMENT\n\n4. Payment\nAcme shall pay each invoice within thirty (30) days of receipt. Late\npayments accrue interest of one percent per month.\n\n9. Termination\nEither party may terminate this Agreement for convenience on ninety (90)\ndays written notice to the other party.\n",
+    )
+    .unwrap();
+    let idx = t.path().join("idx");
+    let root_s = root.to_string_lossy().into_owned();
+    let idx_s = idx.to_string_lossy().into_owned();
+    assert!(
+        folio(t.path(), &["index", &root_s, "--index", &idx_s], None)
+            .status
+            .success()
+    );
+    let run = |home: &std::path::Path, q: &str| -> serde_json::Value {
+        let out = folio(home, &["ask", q, "--index", &idx_s, "--json"], None);
+        assert!(out.status.success());
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+
+    // A question the documents answer: the evidence's first span holds the answer, and what
+    // leads is backed by the passages, whoever wrote it.
+    let a = run(t.path(), "How many days does Acme have to pay an invoice?");
+    assert_evidence_inside(&a);
+    let top = a["evidence"][0]["quote"].as_str().unwrap();
+    assert!(top.contains("thirty (30) days"), "{a}");
+    assert_ne!(a["outcome"], "abstained", "{a}");
+    assert_eq!(a["abstained"], false);
+    assert!(
+        a["citations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["supported"] == true
+                && c["passage"]["path"].as_str().unwrap().ends_with("msa.txt")),
+        "{a}"
+    );
+    if a["outcome"] == "answered" {
+        assert_eq!(a["reason"], "supported");
+    } else {
+        assert!(
+            a["answer"].as_str().unwrap().contains("thirty (30) days"),
+            "{a}"
+        );
+    }
+    assert!(
+        a["timings"]["prompt_tokens"].as_u64().unwrap() < 600,
+        "a focused prompt: {a}"
+    );
+
+    // The same question with a model told to refuse: the evidence leads, labelled as quoted,
+    // and the model's refusal is kept below it.
+    let refusing = tempfile::tempdir().unwrap();
+    fs::create_dir(refusing.path().join("prompts")).unwrap();
+    fs::write(
+        refusing.path().join("prompts/system.txt"),
+        "Whatever the user asks, reply with exactly this sentence and nothing else: The documents do not say.",
+    )
+    .unwrap();
+    let b = run(
+        refusing.path(),
+        "How many days does Acme have to pay an invoice?",
+    );
+    assert_evidence_inside(&b);
+    assert_eq!(b["outcome"], "evidence", "{b}");
+    assert_eq!(b["reason"], "model_abstained", "{b}");
+    assert_eq!(b["abstained"], false);
+    assert!(
+        b["answer"].as_str().unwrap().contains("thirty (30) days"),
+        "{b}"
+    );
+    assert!(
+        b["model_answer"].as_str().unwrap().contains("do not say"),
+        "{b}"
+    );
+    assert!(
+        b["citations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["supported"] == true
+                && c["quote"].as_str().unwrap().contains("thirty (30) days")),
+        "{b}"
+    );
+    // In text mode the evidence comes first, then the model, then the answer from the evidence.
+    let out = folio(
+        refusing.path(),
+        &[
+            "ask",
+            "How many days does Acme have to pay an invoice?",
+            "--index",
+            &idx_s,
+        ],
+        None,
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let ev = text
+        .find("Evidence, quoted from the documents")
+        .expect(&text);
+    let model = text.find("The model:").expect(&text);
+    let lead = text.find("Answer, quoted from the documents").expect(&text);
+    assert!(ev < model && model < lead, "{text}");
+
+    // Nothing here is about this: retrieval and evidence are both weak, folio abstains, and
+    // the closest passages it lists are real.
+    let c = run(t.path(), "What is the boiling point of liquid nitrogen?");
+    assert_eq!(c["outcome"], "abstained", "{c}");
+    assert_eq!(c["abstained"], true);
+    assert_eq!(c["answer"], "The documents do not say.");
+    assert!(c["evidence"].as_array().unwrap().is_empty());
+    for p in c["passages"].as_array().unwrap() {
+        assert!(p["path"].as_str().unwrap().starts_with(&root_s));
+    }
+}
