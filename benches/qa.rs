@@ -904,6 +904,7 @@ fn main() {
                         "signals": a["signals"],
                         "sentences": a["sentences"],
                         "evidence": a["evidence"].as_array().map(|e| e.iter().map(|x| x["quote"].clone()).collect::<Vec<_>>()),
+                        "evidence_scores": a["evidence"].as_array().map(|e| e.iter().map(|x| x["score"].clone()).collect::<Vec<_>>()),
                         "fact_model": has_fact(a["model_answer"].as_str().unwrap_or(""), q),
                         "fact_top_evidence": a["evidence"][0]["quote"].as_str().is_some_and(|e| has_fact(e, q)),
                     })

@@ -265,9 +265,12 @@ settings! {
     /// When the model's answer is unsupported (or it says the documents do not say), the
     /// evidence is shown as the answer if the estimate that the passages answer the question
     /// is at least this; below it, `ask` abstains. Tuned on the development QA set.
-    min_evidence: f32 = 0.5, "answer.min_evidence";
+    min_evidence: f32 = 0.38, "answer.min_evidence";
     /// Evidence spans shown first and given to the model.
     evidence_spans: usize = 3, "answer.evidence_spans";
+    /// At most this many of the best evidence spans are quoted as the answer when the
+    /// evidence leads (those scoring nearly as well as the best).
+    lead_spans: usize = 3, "answer.lead_spans";
     /// Sentences of context on each side of an evidence span in the model's prompt.
     evidence_window: usize = 1, "answer.evidence_window";
 }

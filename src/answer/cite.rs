@@ -51,6 +51,11 @@ const ABSTAIN: &[&str] = &[
     "does not say",
     "don't say",
     "doesn't say",
+    "not saying",
+    "do not state",
+    "does not state",
+    "don't state",
+    "doesn't state",
     "do not contain",
     "does not contain",
     "don't contain",
@@ -191,6 +196,8 @@ mod tests {
     #[test]
     fn abstentions_are_recognised() {
         assert!(is_abstention("The documents do not say."));
+        assert!(is_abstention("The documents are not saying."));
+        assert!(is_abstention("The passages do not state a fee."));
         assert!(is_abstention(
             "This information is not mentioned in the passages."
         ));

@@ -51,6 +51,8 @@ pub struct AskOptions {
     pub thresholds: Thresholds,
     pub min_support: f32,
     pub evidence: evidence::Params,
+    /// Evidence spans quoted as the answer when the evidence leads.
+    pub lead_spans: usize,
     pub generate: GenerateOptions,
     /// Set while an index run is in progress.
     pub indexing: Option<Indexing>,
@@ -75,6 +77,7 @@ impl AskOptions {
                 window: s.evidence_window,
                 ..evidence::Params::default()
             },
+            lead_spans: s.lead_spans.max(1),
             generate: GenerateOptions {
                 max_tokens: s.max_tokens,
                 temperature: s.temperature as f64,
@@ -336,6 +339,44 @@ pub fn decide(s: &Signals, model_supported: bool, t: &Thresholds) -> Outcome {
     } else {
         Outcome::Abstained
     }
+}
+
+/// A span joins the lead when it scores at least this share of the best one: the lead then
+/// holds the answer about as often as all the spans would, in fewer words (tuned on the
+/// development set's tune split).
+const LEAD_SHARE: f32 = 0.75;
+
+/// Up to `spans` of the best evidence quotes, each with its passage number, as the answer's
+/// text: the best one, and those that score nearly as well.
+pub fn lead_quote(ev: &[Evidence], spans: usize) -> String {
+    let best = ev.first().map_or(0.0, |e| e.score);
+    ev.iter()
+        .take(spans)
+        .enumerate()
+        .filter(|(i, e)| *i == 0 || e.score >= LEAD_SHARE * best)
+        .map(|(_, e)| {
+            let quote = e.quote.split_whitespace().collect::<Vec<_>>().join(" ");
+            format!("\"{quote}\" [{}]", e.n)
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Whether the model's checked sentences may lead the answer. A small model mixes lines the
+/// passages back with lines it invents, so one supported sentence is not enough: every
+/// sentence that states something must be backed, figures included ("45 days" beside "thirty
+/// (30) days" is a wrong answer), and a question that asks for a duration, figure or date
+/// must get one. Otherwise the evidence leads and the model's text stays below it.
+pub fn model_leads(checked: &[cite::Checked], asks: evidence::Asks) -> bool {
+    let stating: Vec<&cite::Checked> = checked
+        .iter()
+        .filter(|c| !c.abstains && !text::words(&c.text).is_empty())
+        .collect();
+    !stating.is_empty()
+        && stating
+            .iter()
+            .all(|c| c.support.is_some() && c.unverified.is_empty())
+        && (asks == evidence::Asks::Other || stating.iter().any(|c| evidence::holds(asks, &c.text)))
 }
 
 /// Embeddings of `texts`, computing only those not in `cache`.
@@ -646,7 +687,7 @@ pub fn ask(
             let outcome = decide(&signals, false, &opts.thresholds);
             let mut a = Answer::empty(question, signals.relevance, timings);
             a.reason = Reason::ModelFailed(e.to_string());
-            lead(&mut a, outcome, ev, passages, signals);
+            lead(&mut a, outcome, ev, passages, signals, opts.lead_spans);
             a.indexing = opts.indexing;
             a.timings.total_ms = ms(t0);
             return Ok(a);
@@ -680,7 +721,7 @@ pub fn ask(
         if generation.stop == StopReason::Cancelled && answer.reason == Reason::ModelUnsupported {
             answer.reason = Reason::Cancelled;
         }
-        lead(&mut answer, outcome, ev, passages, signals);
+        lead(&mut answer, outcome, ev, passages, signals, opts.lead_spans);
     } else {
         answer.evidence = ev;
         answer.signals = signals;
@@ -694,7 +735,14 @@ pub fn ask(
 }
 
 /// Puts the evidence (or the abstention) in front of an answer the model could not give.
-fn lead(a: &mut Answer, outcome: Outcome, ev: Vec<Evidence>, passages: Vec<Passage>, s: Signals) {
+fn lead(
+    a: &mut Answer,
+    outcome: Outcome,
+    ev: Vec<Evidence>,
+    passages: Vec<Passage>,
+    s: Signals,
+    spans: usize,
+) {
     a.outcome = outcome;
     a.signals = s;
     a.answerable = s.answerable();
@@ -702,13 +750,7 @@ fn lead(a: &mut Answer, outcome: Outcome, ev: Vec<Evidence>, passages: Vec<Passa
     match outcome {
         Outcome::Evidence => {
             a.abstained = false;
-            if let Some(top) = ev.first() {
-                a.answer = format!(
-                    "\"{}\" [{}]",
-                    top.quote.split_whitespace().collect::<Vec<_>>().join(" "),
-                    top.n
-                );
-            }
+            a.answer = lead_quote(&ev, spans);
             // The sources are the evidence now; what the model cited stays in its text.
             a.citations = Vec::new();
             for e in &ev {
@@ -846,11 +888,7 @@ pub fn check_answer(
         });
     }
     citations.sort_by_key(|c| (c.n, !c.valid));
-    // Supported means a sentence the passages back, figures included: "45 days" beside
-    // "thirty (30) days" is a wrong answer, not a supported one.
-    let supported = checked
-        .iter()
-        .any(|c| c.support.is_some() && c.unverified.is_empty());
+    let supported = model_leads(&checked, evidence::asks(question));
     let abstains = checked.iter().any(|c| c.abstains);
     let checked_text = parts.join(" ");
     let mut a = Answer::empty(question, relevance, Timings::default());
@@ -945,5 +983,78 @@ mod tests {
         assert_eq!(decide(&strong, true, &T), Outcome::Answered);
         assert_eq!(decide(&strong, false, &T), Outcome::Evidence);
         assert_eq!(decide(&sig(0.5, 1.0), false, &T), Outcome::Abstained);
+    }
+
+    fn checked(text: &str, supported: bool, unverified: &[&str]) -> cite::Checked {
+        cite::Checked {
+            text: text.to_string(),
+            model_cited: vec![1],
+            support: supported.then_some((0, 0.8)),
+            abstains: false,
+            unverified: unverified.iter().map(|u| u.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn the_model_leads_only_when_all_it_states_is_backed() {
+        use evidence::Asks;
+        let backed = checked("Notice must be given thirty days ahead.", true, &[]);
+        let invented = checked("The term was agreed in 1968.", false, &[]);
+        let wrong_figure = checked("Acme pays within 45 days.", true, &["45"]);
+        assert!(model_leads(std::slice::from_ref(&backed), Asks::Other));
+        assert!(model_leads(std::slice::from_ref(&backed), Asks::Duration));
+        // One backed line beside an invented one is not an answer to put first.
+        assert!(!model_leads(&[backed.clone(), invented], Asks::Other));
+        assert!(!model_leads(&[wrong_figure], Asks::Duration));
+        // Asked "how long", a backed sentence without any duration does not answer.
+        let vague = checked("Notice must be given in writing.", true, &[]);
+        assert!(!model_leads(std::slice::from_ref(&vague), Asks::Duration));
+        assert!(model_leads(&[vague], Asks::Other));
+        let mut abstains = checked("The documents do not say.", false, &[]);
+        abstains.abstains = true;
+        assert!(!model_leads(&[abstains], Asks::Other));
+        assert!(!model_leads(&[], Asks::Other));
+    }
+
+    #[test]
+    fn the_lead_quotes_the_best_spans_with_their_numbers() {
+        let passage = Passage {
+            path: "/d/gpl.txt".into(),
+            page: None,
+            heading: Vec::new(),
+            chunk: "0".repeat(16),
+            span: [0, 40],
+            score: 1.0,
+            text: String::new(),
+        };
+        let ev = |quote: &str, n| Evidence {
+            quote: quote.to_string(),
+            span: [0, quote.len()],
+            passage: passage.clone(),
+            n,
+            before: String::new(),
+            after: String::new(),
+            score: 1.0,
+            bytes: (0, quote.len()),
+        };
+        let mut spans = [
+            ev("Valid for\n at least three years.", 2),
+            ev("Second.", 1),
+            ev("Third.", 3),
+        ];
+        spans[2].score = 0.5;
+        assert_eq!(
+            lead_quote(&spans, 2),
+            "\"Valid for at least three years.\" [2] \"Second.\" [1]"
+        );
+        assert_eq!(
+            lead_quote(&spans[..1], 2),
+            "\"Valid for at least three years.\" [2]"
+        );
+        // A span far behind the best stays in the evidence list, out of the lead.
+        assert_eq!(
+            lead_quote(&spans, 3),
+            "\"Valid for at least three years.\" [2] \"Second.\" [1]"
+        );
     }
 }

@@ -345,9 +345,15 @@ fn the_answer_policy_shows_evidence_first_and_never_hides_it() {
     // and the model's refusal is kept below it.
     let refusing = tempfile::tempdir().unwrap();
     fs::create_dir(refusing.path().join("prompts")).unwrap();
+    // The bundled model follows a short instruction more readily than a long one.
     fs::write(
         refusing.path().join("prompts/system.txt"),
-        "Whatever the user asks, reply with exactly this sentence and nothing else: The documents do not say.",
+        "You only ever say: The documents do not say.",
+    )
+    .unwrap();
+    fs::write(
+        refusing.path().join("prompts/question.txt"),
+        "Say: The documents do not say.\n",
     )
     .unwrap();
     let b = run(
@@ -362,10 +368,9 @@ fn the_answer_policy_shows_evidence_first_and_never_hides_it() {
         b["answer"].as_str().unwrap().contains("thirty (30) days"),
         "{b}"
     );
-    assert!(
-        b["model_answer"].as_str().unwrap().contains("do not say"),
-        "{b}"
-    );
+    // The model's refusal is kept, below the evidence.
+    assert!(!b["model_answer"].as_str().unwrap().is_empty(), "{b}");
+    assert_eq!(b["model_checked"], b["model_answer"], "{b}");
     assert!(
         b["citations"]
             .as_array()
