@@ -588,7 +588,11 @@ mod tests {
         assert_eq!(asks("How many days does Acme have to pay?"), Asks::Duration);
         assert_eq!(asks("How many members sit on the board?"), Asks::Figure);
         assert_eq!(asks("When was the agreement signed?"), Asks::Date);
-        assert_eq!(asks("When does the term end?"), Asks::Other, "a condition, often");
+        assert_eq!(
+            asks("When does the term end?"),
+            Asks::Other,
+            "a condition, often"
+        );
         assert_eq!(asks("Who appoints the secretary?"), Asks::Other);
         assert!(holds(Asks::Duration, "valid for at least three years"));
         assert!(!holds(Asks::Duration, "valid for a long time"));
