@@ -58,6 +58,23 @@ pub struct WatchArgs {
     pub poll: Option<f64>,
 }
 
+/// A query or question: blank text is a usage error, not something to search for.
+fn non_empty(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        Err("it is empty".into())
+    } else {
+        Ok(s.to_string())
+    }
+}
+
+/// A count from 1 to `MAX`.
+fn count<const MAX: usize>(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if (1..=MAX).contains(&n) => Ok(n),
+        _ => Err(format!("expected a whole number from 1 to {MAX}")),
+    }
+}
+
 #[derive(Args, Debug)]
 pub struct StatusArgs {
     #[arg(long)]
@@ -67,12 +84,13 @@ pub struct StatusArgs {
 #[derive(Args, Debug)]
 pub struct SearchArgs {
     /// The query; `-` reads one query per line from stdin.
+    #[arg(value_parser = non_empty)]
     pub query: String,
     /// bm25, dense or hybrid.
     #[arg(long, default_value = "hybrid")]
     pub mode: Mode,
-    /// Number of passages.
-    #[arg(short)]
+    /// Number of passages (1 to 10000).
+    #[arg(short, value_parser = count::<{ folio::index::search::MAX_K }>)]
     pub k: Option<usize>,
     /// Only files whose absolute path matches this glob.
     #[arg(long, value_name = "GLOB")]
@@ -88,9 +106,10 @@ pub struct SearchArgs {
 #[derive(Args, Debug)]
 pub struct AskArgs {
     /// The question.
+    #[arg(value_parser = non_empty)]
     pub question: String,
-    /// Passages to give the model.
-    #[arg(short)]
+    /// Passages to give the model (1 to 50).
+    #[arg(short, value_parser = count::<50>)]
     pub k: Option<usize>,
     /// Only passages of files whose absolute path matches this glob.
     #[arg(long, value_name = "GLOB")]

@@ -89,3 +89,37 @@ fn a_long_running_dense_search_sees_new_files() {
         "the reader never saw the file indexed by another process"
     );
 }
+
+/// Absurd sizes and empty input are usage errors, not an abort or an answer.
+#[test]
+fn absurd_k_and_empty_input_are_usage_errors() {
+    let t = tempfile::tempdir().unwrap();
+    let docs = t.path().join("docs");
+    fs::create_dir(&docs).unwrap();
+    fs::write(docs.join("a.md"), "# A\n\nSome text about apples.\n").unwrap();
+    let idx = t.path().join("idx");
+    let (docs_s, idx_s) = (docs.to_str().unwrap(), idx.to_str().unwrap());
+    assert!(
+        folio(t.path(), &["index", docs_s, "--index", idx_s], None)
+            .status
+            .success()
+    );
+    let cases: &[&[&str]] = &[
+        &["search", "apples", "-k", "10000000000"],
+        &["search", "apples", "-k", "0"],
+        &["search", ""],
+        &["search", "   "],
+        &["ask", ""],
+        &["ask", "  \n "],
+        &["ask", "apples?", "-k", "100000"],
+    ];
+    for args in cases {
+        let mut all = args.to_vec();
+        all.extend(["--index", idx_s]);
+        let out = folio(t.path(), &all, None);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("error"), "{args:?}: {err}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+}
