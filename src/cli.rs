@@ -190,11 +190,7 @@ pub fn init_logging(verbose: bool) {
     if let Some(parent) = path.parent() {
         let _ = create_private_dir(parent);
     }
-    let Ok(file) = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-    else {
+    let Ok(file) = folio::fsutil::open_private_append(&path) else {
         return;
     };
     let filter =

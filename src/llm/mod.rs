@@ -238,15 +238,16 @@ impl Llm {
                 None => {
                     return Err(file_err(
                         path,
-                        format!("damaged: tensor {name}'s shape {:?} does not add up", t.shape),
+                        format!(
+                            "damaged: tensor {name}'s shape {:?} does not add up",
+                            t.shape
+                        ),
                     ));
                 }
                 Some(end) if end > size => {
                     return Err(file_err(
                         path,
-                        format!(
-                            "truncated: tensor {name} ends at byte {end}, the file has {size}"
-                        ),
+                        format!("truncated: tensor {name} ends at byte {end}, the file has {size}"),
                     ));
                 }
                 Some(_) => {}

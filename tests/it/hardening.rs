@@ -123,3 +123,110 @@ fn absurd_k_and_empty_input_are_usage_errors() {
         assert!(out.stdout.is_empty(), "{args:?}");
     }
 }
+
+fn mode(p: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+/// folio never clears a folder it did not create, even one shaped like an index.
+#[test]
+fn a_folder_without_folios_marker_is_never_cleared() {
+    let t = tempfile::tempdir().unwrap();
+    let docs = t.path().join("docs");
+    fs::create_dir(&docs).unwrap();
+    fs::write(docs.join("a.md"), "# A\n\nSome text about apples.\n").unwrap();
+    for shape in [&["vectors"][..], &["bm25"], &["bm25", "vectors"]] {
+        let user = t.path().join(format!("user-{}", shape.join("-")));
+        fs::create_dir(&user).unwrap();
+        fs::write(user.join("README.md"), "my notes\n").unwrap();
+        for sub in shape {
+            fs::create_dir(user.join(sub)).unwrap();
+            fs::write(user.join(sub).join("thesis.txt"), "years of work\n").unwrap();
+        }
+        let before = mode(&user);
+        let out = folio(
+            t.path(),
+            &[
+                "index",
+                docs.to_str().unwrap(),
+                "--index",
+                user.to_str().unwrap(),
+            ],
+            None,
+        );
+        assert!(!out.status.success(), "{shape:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("not a folio index"), "{err}");
+        for sub in shape {
+            assert_eq!(
+                fs::read_to_string(user.join(sub).join("thesis.txt")).unwrap(),
+                "years of work\n"
+            );
+        }
+        assert_eq!(mode(&user), before, "the folder's mode is the user's");
+        let names: Vec<_> = fs::read_dir(&user)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(names.len(), shape.len() + 1, "nothing added: {names:?}");
+    }
+}
+
+/// The index and the log are private to their owner whatever existed before.
+#[test]
+fn the_index_and_the_log_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = tempfile::tempdir().unwrap();
+    let docs = t.path().join("docs");
+    fs::create_dir(&docs).unwrap();
+    fs::write(docs.join("a.md"), "# A\n\nSome text about apples.\n").unwrap();
+    let idx = t.path().join("idx");
+    fs::create_dir(&idx).unwrap();
+    fs::set_permissions(&idx, fs::Permissions::from_mode(0o755)).unwrap();
+    let log = t.path().join("folio.log");
+    fs::write(&log, "").unwrap();
+    fs::set_permissions(&log, fs::Permissions::from_mode(0o644)).unwrap();
+    let (docs_s, idx_s) = (docs.to_str().unwrap(), idx.to_str().unwrap());
+    let check = |when: &str| {
+        assert_eq!(mode(&idx), 0o700, "{when}");
+        assert_eq!(mode(&log), 0o600, "{when}: the log");
+        for e in walk(&idx) {
+            let want = if e.is_dir() { 0o700 } else { 0o600 };
+            assert_eq!(mode(&e), want, "{when}: {}", e.display());
+        }
+    };
+    assert!(
+        folio(t.path(), &["index", docs_s, "--index", idx_s], None)
+            .status
+            .success()
+    );
+    check("a new index in an existing folder");
+    // Loosened by hand (or by a copy): the next writer tightens everything again.
+    for e in walk(&idx) {
+        let m = if e.is_dir() { 0o755 } else { 0o644 };
+        fs::set_permissions(&e, fs::Permissions::from_mode(m)).unwrap();
+    }
+    fs::set_permissions(&idx, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::set_permissions(&log, fs::Permissions::from_mode(0o644)).unwrap();
+    fs::write(docs.join("b.md"), "# B\n\nMore text about pears.\n").unwrap();
+    assert!(
+        folio(t.path(), &["index", docs_s, "--index", idx_s], None)
+            .status
+            .success()
+    );
+    check("after an update");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        }
+        out.push(p);
+    }
+    out
+}
