@@ -266,7 +266,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 fn note(msg: &str) {
-    eprintln!("folio: {msg}");
+    eprintln!("folio: {}", terminal_safe(msg));
 }
 
 fn load_embedder(s: &Settings) -> Result<Embedder> {
@@ -432,7 +432,8 @@ fn watch(s: &Settings, a: WatchArgs) -> Result<ExitCode> {
                 reason,
             } => say(
                 &bar,
-                &format!("{status:?}: {path}: {reason}").to_lowercase(),
+                // Only the status is lower-cased: paths are case-sensitive.
+                &format!("{}: {path}: {reason}", format!("{status:?}").to_lowercase()),
             ),
             WatchEvent::Applied { full, report } => {
                 if let Some(b) = bar.take() {
@@ -580,7 +581,7 @@ fn print_report(r: &RunReport, index_dir: &Path) {
     println!(
         "indexed {} files into {} in {:.1} s: {} passages ({} embedded, {} reused{rate})",
         r.indexed,
-        index_dir.display(),
+        terminal_safe(&index_dir.display().to_string()),
         r.seconds,
         r.chunks_written,
         r.chunks_embedded,
@@ -598,7 +599,7 @@ fn print_report(r: &RunReport, index_dir: &Path) {
         if !list.is_empty() {
             println!("{title}:");
             for (p, why) in list {
-                println!("  {p}: {why}");
+                println!("  {}: {}", terminal_safe(p), one_line(why));
             }
         }
     }
@@ -656,13 +657,17 @@ fn status(s: &Settings, a: StatusArgs) -> Result<ExitCode> {
         println!("{}", serde_json::to_string(&st)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!("index    {} ({})", st.index, human_bytes(st.size_bytes));
+    println!(
+        "index    {} ({})",
+        terminal_safe(&st.index),
+        human_bytes(st.size_bytes)
+    );
     println!(
         "roots    {}",
         if st.roots.is_empty() {
             "(none)".into()
         } else {
-            st.roots.join(", ")
+            terminal_safe(&st.roots.join(", "))
         }
     );
     println!(
@@ -706,7 +711,7 @@ fn status(s: &Settings, a: StatusArgs) -> Result<ExitCode> {
                 }
             );
             for p in list {
-                println!("  {}: {}", p.path, p.reason);
+                println!("  {}: {}", terminal_safe(&p.path), one_line(&p.reason));
             }
         }
     }
@@ -1000,7 +1005,7 @@ fn one_line(s: &str) -> String {
 
 /// `s` with control characters (escape sequences above all) made visible instead of acted on:
 /// document text and file names must not drive the user's terminal.
-fn terminal_safe(s: &str) -> String {
+pub fn terminal_safe(s: &str) -> String {
     s.chars()
         .map(|c| match c {
             '\n' | '\t' => c,
@@ -1056,26 +1061,26 @@ fn print_passages(
         let heading = if p.heading.is_empty() {
             String::new()
         } else {
-            format!("  § {}", p.heading.join(" > "))
+            format!("  § {}", one_line(&p.heading.join(" > ")))
         };
         writeln!(
             out,
             "{bold}{:>2}.{reset} {dim}{:.4}{reset}  {bold}{}{reset}{page}{heading}",
             i + 1,
             p.score,
-            display_path(&p.path)
+            terminal_safe(&display_path(&p.path))
         )?;
         let matches = idx.bm25().matches(&p.text, &terms);
         let mut line = String::from("    ");
         for seg in snippet(&p.text, &matches, 240) {
             if seg.highlight {
                 if color {
-                    line.push_str(&format!("{hl}{}{reset}", seg.text));
+                    line.push_str(&format!("{hl}{}{reset}", one_line(&seg.text)));
                 } else {
-                    line.push_str(&format!("[{}]", seg.text));
+                    line.push_str(&format!("[{}]", one_line(&seg.text)));
                 }
             } else {
-                line.push_str(&seg.text);
+                line.push_str(&terminal_safe(&seg.text));
             }
         }
         writeln!(out, "{line}")?;

@@ -230,3 +230,81 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// Document text and file names cannot drive the user's terminal through the CLI.
+#[test]
+fn control_characters_from_documents_never_reach_the_terminal() {
+    let t = tempfile::tempdir().unwrap();
+    let docs = t.path().join("docs");
+    fs::create_dir(&docs).unwrap();
+    fs::write(
+        docs.join("page.html"),
+        "<html><head><title>Escapes &#27;]0;pwned&#7;</title></head><body><h1>Invoices &#27;[2J</h1>\
+         <p>Invoices are paid within thirty days &#27;[31mred&#27;[0m and &#155;2J here.</p></body></html>",
+    )
+    .unwrap();
+    // A file name with an escape in it, and one that fails to extract.
+    fs::write(
+        docs.join("name\x1b[2J.md"),
+        "# Invoices\n\nInvoices also go by post.\n",
+    )
+    .unwrap();
+    fs::write(docs.join("bad\x1b]0;x\x07.pdf"), "not a pdf").unwrap();
+    let idx = t.path().join("idx");
+    let (docs_s, idx_s) = (docs.to_str().unwrap(), idx.to_str().unwrap());
+    let out = folio(t.path(), &["index", docs_s, "--index", idx_s], None);
+    assert!(out.status.success());
+    let clean = |what: &str, bytes: &[u8]| {
+        let text = String::from_utf8_lossy(bytes);
+        assert!(
+            !text
+                .chars()
+                .any(|c| c.is_control() && c != '\n' && c != '\t'),
+            "{what}: {text:?}"
+        );
+    };
+    clean("index stderr", &out.stderr);
+    clean("index stdout", &out.stdout);
+    for args in [
+        &["search", "invoices paid", "--index", idx_s][..],
+        &[
+            "search",
+            "invoices paid",
+            "--index",
+            idx_s,
+            "--mode",
+            "bm25",
+            "-k",
+            "5",
+        ],
+        &["status", "--index", idx_s],
+        &["ask", "When are invoices paid?", "--index", idx_s],
+    ] {
+        let out = folio(t.path(), args, None);
+        assert!(out.status.success(), "{args:?}");
+        clean(&format!("{args:?} stdout"), &out.stdout);
+        clean(&format!("{args:?} stderr"), &out.stderr);
+    }
+    // JSON stays exact: the escape is there, as JSON escapes it.
+    let out = folio(
+        t.path(),
+        &[
+            "search",
+            "invoices paid",
+            "--index",
+            idx_s,
+            "--json",
+            "-k",
+            "5",
+        ],
+        None,
+    );
+    let v = json(&out);
+    let texts: String = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["text"].as_str().unwrap().to_string())
+        .collect();
+    assert!(texts.contains("\u{1b}[31mred"), "{v}");
+}
