@@ -326,6 +326,10 @@ impl Observer for Bar {
         }
         tracing::info!(path, ?status, reason, "file not indexed");
     }
+    fn note(&mut self, msg: &str) {
+        tracing::info!("{msg}");
+        self.bar.suspend(|| note(msg));
+    }
 }
 
 fn index(s: &Settings, a: IndexArgs) -> Result<ExitCode> {

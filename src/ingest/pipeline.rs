@@ -100,6 +100,8 @@ pub trait Observer {
     fn planned(&mut self, _total: usize, _to_read: usize) {}
     fn progress(&mut self, _p: &Progress) {}
     fn problem(&mut self, _path: &str, _status: ProblemStatus, _reason: &str) {}
+    /// Something the person should know about the run (a root folded into another).
+    fn note(&mut self, _msg: &str) {}
     /// Polled between batches: `true` ends the run after the last committed batch.
     fn cancelled(&self) -> bool {
         false
@@ -211,6 +213,14 @@ pub fn index_folders(
             });
         }
         canon.push(c);
+    }
+    let (canon, folded) = super::walk::fold_roots(canon);
+    for (inner, outer) in &folded {
+        observer.note(&format!(
+            "{} is inside {}: its files are indexed once, as part of it",
+            inner.display(),
+            outer.display()
+        ));
     }
     let index_dir =
         std::fs::canonicalize(index.dir()).unwrap_or_else(|_| index.dir().to_path_buf());

@@ -41,6 +41,29 @@ pub fn mtime_nanos(meta: &std::fs::Metadata) -> i64 {
 }
 
 /// Walks `root` (canonical) and lists its documents. `max_bytes` is the size limit.
+/// Canonical roots with repeats removed and every root inside another one folded into it, in
+/// order; and the folded ones, each with the root that holds it. Walking `d` and `d/sub` both
+/// would read `d/sub`'s files twice.
+pub fn fold_roots(roots: Vec<PathBuf>) -> (Vec<PathBuf>, Vec<(PathBuf, PathBuf)>) {
+    let mut kept: Vec<PathBuf> = Vec::new();
+    let mut folded = Vec::new();
+    for r in &roots {
+        if kept.contains(r) {
+            continue;
+        }
+        // `Path::starts_with` compares whole components: `/a/bc` is not inside `/a/b`.
+        match roots.iter().find(|o| *o != r && r.starts_with(o)) {
+            Some(outer) => {
+                if !folded.iter().any(|(f, _)| f == r) {
+                    folded.push((r.clone(), outer.clone()));
+                }
+            }
+            None => kept.push(r.clone()),
+        }
+    }
+    (kept, folded)
+}
+
 pub fn walk(root: &Path, max_bytes: u64) -> WalkResult {
     walk_filtered(root, max_bytes, |_, _| true)
 }
@@ -167,6 +190,21 @@ fn error_reason(err: &dyn std::fmt::Display) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn roots_inside_roots_are_folded() {
+        let p = |s: &str| PathBuf::from(s);
+        let (kept, folded) =
+            fold_roots(vec![p("/d/sub"), p("/d"), p("/d"), p("/e"), p("/d/sub/x")]);
+        assert_eq!(kept, vec![p("/d"), p("/e")]);
+        assert_eq!(
+            folded,
+            vec![(p("/d/sub"), p("/d")), (p("/d/sub/x"), p("/d/sub"))]
+        );
+        let (kept, folded) = fold_roots(vec![p("/a/b"), p("/a/bc")]);
+        assert_eq!(kept, vec![p("/a/b"), p("/a/bc")]);
+        assert!(folded.is_empty());
+    }
     use std::fs;
 
     #[test]

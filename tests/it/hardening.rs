@@ -308,3 +308,58 @@ fn control_characters_from_documents_never_reach_the_terminal() {
         .collect();
     assert!(texts.contains("\u{1b}[31mred"), "{v}");
 }
+
+/// Overlapping roots index each file once, and the stores agree after every run.
+#[test]
+fn nested_or_repeated_roots_index_each_file_once() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path().join("d");
+    let sub = d.join("sub");
+    fs::create_dir_all(&sub).unwrap();
+    fs::write(
+        d.join("top.md"),
+        "# Top\n\nThe top file talks about lighthouses.\n",
+    )
+    .unwrap();
+    fs::write(
+        sub.join("one.md"),
+        "# One\n\nThe first nested file talks about ferries.\n",
+    )
+    .unwrap();
+    fs::write(
+        sub.join("two.md"),
+        "# Two\n\nThe second nested file talks about bridges.\n",
+    )
+    .unwrap();
+    let idx = t.path().join("idx");
+    let idx_s = idx.to_str().unwrap();
+    let (d_s, sub_s) = (d.to_str().unwrap(), sub.to_str().unwrap());
+    let sub_rel = format!("{d_s}/./sub");
+    for args in [
+        vec![d_s, sub_s],
+        vec![d_s, d_s],
+        vec![sub_s, d_s],
+        vec![sub_rel.as_str(), d_s],
+    ] {
+        let mut all = vec!["index"];
+        all.extend(&args);
+        all.extend(["--index", idx_s, "--json"]);
+        let out = folio(t.path(), &all, None);
+        assert!(out.status.success(), "{args:?}");
+        let st = json(&folio(
+            t.path(),
+            &["status", "--index", idx_s, "--json"],
+            None,
+        ));
+        assert_eq!(st["files"], 3, "{args:?}: {st}");
+        assert_eq!(st["passages"], 3, "{args:?}: {st}");
+        assert_eq!(st["bm25_passages"], 3, "{args:?}: {st}");
+        assert_eq!(st["vector_passages"], 3, "{args:?}: {st}");
+        assert_eq!(st["roots"], serde_json::json!([d_s]), "{args:?}: {st}");
+        // Nothing was re-embedded: a healthy index never needs repair.
+        let report = json(&out);
+        assert!(report["chunks_embedded"].as_u64().unwrap() <= 3, "{report}");
+    }
+    let log = fs::read_to_string(t.path().join("folio.log")).unwrap_or_default();
+    assert!(!log.contains("repair"), "{log}");
+}
