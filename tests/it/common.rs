@@ -49,6 +49,7 @@ pub fn embed_model_dir() -> PathBuf {
 pub fn options() -> IndexOptions {
     IndexOptions {
         max_bytes: 1 << 20,
+        follow_links: false,
         batch_files: 64,
         batch_chunks: 256,
         chunk: ChunkOptions {

@@ -363,3 +363,82 @@ fn nested_or_repeated_roots_index_each_file_once() {
     let log = fs::read_to_string(t.path().join("folio.log")).unwrap_or_default();
     assert!(!log.contains("repair"), "{log}");
 }
+
+/// Links out of the indexed folders are not followed unless asked; a followed link is indexed
+/// under its own path, and removing it removes its passages.
+#[test]
+fn symlinks_follow_a_documented_policy() {
+    use std::os::unix::fs::symlink;
+    let t = tempfile::tempdir().unwrap();
+    let base = fs::canonicalize(t.path()).unwrap();
+    let docs = base.join("docs");
+    let outside = base.join("outside");
+    fs::create_dir_all(&docs).unwrap();
+    fs::create_dir_all(outside.join("folder")).unwrap();
+    fs::write(
+        outside.join("id_ed25519"),
+        "PRIVATE KEY zebracorn material\n",
+    )
+    .unwrap();
+    fs::write(
+        outside.join("folder/plan.md"),
+        "# Plan\n\nThe quokkaberry plan.\n",
+    )
+    .unwrap();
+    fs::write(
+        docs.join("real.md"),
+        "# Real\n\nThe real note about lanterns.\n",
+    )
+    .unwrap();
+    symlink(outside.join("id_ed25519"), docs.join("notes.txt")).unwrap();
+    symlink(outside.join("folder"), docs.join("linked")).unwrap();
+    symlink(docs.join("real.md"), docs.join("alias.md")).unwrap();
+    let idx = base.join("idx");
+    let (docs_s, idx_s) = (docs.to_str().unwrap(), idx.to_str().unwrap());
+    let indexed = |home: &std::path::Path| -> Vec<String> {
+        assert!(
+            folio(home, &["index", docs_s, "--index", idx_s], None)
+                .status
+                .success()
+        );
+        let out = folio(
+            home,
+            &[
+                "search",
+                "zebracorn quokkaberry lanterns",
+                "--index",
+                idx_s,
+                "--json",
+                "-k",
+                "20",
+            ],
+            None,
+        );
+        let mut paths: Vec<String> = json(&out)["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["path"].as_str().unwrap().to_string())
+            .collect();
+        paths.sort();
+        paths.dedup();
+        paths
+    };
+    let p = |s: &str| docs.join(s).to_str().unwrap().to_string();
+    // By default only the link whose target is inside the folder is followed, under its name.
+    assert_eq!(indexed(&base), vec![p("alias.md"), p("real.md")]);
+
+    // Asked to follow links: each under the link's own path. The format is the target's, so
+    // a key behind a `.txt` name is still not read as text.
+    let home = base.join("follow");
+    fs::create_dir(&home).unwrap();
+    fs::write(home.join("config.toml"), "[ingest]\nfollow_links = true\n").unwrap();
+    assert_eq!(
+        indexed(&home),
+        vec![p("alias.md"), p("linked/plan.md"), p("real.md")]
+    );
+    // Removing a link removes its passages.
+    fs::remove_file(docs.join("notes.txt")).unwrap();
+    fs::remove_file(docs.join("linked")).unwrap();
+    assert_eq!(indexed(&home), vec![p("alias.md"), p("real.md")]);
+}
