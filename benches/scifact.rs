@@ -86,6 +86,7 @@ fn settings() -> (Dirs, Settings) {
 
 fn options(s: &Settings, e: &Embedder, whole: bool) -> IndexOptions {
     IndexOptions {
+        follow_links: false,
         max_bytes: u64::MAX,
         batch_files: s.batch_files,
         batch_chunks: 1024,

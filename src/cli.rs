@@ -58,6 +58,23 @@ pub struct WatchArgs {
     pub poll: Option<f64>,
 }
 
+/// A query or question: blank text is a usage error, not something to search for.
+fn non_empty(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        Err("it is empty".into())
+    } else {
+        Ok(s.to_string())
+    }
+}
+
+/// A count from 1 to `MAX`.
+fn count<const MAX: usize>(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if (1..=MAX).contains(&n) => Ok(n),
+        _ => Err(format!("expected a whole number from 1 to {MAX}")),
+    }
+}
+
 #[derive(Args, Debug)]
 pub struct StatusArgs {
     #[arg(long)]
@@ -67,12 +84,13 @@ pub struct StatusArgs {
 #[derive(Args, Debug)]
 pub struct SearchArgs {
     /// The query; `-` reads one query per line from stdin.
+    #[arg(value_parser = non_empty)]
     pub query: String,
     /// bm25, dense or hybrid.
     #[arg(long, default_value = "hybrid")]
     pub mode: Mode,
-    /// Number of passages.
-    #[arg(short)]
+    /// Number of passages (1 to 10000).
+    #[arg(short, value_parser = count::<{ folio::index::search::MAX_K }>)]
     pub k: Option<usize>,
     /// Only files whose absolute path matches this glob.
     #[arg(long, value_name = "GLOB")]
@@ -88,9 +106,10 @@ pub struct SearchArgs {
 #[derive(Args, Debug)]
 pub struct AskArgs {
     /// The question.
+    #[arg(value_parser = non_empty)]
     pub question: String,
-    /// Passages to give the model.
-    #[arg(short)]
+    /// Passages to give the model (1 to 50).
+    #[arg(short, value_parser = count::<50>)]
     pub k: Option<usize>,
     /// Only passages of files whose absolute path matches this glob.
     #[arg(long, value_name = "GLOB")]
@@ -171,11 +190,7 @@ pub fn init_logging(verbose: bool) {
     if let Some(parent) = path.parent() {
         let _ = create_private_dir(parent);
     }
-    let Ok(file) = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-    else {
+    let Ok(file) = folio::fsutil::open_private_append(&path) else {
         return;
     };
     let filter =
@@ -251,7 +266,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 fn note(msg: &str) {
-    eprintln!("folio: {msg}");
+    eprintln!("folio: {}", terminal_safe(msg));
 }
 
 fn load_embedder(s: &Settings) -> Result<Embedder> {
@@ -310,6 +325,10 @@ impl Observer for Bar {
             self.failed += 1;
         }
         tracing::info!(path, ?status, reason, "file not indexed");
+    }
+    fn note(&mut self, msg: &str) {
+        tracing::info!("{msg}");
+        self.bar.suspend(|| note(msg));
     }
 }
 
@@ -417,7 +436,8 @@ fn watch(s: &Settings, a: WatchArgs) -> Result<ExitCode> {
                 reason,
             } => say(
                 &bar,
-                &format!("{status:?}: {path}: {reason}").to_lowercase(),
+                // Only the status is lower-cased: paths are case-sensitive.
+                &format!("{}: {path}: {reason}", format!("{status:?}").to_lowercase()),
             ),
             WatchEvent::Applied { full, report } => {
                 if let Some(b) = bar.take() {
@@ -565,7 +585,7 @@ fn print_report(r: &RunReport, index_dir: &Path) {
     println!(
         "indexed {} files into {} in {:.1} s: {} passages ({} embedded, {} reused{rate})",
         r.indexed,
-        index_dir.display(),
+        terminal_safe(&index_dir.display().to_string()),
         r.seconds,
         r.chunks_written,
         r.chunks_embedded,
@@ -583,7 +603,7 @@ fn print_report(r: &RunReport, index_dir: &Path) {
         if !list.is_empty() {
             println!("{title}:");
             for (p, why) in list {
-                println!("  {p}: {why}");
+                println!("  {}: {}", terminal_safe(p), one_line(why));
             }
         }
     }
@@ -641,13 +661,17 @@ fn status(s: &Settings, a: StatusArgs) -> Result<ExitCode> {
         println!("{}", serde_json::to_string(&st)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!("index    {} ({})", st.index, human_bytes(st.size_bytes));
+    println!(
+        "index    {} ({})",
+        terminal_safe(&st.index),
+        human_bytes(st.size_bytes)
+    );
     println!(
         "roots    {}",
         if st.roots.is_empty() {
             "(none)".into()
         } else {
-            st.roots.join(", ")
+            terminal_safe(&st.roots.join(", "))
         }
     );
     println!(
@@ -691,7 +715,7 @@ fn status(s: &Settings, a: StatusArgs) -> Result<ExitCode> {
                 }
             );
             for p in list {
-                println!("  {}: {}", p.path, p.reason);
+                println!("  {}: {}", terminal_safe(&p.path), one_line(&p.reason));
             }
         }
     }
@@ -985,7 +1009,7 @@ fn one_line(s: &str) -> String {
 
 /// `s` with control characters (escape sequences above all) made visible instead of acted on:
 /// document text and file names must not drive the user's terminal.
-fn terminal_safe(s: &str) -> String {
+pub fn terminal_safe(s: &str) -> String {
     s.chars()
         .map(|c| match c {
             '\n' | '\t' => c,
@@ -1041,26 +1065,26 @@ fn print_passages(
         let heading = if p.heading.is_empty() {
             String::new()
         } else {
-            format!("  § {}", p.heading.join(" > "))
+            format!("  § {}", one_line(&p.heading.join(" > ")))
         };
         writeln!(
             out,
             "{bold}{:>2}.{reset} {dim}{:.4}{reset}  {bold}{}{reset}{page}{heading}",
             i + 1,
             p.score,
-            display_path(&p.path)
+            terminal_safe(&display_path(&p.path))
         )?;
         let matches = idx.bm25().matches(&p.text, &terms);
         let mut line = String::from("    ");
         for seg in snippet(&p.text, &matches, 240) {
             if seg.highlight {
                 if color {
-                    line.push_str(&format!("{hl}{}{reset}", seg.text));
+                    line.push_str(&format!("{hl}{}{reset}", one_line(&seg.text)));
                 } else {
-                    line.push_str(&format!("[{}]", seg.text));
+                    line.push_str(&format!("[{}]", one_line(&seg.text)));
                 }
             } else {
-                line.push_str(&seg.text);
+                line.push_str(&terminal_safe(&seg.text));
             }
         }
         writeln!(out, "{line}")?;

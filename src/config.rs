@@ -210,6 +210,9 @@ settings! {
     max_file_mb: u64 = 64, "ingest.max_file_mb";
     /// A PDF whose extraction takes longer than this is abandoned and reported.
     pdf_timeout_secs: u64 = 60, "ingest.pdf_timeout_secs";
+    /// Follow symbolic links whose target lies outside the indexed folders (links inside them
+    /// are always followed). A followed link is indexed under its own path.
+    follow_links: bool = false, "ingest.follow_links";
     /// Files per write batch (one commit of both indexes and the manifest).
     batch_files: usize = 256, "ingest.batch_files";
     /// Target chunk size in embedding-model tokens (the model reads at most 256).

@@ -18,6 +18,45 @@ pub fn create_private_dir(dir: &Path) -> io::Result<()> {
         .create(dir)
 }
 
+/// Makes `dir` and everything under it private to its owner (directories 0700, files 0600),
+/// whatever modes a copy, an older folio or a loose umask left. Links are left alone.
+pub fn make_private(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = fs::symlink_metadata(dir)?;
+    let want = if meta.is_dir() { 0o700 } else { 0o600 };
+    if meta.file_type().is_symlink() {
+        return Ok(());
+    }
+    if meta.permissions().mode() & 0o7777 != want {
+        fs::set_permissions(dir, fs::Permissions::from_mode(want))?;
+    }
+    if meta.is_dir() {
+        for e in fs::read_dir(dir)? {
+            match make_private(&e?.path()) {
+                // Removed meanwhile (a store's temporary file): nothing left to protect.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                r => r?,
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Opens `path` for appending, creating it, readable by its owner only (an existing file is
+/// made so too).
+pub fn open_private_append(path: &Path) -> io::Result<fs::File> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let f = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)?;
+    if f.metadata()?.permissions().mode() & 0o777 != 0o600 {
+        f.set_permissions(fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(f)
+}
+
 /// Replaces `path` with `bytes` so that a reader (or a crash) sees either the old or the new
 /// contents, never a torn file: write a sibling, fsync it, rename over, fsync the directory.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {

@@ -73,7 +73,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             tracing::error!("{e:#}");
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", cli::terminal_safe(&format!("{e:#}")));
             ExitCode::from(1)
         }
     }

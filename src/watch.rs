@@ -154,6 +154,8 @@ impl Watcher {
             }
             *r = c;
         }
+        // A root inside another is followed (and scanned) once, as part of it.
+        opts.roots = crate::ingest::walk::fold_roots(std::mem::take(&mut opts.roots)).0;
         let (events_tx, events_rx) = channel();
         let (tx, rx) = channel();
         let stop = Arc::new(AtomicBool::new(false));

@@ -35,6 +35,8 @@ pub const MARKER: &str = "folio-index.json";
 const MANIFEST: &str = "manifest.json";
 const JOURNAL: &str = "journal.json";
 const LOCK: &str = "LOCK";
+/// Written first into a folder folio creates or adopts: only such a folder is ever cleared.
+const OWNER: &str = "folio-index.owner";
 
 /// How passages were cut. An index remembers it: files are re-chunked when it changes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -228,7 +230,9 @@ impl Index {
         chunking: &Chunking,
         reembed: bool,
     ) -> Result<Index, IndexError> {
-        crate::fsutil::create_private_dir(dir).map_err(|e| io_err(dir, e))?;
+        claim(dir)?;
+        // Every open for writing: the index holds the text and paths of private documents.
+        crate::fsutil::make_private(dir).map_err(|e| io_err(dir, e))?;
         let lock = take_lock(dir)?;
         let existing = read_meta(dir)?;
         let fresh = Meta {
@@ -249,9 +253,6 @@ impl Index {
             // here was never committed (or is a re-embedding cut short): start over too.
             // Either way the roots are kept.
             _ => {
-                if existing.is_none() {
-                    refuse_foreign(dir)?;
-                }
                 let marker = dir.join(MARKER);
                 if marker.exists() {
                     std::fs::remove_file(&marker).map_err(|e| io_err(&marker, e))?;
@@ -414,7 +415,16 @@ impl Index {
         if journal.exists() {
             std::fs::remove_file(&journal).map_err(|e| io_err(&journal, e))?;
         }
+        self.tighten();
         Ok(())
+    }
+
+    /// The stores create files with the process's umask; the folder is owner-only anyway, and
+    /// every file in it is made so too.
+    fn tighten(&self) {
+        if let Err(e) = crate::fsutil::make_private(&self.dir) {
+            tracing::warn!(dir = %self.dir.display(), "making the index private: {e}");
+        }
     }
 
     /// Saves the manifest as it is (roots, last run).
@@ -440,6 +450,7 @@ impl Index {
         if changed {
             self.compact(ann_threshold)?;
         }
+        self.tighten();
         Ok(())
     }
 
@@ -569,35 +580,35 @@ impl Index {
     }
 }
 
-/// Refuses to make an index in a folder that holds anything but what an index (or the
-/// repository's `index/` folder) holds: starting over there deletes `bm25/` and `vectors/`.
-fn refuse_foreign(dir: &Path) -> Result<(), IndexError> {
-    const OURS: &[&str] = &[
-        LOCK,
-        MANIFEST,
-        JOURNAL,
-        MARKER,
-        "progress.json",
-        "bm25",
-        "vectors",
-        "README.md",
-        ".gitignore",
-    ];
-    let entries = std::fs::read_dir(dir).map_err(|e| io_err(dir, e))?;
-    for e in entries.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        // Temporary files of an interrupted atomic write (`.manifest.json.tmp123`).
-        let temp = name.starts_with('.') && name.contains(".tmp");
-        if !OURS.contains(&name.as_str()) && !temp {
-            return Err(IndexError::Io {
-                path: dir.display().to_string(),
-                message: format!(
-                    "not a folio index and not empty (it holds {name}); give --index a new or empty folder"
-                ),
-            });
+/// Makes sure folio owns `dir` before anything in it is created, changed or deleted: it
+/// carries folio's marker or owner file, or it is new or empty (the repository's `index/`
+/// folder may hold its README and .gitignore), and then gets an owner file. A folder that
+/// merely looks like an index (`bm25/`, `vectors/`) is the user's: starting over there would
+/// delete them.
+fn claim(dir: &Path) -> Result<(), IndexError> {
+    const BESIDE: &[&str] = &["README.md", ".gitignore"];
+    if dir.join(MARKER).is_file() || dir.join(OWNER).is_file() {
+        return Ok(());
+    }
+    if dir.exists() {
+        let entries = std::fs::read_dir(dir).map_err(|e| io_err(dir, e))?;
+        for e in entries {
+            let name = e.map_err(|e| io_err(dir, e))?.file_name();
+            if !BESIDE.iter().any(|b| name == *b) {
+                return Err(IndexError::Io {
+                    path: dir.display().to_string(),
+                    message: format!(
+                        "not a folio index and not empty (it holds {}); give --index a new or empty folder",
+                        name.to_string_lossy()
+                    ),
+                });
+            }
         }
     }
-    Ok(())
+    crate::fsutil::create_private_dir(dir).map_err(|e| io_err(dir, e))?;
+    let p = dir.join(OWNER);
+    crate::fsutil::write_atomic(&p, b"This folder is a folio index; folio may rewrite it.\n")
+        .map_err(|e| io_err(&p, e))
 }
 
 /// The manifest an index in `dir` has committed last (cheap: no index is opened).

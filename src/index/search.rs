@@ -113,7 +113,13 @@ pub enum SearchError {
     Embed(#[from] crate::embed::EmbedError),
     #[error("dense search needs the embedding model")]
     NoEmbedder,
+    #[error("{0} passages asked for; at most {MAX_K} can be returned")]
+    TooMany(usize),
 }
+
+/// The most passages one search returns (or reads per retriever): the stores reserve room
+/// for every hit up front, so an absurd number would abort the process.
+pub const MAX_K: usize = 10_000;
 
 impl Index {
     /// The paths a filter admits, or `None` when it admits everything.
@@ -161,6 +167,9 @@ impl Index {
         query: &str,
         opts: &SearchOptions,
     ) -> Result<Vec<(u64, f32)>, SearchError> {
+        if opts.k > MAX_K || opts.depth > MAX_K {
+            return Err(SearchError::TooMany(opts.k.max(opts.depth)));
+        }
         let allowed = self.allowed_paths(&opts.filter)?;
         if allowed.as_ref().is_some_and(|a| a.is_empty()) {
             return Ok(Vec::new());

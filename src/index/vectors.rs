@@ -50,6 +50,8 @@ pub struct Vectors {
     schema: SchemaRef,
     dim: usize,
     has_ann: bool,
+    /// The table version `has_ann` was read at.
+    seen: u64,
     /// The whole table in memory, for exact search without an ANN index; loaded on first use.
     flat: Mutex<Option<Arc<Flat>>>,
 }
@@ -57,6 +59,8 @@ pub struct Vectors {
 /// Every vector of the table, row-major, with its id and path: an exact scan over this costs
 /// about a millisecond per 10k rows, where asking Lance for an exact search re-reads the table.
 struct Flat {
+    /// The table version this copy was read at.
+    version: u64,
     ids: Vec<u64>,
     paths: Vec<Arc<str>>,
     data: Vec<f32>,
@@ -148,11 +152,12 @@ impl Vectors {
                 })
             }
         })?;
-        let has_ann = rt.block_on(async {
-            table
+        let (has_ann, seen) = rt.block_on(async {
+            let has = table
                 .list_indices()
                 .await
-                .map(|ix| ix.iter().any(|i| i.columns.iter().any(|c| c == "vector")))
+                .map(|ix| ix.iter().any(|i| i.columns.iter().any(|c| c == "vector")))?;
+            Ok::<_, lancedb::Error>((has, table.version().await?))
         })?;
         Ok(Vectors {
             rt,
@@ -160,6 +165,7 @@ impl Vectors {
             schema,
             dim,
             has_ann,
+            seen,
             flat: Mutex::new(None),
         })
     }
@@ -377,16 +383,22 @@ impl Vectors {
         if let Some(f) = guard.as_ref() {
             return Ok(f.clone());
         }
-        let batches: Vec<RecordBatch> = self.rt.block_on(async {
-            self.table
+        // The version is read first: a commit between the two makes the copy look older than
+        // it is, which costs one extra reload, never a stale copy.
+        let (version, batches) = self.rt.block_on(async {
+            let version = self.table.version().await?;
+            let batches: Vec<RecordBatch> = self
+                .table
                 .query()
                 .select(Select::columns(&["id", "path", "vector"]))
                 .execute()
                 .await?
                 .try_collect()
-                .await
+                .await?;
+            Ok::<_, lancedb::Error>((version, batches))
         })?;
         let mut flat = Flat {
+            version,
             ids: Vec::new(),
             paths: Vec::new(),
             data: Vec::new(),
@@ -477,17 +489,27 @@ impl Vectors {
         Ok(())
     }
 
-    /// Picks up commits made by another process.
     /// Moves to the newest version another process committed; the in-memory copy of the
-    /// vectors is only dropped (and re-read on the next search) when there is one.
+    /// vectors is dropped (and re-read on the next search) when it was read at another one.
+    /// LanceDB moves the handle by itself every consistency interval, so comparing the
+    /// handle's version before and after this call would miss most commits: the copy's own
+    /// version is what counts.
     pub fn refresh(&mut self) -> Result<(), VectorError> {
-        let (before, after) = self.rt.block_on(async {
-            let before = self.table.version().await?;
+        let latest = self.rt.block_on(async {
             self.table.checkout_latest().await?;
-            Ok::<_, lancedb::Error>((before, self.table.version().await?))
+            self.table.version().await
         })?;
-        if before != after {
+        let stale = self
+            .flat
+            .lock()
+            .map_err(|_| VectorError::Other("vector cache poisoned".into()))?
+            .as_ref()
+            .is_some_and(|f| f.version != latest);
+        if stale {
             self.invalidate();
+        }
+        if latest != self.seen {
+            self.seen = latest;
             self.has_ann = self.rt.block_on(async {
                 self.table
                     .list_indices()

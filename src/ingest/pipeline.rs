@@ -29,6 +29,8 @@ use crate::index::{Batch, Chunking, Index, IndexError, Upsert};
 #[derive(Debug, Clone)]
 pub struct IndexOptions {
     pub max_bytes: u64,
+    /// Follow links whose target lies outside the roots.
+    pub follow_links: bool,
     /// Most files per commit.
     pub batch_files: usize,
     /// Most passages per commit.
@@ -44,6 +46,7 @@ impl IndexOptions {
     pub fn from_settings(s: &crate::config::Settings, embedder: &Embedder, whole: bool) -> Self {
         IndexOptions {
             max_bytes: s.max_file_mb.saturating_mul(1 << 20),
+            follow_links: s.follow_links,
             batch_files: s.batch_files,
             batch_chunks: 1024,
             chunk: ChunkOptions {
@@ -100,6 +103,8 @@ pub trait Observer {
     fn planned(&mut self, _total: usize, _to_read: usize) {}
     fn progress(&mut self, _p: &Progress) {}
     fn problem(&mut self, _path: &str, _status: ProblemStatus, _reason: &str) {}
+    /// Something the person should know about the run (a root folded into another).
+    fn note(&mut self, _msg: &str) {}
     /// Polled between batches: `true` ends the run after the last committed batch.
     fn cancelled(&self) -> bool {
         false
@@ -188,6 +193,14 @@ enum Outcome {
     Problem(String, Problem),
 }
 
+fn walk_options(opts: &IndexOptions, roots: &[PathBuf]) -> super::walk::WalkOptions {
+    super::walk::WalkOptions {
+        max_bytes: opts.max_bytes,
+        follow_links: opts.follow_links,
+        roots: roots.to_vec(),
+    }
+}
+
 /// Indexes the folders `roots` into `index`: new and changed files are embedded, unchanged ones
 /// skipped, and files gone from these folders removed.
 pub fn index_folders(
@@ -212,13 +225,21 @@ pub fn index_folders(
         }
         canon.push(c);
     }
+    let (canon, folded) = super::walk::fold_roots(canon);
+    for (inner, outer) in &folded {
+        observer.note(&format!(
+            "{} is inside {}: its files are indexed once, as part of it",
+            inner.display(),
+            outer.display()
+        ));
+    }
     let index_dir =
         std::fs::canonicalize(index.dir()).unwrap_or_else(|_| index.dir().to_path_buf());
     let mut candidates = Vec::new();
     let mut walk_problems = Vec::new();
     let mut unsupported = 0;
     for root in &canon {
-        let found = walk(root, opts.max_bytes);
+        let found = walk(root, &walk_options(opts, &canon));
         unsupported += found.unsupported;
         push_found(found, &index_dir, &mut candidates, &mut walk_problems);
     }
@@ -283,7 +304,7 @@ pub fn index_paths(
         if present.is_empty() {
             continue;
         }
-        let found = super::walk::walk_targets(root, &present, opts.max_bytes);
+        let found = super::walk::walk_targets(root, &present, &walk_options(opts, roots));
         unsupported += found.unsupported;
         push_found(found, &index_dir, &mut candidates, &mut walk_problems);
     }

@@ -13,7 +13,8 @@ use super::Kind;
 /// A document found on disk.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FoundFile {
-    /// Absolute, canonical path.
+    /// Absolute path: the root's canonical path joined with the names found under it (a file
+    /// reached through a link keeps the link's path).
     pub path: PathBuf,
     pub kind: Kind,
     pub size: u64,
@@ -40,15 +41,58 @@ pub fn mtime_nanos(meta: &std::fs::Metadata) -> i64 {
         .unwrap_or(0)
 }
 
-/// Walks `root` (canonical) and lists its documents. `max_bytes` is the size limit.
-pub fn walk(root: &Path, max_bytes: u64) -> WalkResult {
-    walk_filtered(root, max_bytes, |_, _| true)
+/// Canonical roots with repeats removed and every root inside another one folded into it, in
+/// order; and the folded ones, each with the root that holds it. Walking `d` and `d/sub` both
+/// would read `d/sub`'s files twice.
+pub fn fold_roots(roots: Vec<PathBuf>) -> (Vec<PathBuf>, Vec<(PathBuf, PathBuf)>) {
+    let mut kept: Vec<PathBuf> = Vec::new();
+    let mut folded = Vec::new();
+    for r in &roots {
+        if kept.contains(r) {
+            continue;
+        }
+        // `Path::starts_with` compares whole components: `/a/bc` is not inside `/a/b`.
+        match roots.iter().find(|o| *o != r && r.starts_with(o)) {
+            Some(outer) => {
+                if !folded.iter().any(|(f, _)| f == r) {
+                    folded.push((r.clone(), outer.clone()));
+                }
+            }
+            None => kept.push(r.clone()),
+        }
+    }
+    (kept, folded)
+}
+
+/// How a walk treats sizes and links.
+#[derive(Debug, Clone, Default)]
+pub struct WalkOptions {
+    /// Files larger than this are skipped (reported).
+    pub max_bytes: u64,
+    /// Follow links whose target lies outside `roots`. Links inside them are always followed.
+    pub follow_links: bool,
+    /// Every root of the run (canonical).
+    pub roots: Vec<PathBuf>,
+}
+
+/// Where a link found at `link` may be followed: its canonical target when that lies inside
+/// the roots (or links may go anywhere), `None` when it must not be (or is dangling).
+fn link_target(link: &Path, opts: &WalkOptions) -> Option<PathBuf> {
+    let target = std::fs::canonicalize(link).ok()?;
+    (opts.follow_links || opts.roots.iter().any(|r| target.starts_with(r))).then_some(target)
+}
+
+/// Walks `root` (canonical) and lists its documents. Links are followed as [`WalkOptions`]
+/// says, and a file reached through a link keeps the link's path: that is the name the person
+/// sees in the folder, and removing the link removes its passages.
+pub fn walk(root: &Path, opts: &WalkOptions) -> WalkResult {
+    walk_filtered(root, opts, |_, _| true)
 }
 
 /// Like [`walk`], but lists only what lies at or below `targets` (paths under `root`). The walk
 /// still starts at `root` and descends only along the targets' ancestors, so that hidden folders,
 /// ignore files and index folders above a target exclude it exactly as a full walk would.
-pub fn walk_targets(root: &Path, targets: &[PathBuf], max_bytes: u64) -> WalkResult {
+pub fn walk_targets(root: &Path, targets: &[PathBuf], opts: &WalkOptions) -> WalkResult {
     let wanted: HashSet<PathBuf> = targets.iter().cloned().collect();
     let mut ancestors: HashSet<PathBuf> = HashSet::new();
     for t in targets {
@@ -58,7 +102,7 @@ pub fn walk_targets(root: &Path, targets: &[PathBuf], max_bytes: u64) -> WalkRes
             }
         }
     }
-    walk_filtered(root, max_bytes, move |path, is_dir| {
+    walk_filtered(root, opts, move |path, is_dir| {
         (is_dir && ancestors.contains(path)) || path.ancestors().any(|a| wanted.contains(a))
     })
 }
@@ -66,10 +110,12 @@ pub fn walk_targets(root: &Path, targets: &[PathBuf], max_bytes: u64) -> WalkRes
 /// The walk itself; `keep(path, is_dir)` prunes entries (and, for folders, all below them).
 fn walk_filtered(
     root: &Path,
-    max_bytes: u64,
+    opts: &WalkOptions,
     keep: impl Fn(&Path, bool) -> bool + Send + Sync + 'static,
 ) -> WalkResult {
+    let max_bytes = opts.max_bytes;
     let mut result = WalkResult::default();
+    let link_opts = opts.clone();
     let walker = ignore::WalkBuilder::new(root)
         .hidden(true)
         .parents(true)
@@ -83,6 +129,11 @@ fn walk_filtered(
         .add_custom_ignore_filename(".folioignore")
         .filter_entry(move |e| {
             let is_dir = e.file_type().is_some_and(|t| t.is_dir());
+            // A link out of the roots (`notes.txt -> ~/.ssh/id_ed25519`) is not followed
+            // unless the settings say so.
+            if e.path_is_symlink() && e.depth() > 0 && link_target(e.path(), &link_opts).is_none() {
+                return false;
+            }
             (e.depth() == 0 || keep(e.path(), is_dir))
                 && !(is_dir && e.path().join(crate::index::MARKER).exists())
         })
@@ -100,7 +151,13 @@ fn walk_filtered(
         if !entry.file_type().is_some_and(|t| t.is_file()) {
             continue;
         }
-        let Some(kind) = Kind::of(entry.path()) else {
+        // Through a link, the format is the target's: a link's name says nothing of it.
+        let kind = if entry.path_is_symlink() {
+            link_target(entry.path(), opts).and_then(|t| Kind::of(&t))
+        } else {
+            Kind::of(entry.path())
+        };
+        let Some(kind) = kind else {
             result.unsupported += 1;
             continue;
         };
@@ -124,17 +181,8 @@ fn walk_filtered(
             ));
             continue;
         }
-        // Through a symlink the walk's path is not canonical; store the file's real path.
-        let path = if entry.path_is_symlink() {
-            match std::fs::canonicalize(entry.path()) {
-                Ok(p) => p,
-                Err(_) => entry.path().to_path_buf(),
-            }
-        } else {
-            entry.path().to_path_buf()
-        };
         result.files.push(FoundFile {
-            path,
+            path: entry.path().to_path_buf(),
             kind,
             size: meta.len(),
             mtime: mtime_nanos(&meta),
@@ -167,6 +215,28 @@ fn error_reason(err: &dyn std::fmt::Display) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn limit(max_bytes: u64) -> WalkOptions {
+        WalkOptions {
+            max_bytes,
+            ..WalkOptions::default()
+        }
+    }
+
+    #[test]
+    fn roots_inside_roots_are_folded() {
+        let p = |s: &str| PathBuf::from(s);
+        let (kept, folded) =
+            fold_roots(vec![p("/d/sub"), p("/d"), p("/d"), p("/e"), p("/d/sub/x")]);
+        assert_eq!(kept, vec![p("/d"), p("/e")]);
+        assert_eq!(
+            folded,
+            vec![(p("/d/sub"), p("/d")), (p("/d/sub/x"), p("/d/sub"))]
+        );
+        let (kept, folded) = fold_roots(vec![p("/a/b"), p("/a/bc")]);
+        assert_eq!(kept, vec![p("/a/b"), p("/a/bc")]);
+        assert!(folded.is_empty());
+    }
     use std::fs;
 
     #[test]
@@ -189,7 +259,7 @@ mod tests {
         fs::create_dir(root.join("sub")).unwrap();
         fs::write(root.join("sub/page.HTML"), "<p>x</p>").unwrap();
 
-        let r = walk(&root, 1000);
+        let r = walk(&root, &limit(1000));
         let names: Vec<_> = r
             .files
             .iter()
@@ -221,7 +291,7 @@ mod tests {
             root.join("sub"),
             root.join("gone.md"),
         ];
-        let t = walk_targets(&root, &targets, 1000);
+        let t = walk_targets(&root, &targets, &limit(1000));
         let names: Vec<_> = t
             .files
             .iter()

@@ -222,14 +222,35 @@ impl Llm {
             .map_err(|e| file_err(path, format!("not a valid GGUF file: {e}")))?;
         // Every tensor must lie inside the file: a truncated download fails here, by name.
         for (name, t) in &ct.tensor_infos {
-            let elems: usize = t.shape.elem_count();
-            let bytes = elems / t.ggml_dtype.block_size() * t.ggml_dtype.type_size();
-            let end = ct.tensor_data_offset + t.offset + bytes as u64;
-            if end > size {
-                return Err(file_err(
-                    path,
-                    format!("truncated: tensor {name} ends at byte {end}, the file has {size}"),
-                ));
+            // Checked: the header's numbers are the file's word, and wrap in release builds.
+            let elems = t
+                .shape
+                .dims()
+                .iter()
+                .try_fold(1u64, |n, &d| n.checked_mul(d as u64));
+            let block = t.ggml_dtype.block_size() as u64;
+            let end = elems
+                .filter(|e| block > 0 && e % block == 0)
+                .and_then(|e| (e / block).checked_mul(t.ggml_dtype.type_size() as u64))
+                .and_then(|b| b.checked_add(t.offset))
+                .and_then(|b| b.checked_add(ct.tensor_data_offset));
+            match end {
+                None => {
+                    return Err(file_err(
+                        path,
+                        format!(
+                            "damaged: tensor {name}'s shape {:?} does not add up",
+                            t.shape
+                        ),
+                    ));
+                }
+                Some(end) if end > size => {
+                    return Err(file_err(
+                        path,
+                        format!("truncated: tensor {name} ends at byte {end}, the file has {size}"),
+                    ));
+                }
+                Some(_) => {}
             }
         }
         let meta_str = |k: &str| ct.metadata.get(k).and_then(|v| v.to_string().ok()).cloned();

@@ -49,6 +49,7 @@ pub fn embed_model_dir() -> PathBuf {
 pub fn options() -> IndexOptions {
     IndexOptions {
         max_bytes: 1 << 20,
+        follow_links: false,
         batch_files: 64,
         batch_chunks: 256,
         chunk: ChunkOptions {
@@ -175,9 +176,8 @@ pub fn encrypt(mut doc: Document, user_password: &str) -> Document {
     doc
 }
 
-/// Runs the `folio` binary with a private config, log and model cache.
-pub fn folio(tmp: &Path, args: &[&str], stdin: Option<&str>) -> Output {
-    use std::io::Write;
+/// The `folio` binary with a private config, log and model cache, all three streams piped.
+pub fn folio_command(tmp: &Path, args: &[&str]) -> Command {
     let config = tmp.join("config.toml");
     if !config.exists() {
         std::fs::write(&config, "").unwrap();
@@ -191,7 +191,13 @@ pub fn folio(tmp: &Path, args: &[&str], stdin: Option<&str>) -> Output {
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
-    let mut child = cmd.spawn().expect("running folio");
+    cmd
+}
+
+/// Runs the `folio` binary with a private config, log and model cache.
+pub fn folio(tmp: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    use std::io::Write;
+    let mut child = folio_command(tmp, args).spawn().expect("running folio");
     if let Some(input) = stdin {
         child
             .stdin

@@ -7,6 +7,7 @@ mod ask;
 mod common;
 mod eval;
 mod gguf_arch;
+mod hardening;
 mod index_search;
 mod robustness;
 mod tui;
