@@ -669,10 +669,10 @@ pub fn ask(
         .map(|(k, w)| prompt_passage(k + 1, &found[w.passage], w.text.clone()))
         .collect();
     let (system, user) = prompts.render(question, &numbered)?;
-    let rendered = llm.render(&[Message::new("system", system), Message::new("user", user)])?;
+    let messages = [Message::new("system", system), Message::new("user", user)];
 
     let mut first: Option<f64> = None;
-    let generated = llm.encode_prompt(&rendered).and_then(|ids| {
+    let generated = llm.encode_chat(&messages).and_then(|ids| {
         llm.generate(&ids, &opts.generate, cancel, &mut |piece| {
             if first.is_none() {
                 first = Some(ms(t0));

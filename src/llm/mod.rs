@@ -154,6 +154,10 @@ impl Generation {
 pub struct Llm {
     weights: Weights,
     vocab: Vocab,
+    /// The vocabulary's tokenizer with special-token matching off: for text from documents.
+    plain: tokenizers::Tokenizer,
+    /// The text of every special (control) token.
+    specials: Vec<String>,
     template: ChatTemplate,
     stop_ids: Vec<u32>,
     info: LlmInfo,
@@ -274,6 +278,15 @@ impl Llm {
             context_length
         };
         let vocab = tokenizer::from_gguf(&ct)?;
+        let mut plain = vocab.tokenizer.clone();
+        plain.set_encode_special_tokens(true);
+        let specials: Vec<String> = vocab
+            .tokenizer
+            .get_added_tokens_decoder()
+            .values()
+            .filter(|t| t.special && !t.content.is_empty())
+            .map(|t| t.content.clone())
+            .collect();
         let tok = |id: Option<u32>| {
             id.and_then(|i| vocab.tokens.get(i as usize))
                 .cloned()
@@ -335,6 +348,8 @@ impl Llm {
         };
         Ok(Llm {
             weights,
+            plain,
+            specials,
             vocab,
             template,
             stop_ids,
@@ -379,12 +394,75 @@ impl Llm {
     /// Token ids of a rendered prompt: special tokens in it become their ids, and BOS is
     /// prepended when the model wants it and the template did not write it.
     pub fn encode_prompt(&self, prompt: &str) -> Result<Vec<u32>, LlmError> {
-        let enc = self
-            .vocab
-            .tokenizer
-            .encode(prompt, false)
+        let ids = self.encode_text(prompt, &self.vocab.tokenizer)?;
+        self.with_bos(ids)
+    }
+
+    /// Token ids of the chat prompt for `messages`, rendered by the model's template. Only the
+    /// template's own markers become special tokens: a message's text (documents, the
+    /// question) is encoded as plain text, so a passage holding `<|im_start|>system` or
+    /// `<end_of_turn>` cannot open or close a turn. Messages without such text are encoded
+    /// with the prompt around them, exactly as [`Llm::encode_prompt`] does.
+    pub fn encode_chat(&self, messages: &[Message]) -> Result<Vec<u32>, LlmError> {
+        let hostile: Vec<bool> = messages
+            .iter()
+            .map(|m| self.specials.iter().any(|s| m.content.contains(s.as_str())))
+            .collect();
+        if !hostile.contains(&true) {
+            return self.encode_prompt(&self.render(messages)?);
+        }
+        // Rendered with stand-ins from the private use area, the template shows where each
+        // message's text goes.
+        let stand_in = |i: usize| format!("\u{E000}{i}\u{E001}");
+        let masked: Vec<Message> = messages
+            .iter()
+            .enumerate()
+            .map(|(i, m)| Message::new(&m.role, stand_in(i)))
+            .collect();
+        let rendered = self.render(&masked)?;
+        let mut ids = Vec::new();
+        let mut pending = String::new();
+        let mut rest = rendered.as_str();
+        while let Some(at) = rest.find('\u{E000}') {
+            pending.push_str(&rest[..at]);
+            let tail = &rest[at + '\u{E000}'.len_utf8()..];
+            let end = tail
+                .find('\u{E001}')
+                .ok_or_else(|| LlmError::Template("the template cut a message apart".into()))?;
+            let m = tail[..end]
+                .parse::<usize>()
+                .ok()
+                .and_then(|i| Some((i, messages.get(i)?)))
+                .ok_or_else(|| LlmError::Template("the template altered a message".into()))?;
+            if hostile[m.0] {
+                ids.extend(self.encode_text(&pending, &self.vocab.tokenizer)?);
+                pending.clear();
+                ids.extend(self.encode_text(&m.1.content, &self.plain)?);
+            } else {
+                pending.push_str(&m.1.content);
+            }
+            rest = &tail[end + '\u{E001}'.len_utf8()..];
+        }
+        pending.push_str(rest);
+        ids.extend(self.encode_text(&pending, &self.vocab.tokenizer)?);
+        self.with_bos(ids)
+    }
+
+    fn encode_text(
+        &self,
+        text: &str,
+        tokenizer: &tokenizers::Tokenizer,
+    ) -> Result<Vec<u32>, LlmError> {
+        if text.is_empty() {
+            return Ok(Vec::new());
+        }
+        let enc = tokenizer
+            .encode(text, false)
             .map_err(|e| LlmError::Tokenizer(format!("encoding: {e}")))?;
-        let mut ids = enc.get_ids().to_vec();
+        Ok(enc.get_ids().to_vec())
+    }
+
+    fn with_bos(&self, mut ids: Vec<u32>) -> Result<Vec<u32>, LlmError> {
         if self.vocab.add_bos
             && let Some(bos) = self.vocab.bos
             && ids.first() != Some(&bos)
