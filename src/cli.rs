@@ -715,7 +715,7 @@ fn status(s: &Settings, a: StatusArgs) -> Result<ExitCode> {
                 }
             );
             for p in list {
-                println!("  {}: {}", terminal_safe(&p.path), one_line(&p.reason));
+                println!("  {}: {}", terminal_safe(p.path), one_line(p.reason));
             }
         }
     }

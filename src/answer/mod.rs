@@ -408,6 +408,9 @@ fn char_offset(text: &str, byte: usize) -> usize {
     text[..byte].chars().count()
 }
 
+/// Every scored candidate, and the picked spans with their [`Evidence`].
+type Found = (Vec<evidence::Scored>, Vec<(evidence::Scored, Evidence)>);
+
 /// Evidence for `question` among `found` (in retrieval order): every candidate scored, and
 /// the picked spans as [`Evidence`] (their `n` still unset).
 fn find_evidence(
@@ -417,7 +420,7 @@ fn find_evidence(
     found: &[Passage],
     params: &evidence::Params,
     cache: &mut HashMap<String, Vec<f32>>,
-) -> Result<(Vec<evidence::Scored>, Vec<(evidence::Scored, Evidence)>), AnswerError> {
+) -> Result<Found, AnswerError> {
     let bm25 = index.bm25();
     let analyze = |t: &str| bm25.terms(t);
     let idf = |t: &str| bm25.idf(t);
