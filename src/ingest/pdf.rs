@@ -121,6 +121,21 @@ enum Answer {
     Error(ExtractErrorWire),
 }
 
+/// What a worker's answer line (after its prefix) says: the pages or the extraction error;
+/// the outer error is a line that breaks the protocol.
+pub(crate) type Reply = Result<Vec<String>, ExtractError>;
+
+pub(crate) fn parse_answer(json: &str) -> Result<Reply, ExtractError> {
+    Ok(
+        match serde_json::from_str::<Answer>(json)
+            .map_err(|e| ExtractError::Crashed(format!("bad worker answer: {e}")))?
+        {
+            Answer::Pages(p) => Ok(p),
+            Answer::Error(e) => Err(e.into()),
+        },
+    )
+}
+
 #[derive(Serialize, Deserialize)]
 enum ExtractErrorWire {
     Empty,
@@ -310,15 +325,11 @@ impl PdfExtractor {
         }
         match worker.answers.recv_timeout(self.timeout) {
             Ok(json) => {
-                let answer: Answer = serde_json::from_str(&json)
-                    .map_err(|e| ExtractError::Crashed(format!("bad worker answer: {e}")))?;
+                let answer = parse_answer(&json)?;
                 if let Ok(mut idle) = self.idle.lock() {
                     idle.push(worker);
                 }
-                match answer {
-                    Answer::Pages(p) => Ok(p),
-                    Answer::Error(e) => Err(e.into()),
-                }
+                answer
             }
             Err(RecvTimeoutError::Timeout) => {
                 worker.kill();
