@@ -562,3 +562,170 @@ fn index_search_and_ask_work_offline() {
         "{a}"
     );
 }
+
+/// A soak: `folio watch` ingests 2,000 files while four readers search without pause and one
+/// `folio ask` runs. Readers never error and only ever see committed passages (each result's
+/// text is in its file), and the final counts equal a clean index of the same folder.
+#[test]
+fn soak_watch_2000_files_with_readers_and_an_ask() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    const FILES: usize = 2000;
+    let t = tempfile::tempdir().unwrap();
+    let base = fs::canonicalize(t.path()).unwrap();
+    let docs = base.join("docs");
+    fs::create_dir(&docs).unwrap();
+    fs::write(
+        docs.join("seed.md"),
+        "# Seed\n\nThe seed file mentions rivers.\n",
+    )
+    .unwrap();
+    let idx = base.join("idx");
+    let (docs_s, idx_s) = (
+        docs.to_str().unwrap().to_string(),
+        idx.to_str().unwrap().to_string(),
+    );
+    let mut watcher = folio_command(&base, &["watch", &docs_s, "--index", &idx_s])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while !idx.join("folio-index.json").exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the watcher made no index"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let served = Arc::new(AtomicUsize::new(0));
+    let readers: Vec<_> = (0..4)
+        .map(|r| {
+            let (stop, served, base, idx_s) =
+                (stop.clone(), served.clone(), base.clone(), idx_s.clone());
+            std::thread::spawn(move || -> Result<(), String> {
+                let mut child = folio_command(
+                    &base,
+                    &["search", "-", "--index", &idx_s, "--json", "-k", "5"],
+                )
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .map_err(|e| e.to_string())?;
+                let mut stdin = child.stdin.take().unwrap();
+                let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+                let mut n = 0usize;
+                while !stop.load(Ordering::Relaxed) {
+                    let q = format!("river marker{} topic", (n * 7 + r * 13) % FILES);
+                    writeln!(stdin, "{q}").map_err(|e| format!("reader {r}: {e}"))?;
+                    stdin.flush().map_err(|e| e.to_string())?;
+                    let line = lines
+                        .next()
+                        .ok_or(format!("reader {r} ended after {n} searches"))?
+                        .map_err(|e| e.to_string())?;
+                    let v: serde_json::Value = serde_json::from_str(&line)
+                        .map_err(|e| format!("reader {r}: {e}: {line}"))?;
+                    for hit in v["results"]
+                        .as_array()
+                        .ok_or(format!("reader {r}: {line}"))?
+                    {
+                        let path = hit["path"].as_str().unwrap_or_default();
+                        let text = hit["text"].as_str().unwrap_or_default();
+                        let file = fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+                        if !file.contains(text.trim()) {
+                            return Err(format!("reader {r}: a passage not in {path}: {text:?}"));
+                        }
+                    }
+                    n += 1;
+                    served.fetch_add(1, Ordering::Relaxed);
+                }
+                drop(stdin);
+                let status = child.wait().map_err(|e| e.to_string())?;
+                if !status.success() {
+                    return Err(format!("reader {r} exited with {status}"));
+                }
+                Ok(())
+            })
+        })
+        .collect();
+
+    for i in 0..FILES {
+        let dir = docs.join(format!("d{}", i % 20));
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(
+            dir.join(format!("n{i}.md")),
+            format!(
+                "# Note {i}\n\nThis note is about topic{i} and holds marker{i}. Rivers flow.\n"
+            ),
+        )
+        .unwrap();
+        if i == FILES / 2 {
+            let out = folio(
+                &base,
+                &["ask", "What do rivers do?", "--index", &idx_s, "--json"],
+                None,
+            );
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    // Until the watcher has it all: every file, and the three stores agreeing.
+    let deadline = Instant::now() + Duration::from_secs(900);
+    let st = loop {
+        let st = json(&folio(
+            &base,
+            &["status", "--index", &idx_s, "--json"],
+            None,
+        ));
+        if st["files"] == FILES + 1
+            && st["passages"] == st["bm25_passages"]
+            && st["passages"] == st["vector_passages"]
+        {
+            break st;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the watcher did not catch up: {st}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    stop.store(true, Ordering::Relaxed);
+    for r in readers {
+        r.join().unwrap().unwrap();
+    }
+    let _ = std::process::Command::new("kill")
+        .args(["-INT", &watcher.id().to_string()])
+        .status();
+    let _ = watcher.wait();
+    let clean = base.join("clean");
+    assert!(
+        folio(
+            &base,
+            &["index", &docs_s, "--index", clean.to_str().unwrap()],
+            None
+        )
+        .status
+        .success()
+    );
+    let cl = json(&folio(
+        &base,
+        &["status", "--index", clean.to_str().unwrap(), "--json"],
+        None,
+    ));
+    assert_eq!(st["files"], cl["files"]);
+    assert_eq!(st["passages"], cl["passages"]);
+    eprintln!(
+        "soak: {} searches served by 4 readers in {:.0} s, 0 errors; {} files, {} passages (clean index: {} files, {} passages)",
+        served.load(Ordering::Relaxed),
+        started.elapsed().as_secs_f64(),
+        st["files"],
+        st["passages"],
+        cl["files"],
+        cl["passages"]
+    );
+}
