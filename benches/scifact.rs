@@ -87,6 +87,7 @@ fn settings() -> (Dirs, Settings) {
 fn options(s: &Settings, e: &Embedder, whole: bool) -> IndexOptions {
     IndexOptions {
         follow_links: false,
+        retry_failed: false,
         max_bytes: u64::MAX,
         batch_files: s.batch_files,
         batch_chunks: 1024,

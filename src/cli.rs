@@ -37,6 +37,9 @@ pub struct IndexArgs {
     /// Re-embed everything (after changing the embedding model).
     #[arg(long)]
     pub reembed: bool,
+    /// Read again the files that failed before, even if they have not changed.
+    #[arg(long)]
+    pub retry_failed: bool,
     /// Print the run's report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -334,7 +337,8 @@ impl Observer for Bar {
 
 fn index(s: &Settings, a: IndexArgs) -> Result<ExitCode> {
     let embedder = load_embedder(s)?;
-    let opts = IndexOptions::from_settings(s, &embedder, false);
+    let mut opts = IndexOptions::from_settings(s, &embedder, false);
+    opts.retry_failed = a.retry_failed;
     let mut idx = Index::open_writer(&s.index_dir, embedder.info(), &opts.chunking(), a.reembed)?;
     let roots: Vec<PathBuf> = if a.dirs.is_empty() {
         let r: Vec<PathBuf> = idx.manifest().roots.iter().map(PathBuf::from).collect();

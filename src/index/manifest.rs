@@ -43,7 +43,14 @@ pub struct Problem {
     pub reason: String,
     pub size: u64,
     pub mtime: i64,
+    /// The extractors that failed on it ([`EXTRACTORS`]): a failed file is tried again once
+    /// they change. Empty in manifests written before this was recorded.
+    #[serde(default)]
+    pub extractors: String,
 }
+
+/// The text extractors of this build, by crate and version: what a failure was judged by.
+pub const EXTRACTORS: &str = "pdf-extract 0.10, lopdf 0.38, scraper, pulldown-cmark";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -221,6 +221,11 @@ impl Worker {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
+        // A group of its own: Ctrl-C on the terminal signals folio's foreground group, and
+        // folio, not the signal, decides when a worker ends (it finishes the batch first).
+        // A worker whose parent dies sees its stdin close and exits.
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         #[cfg(target_os = "linux")]
         {
             use std::os::unix::process::CommandExt;

@@ -22,7 +22,7 @@ use super::extract::{ExtractError, extract_bytes, titled_unit};
 use super::pdf::{PdfExtractor, pages_to_units};
 use super::walk::walk;
 use crate::embed::Embedder;
-use crate::index::manifest::{FileRecord, Folders, Problem, ProblemStatus, RunSummary};
+use crate::index::manifest::{EXTRACTORS, FileRecord, Folders, Problem, ProblemStatus, RunSummary};
 use crate::index::progress::{self as run_progress, Indexing};
 use crate::index::{Batch, Chunking, Index, IndexError, Upsert};
 
@@ -31,6 +31,8 @@ pub struct IndexOptions {
     pub max_bytes: u64,
     /// Follow links whose target lies outside the roots.
     pub follow_links: bool,
+    /// Read files that failed before even when they are unchanged.
+    pub retry_failed: bool,
     /// Most files per commit.
     pub batch_files: usize,
     /// Most passages per commit.
@@ -47,6 +49,7 @@ impl IndexOptions {
         IndexOptions {
             max_bytes: s.max_file_mb.saturating_mul(1 << 20),
             follow_links: s.follow_links,
+            retry_failed: false,
             batch_files: s.batch_files,
             batch_chunks: 1024,
             chunk: ChunkOptions {
@@ -358,6 +361,7 @@ fn push_found(
                 reason,
                 size: meta.as_ref().map(|m| m.len()).unwrap_or(0),
                 mtime: meta.as_ref().map(super::walk::mtime_nanos).unwrap_or(0),
+                extractors: EXTRACTORS.to_string(),
             },
         ));
     }
@@ -488,6 +492,9 @@ fn run(
             && !scope.named
             && p.size == c.size
             && p.mtime == c.mtime
+            // A failure is retried when asked, or once the extractors have changed.
+            && !(p.status == ProblemStatus::Failed
+                && (opts.retry_failed || p.extractors != EXTRACTORS))
         {
             // Unchanged since it last failed: not retried (a PDF that timed out would cost its
             // time limit on every run), but still reported.
@@ -635,6 +642,7 @@ fn prepare(
                 reason: e.to_string(),
                 size: c.size,
                 mtime: c.mtime,
+                extractors: EXTRACTORS.to_string(),
             },
         )
     };
@@ -725,6 +733,12 @@ fn build_batch(
                 batch.touch.push((path, rec));
             }
             Outcome::Problem(path, p) => {
+                // A worker killed while folio itself is stopping (a service manager signals
+                // the whole group) failed because of the stop, not the file: nothing is
+                // recorded, and the next run reads it again.
+                if observer.cancelled() && p.reason.starts_with("extractor crashed: killed by") {
+                    continue;
+                }
                 observer.problem(&path, p.status, &p.reason);
                 let list = match p.status {
                     ProblemStatus::Skipped => &mut report.skipped,

@@ -50,6 +50,7 @@ pub fn options() -> IndexOptions {
     IndexOptions {
         max_bytes: 1 << 20,
         follow_links: false,
+        retry_failed: false,
         batch_files: 64,
         batch_chunks: 256,
         chunk: ChunkOptions {

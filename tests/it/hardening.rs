@@ -729,3 +729,112 @@ fn soak_watch_2000_files_with_readers_and_an_ask() {
         cl["passages"]
     );
 }
+
+/// Ctrl-C on a terminal reaches folio's whole process group: the PDF workers must not die of
+/// it, and no file may be recorded as failed because folio was stopping (`folio watch` commits
+/// the batch in progress before it stops).
+#[test]
+fn an_interrupt_never_marks_files_as_failed() {
+    use std::os::unix::process::CommandExt;
+    let t = tempfile::tempdir().unwrap();
+    let docs = t.path().join("docs");
+    fs::create_dir(&docs).unwrap();
+    let filler = "Clause text that goes on about obligations and remedies. ".repeat(30);
+    for i in 0..40 {
+        let pages: Vec<Vec<String>> = (0..4)
+            .map(|p| vec![format!("Contract {i} page {p}."), filler.clone()])
+            .collect();
+        let refs: Vec<Vec<&str>> = pages
+            .iter()
+            .map(|p| p.iter().map(String::as_str).collect())
+            .collect();
+        let refs: Vec<&[&str]> = refs.iter().map(Vec::as_slice).collect();
+        crate::common::save(
+            crate::common::pdf_doc(&refs),
+            &docs.join(format!("c{i}.pdf")),
+        );
+    }
+    let idx = t.path().join("idx");
+    let (docs_s, idx_s) = (docs.to_str().unwrap(), idx.to_str().unwrap());
+    for attempt in 0..2u64 {
+        let _ = fs::remove_dir_all(&idx);
+        let child = folio_command(t.path(), &["watch", docs_s, "--index", idx_s])
+            .stdin(std::process::Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        // Into the first scan, while workers are extracting.
+        let started = Instant::now();
+        while !idx.join("folio-index.json").exists() && started.elapsed() < Duration::from_secs(60)
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(300 + 300 * attempt));
+        // As a terminal does: the signal goes to the whole foreground process group.
+        // SAFETY: kill has no memory effects; the group is the child's own.
+        unsafe {
+            libc::kill(-(child.id() as i32), libc::SIGINT);
+        }
+        let out = child.wait_with_output().unwrap();
+        let said = String::from_utf8_lossy(&out.stderr).to_string();
+        let st = json(&folio(
+            t.path(),
+            &["status", "--index", idx_s, "--json"],
+            None,
+        ));
+        let failed: Vec<_> = st["problems"]
+            .as_array()
+            .map(|p| p.to_vec())
+            .unwrap_or_default();
+        assert!(failed.is_empty(), "attempt {attempt}: {failed:?}\n{said}");
+        assert!(
+            !said.contains("killed by signal"),
+            "attempt {attempt}: {said}"
+        );
+    }
+}
+
+/// A failed file is not read again while unchanged, unless asked or the extractors changed.
+#[test]
+fn failed_files_are_retried_on_request_or_new_extractors() {
+    let t = tempfile::tempdir().unwrap();
+    let docs = t.path().join("docs");
+    fs::create_dir(&docs).unwrap();
+    fs::write(docs.join("bad.pdf"), "%PDF-1.4 not really").unwrap();
+    let idx = t.path().join("idx");
+    let (docs_s, idx_s) = (docs.to_str().unwrap(), idx.to_str().unwrap());
+    let failed_reads = |extra: &[&str]| -> usize {
+        let mut args = vec!["index", docs_s, "--index", idx_s, "--json"];
+        args.extend(extra);
+        let r = json(&folio(t.path(), &args, None));
+        // `indexed` counts files read this run; a file not retried is only reported.
+        r["failed"].as_array().unwrap().len() * usize::from(r["unchanged"] == 0)
+    };
+    assert_eq!(failed_reads(&[]), 1);
+    let log_len = || {
+        fs::read_to_string(t.path().join("folio.log"))
+            .unwrap_or_default()
+            .matches("bad.pdf")
+            .count()
+    };
+    let before = log_len();
+    failed_reads(&[]);
+    assert_eq!(
+        log_len(),
+        before,
+        "an unchanged failed file is not read again"
+    );
+    failed_reads(&["--retry-failed"]);
+    assert!(log_len() > before, "--retry-failed reads it again");
+    // A manifest written by other extractors: the failure is judged again.
+    let manifest = idx.join("manifest.json");
+    let text = fs::read_to_string(&manifest).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    for p in v["problems"].as_object_mut().unwrap().values_mut() {
+        p["extractors"] = serde_json::json!("older extractors");
+    }
+    fs::write(&manifest, v.to_string()).unwrap();
+    let before = log_len();
+    failed_reads(&[]);
+    assert!(log_len() > before, "new extractors read it again");
+}
