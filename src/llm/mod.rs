@@ -8,6 +8,7 @@
 //! Generation streams token by token to a callback, which can stop it.
 
 mod gemma3;
+mod header;
 pub mod template;
 pub mod tokenizer;
 
@@ -222,6 +223,10 @@ impl Llm {
             return Err(file_err(path, "not a GGUF file (no GGUF header)"));
         }
         reader.rewind().map_err(|e| file_err(path, e))?;
+        // candle allocates whatever the header claims (and aborts on absurd sizes): check the
+        // header's numbers against the file first.
+        header::check(&mut reader, size)
+            .map_err(|e| file_err(path, format!("damaged GGUF header: {e}")))?;
         let ct = Content::read(&mut reader)
             .map_err(|e| file_err(path, format!("not a valid GGUF file: {e}")))?;
         // Every tensor must lie inside the file: a truncated download fails here, by name.

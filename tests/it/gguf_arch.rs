@@ -722,3 +722,55 @@ fn real_gemma3_tokenizes_like_llama_cpp_and_generates() {
     let g = exact.generate(&ids, &opts, &cancel, &mut |_| {}).unwrap();
     assert_eq!(g.text, llama_cpp);
 }
+
+mod mutated {
+    //! A small real GGUF with its header, metadata and tensor table mutated: a clean error or
+    //! a working model, never a panic, an abort or a hang.
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The tiny llama file's bytes and where its tensor data starts (mutations go before it).
+    fn original() -> &'static (Vec<u8>, usize) {
+        static ONCE: std::sync::OnceLock<(Vec<u8>, usize)> = std::sync::OnceLock::new();
+        ONCE.get_or_init(|| {
+            let t = tempfile::tempdir().unwrap();
+            let (path, _) = write_tiny(t.path(), "llama", GgmlDType::Q8_0);
+            let bytes = fs::read(&path).unwrap();
+            let mut f = fs::File::open(&path).unwrap();
+            let data = gguf_file::Content::read(&mut f).unwrap().tensor_data_offset as usize;
+            (bytes, data)
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+        #[test]
+        fn a_mutated_header_fails_cleanly_or_works(
+            edits in proptest::collection::vec((any::<usize>(), any::<u8>(), 0u8..4), 1..6),
+        ) {
+            let (bytes, data) = original();
+            let mut b = bytes.clone();
+            for (at, byte, how) in edits {
+                let at = at % data;
+                match how {
+                    // A length or count blown up: the top byte of a little-endian u64.
+                    0 => b[at] = 0xff,
+                    1 => b[at] = byte,
+                    2 => b[at] ^= 1 << (byte % 8),
+                    _ => b[at] = byte.wrapping_add(1),
+                }
+            }
+            let t = tempfile::tempdir().unwrap();
+            let path = t.path().join("m.gguf");
+            fs::write(&path, &b).unwrap();
+            if let Ok(mut llm) = Llm::load(&path) {
+                let ids = llm.encode_chat(&[Message::new("user", "the cat")]);
+                if let Ok(ids) = ids {
+                    let opts = GenerateOptions { max_tokens: 2, ..Default::default() };
+                    let _ = llm.generate(&ids, &opts, &AtomicBool::new(false), &mut |_| {});
+                }
+            }
+        }
+    }
+}
