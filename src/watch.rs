@@ -558,8 +558,22 @@ impl Worker {
         full: bool,
         f: impl FnOnce(&Worker, &mut Index, &mut dyn Observer) -> Result<RunReport, IngestError>,
     ) -> Result<(), WatchError> {
-        let Some(mut index) = self.index.take() else {
-            return Ok(());
+        let mut index = match self.index.take() {
+            Some(i) => i,
+            // The last reopen failed (the disk still full, say): try again; while it fails,
+            // back off. Changes that arrive meanwhile are caught by the full scan that follows.
+            None => match self.reopen() {
+                Ok(i) if full => i,
+                Ok(i) => {
+                    self.index = Some(i);
+                    self.retry_at = Some(Instant::now());
+                    return Ok(());
+                }
+                Err(e) => {
+                    self.back_off(&format!("the index cannot be opened ({e})"));
+                    return Ok(());
+                }
+            },
         };
         let mut observer = Forward {
             events: &self.events,
@@ -581,24 +595,45 @@ impl Worker {
             }
             Err(e) => {
                 tracing::error!(error = %e, "applying changes failed");
-                let dir = index.dir().to_path_buf();
-                let embed = index.meta().embed.clone();
                 drop(index);
-                let reopened =
-                    Index::open_writer(&dir, &embed, &self.opts.index.chunking(), false)?;
-                self.index = Some(reopened);
-                // A cause that persists (a full disk, a root folder gone) must not spin: wait
-                // 2 s, 4 s, ... up to 5 minutes between attempts.
-                self.failures += 1;
-                let wait = Duration::from_secs(2u64.saturating_pow(self.failures).min(300));
-                self.retry_at = Some(Instant::now() + wait);
-                self.send(WatchEvent::Notice(format!(
-                    "applying changes failed ({e}); the index was repaired and the folders will be rescanned in {} s",
-                    wait.as_secs()
-                )));
+                // Reopening repairs whatever the run left half done. It can fail for the same
+                // reason (a full disk): then the watcher keeps running without an index and
+                // tries again after the back-off.
+                match self.reopen() {
+                    Ok(i) => {
+                        self.index = Some(i);
+                        self.back_off(&format!(
+                            "applying changes failed ({e}); the index was repaired"
+                        ));
+                    }
+                    Err(e2) => self.back_off(&format!(
+                        "applying changes failed ({e}), and reopening the index too ({e2})"
+                    )),
+                }
                 Ok(())
             }
         }
+    }
+
+    fn reopen(&self) -> Result<Index, crate::index::IndexError> {
+        Index::open_writer(
+            &self.index_dir,
+            self.embedder.info(),
+            &self.opts.index.chunking(),
+            false,
+        )
+    }
+
+    /// Schedules the next full scan after a failure: a cause that persists (a full disk, a
+    /// root folder gone) must not spin, so the wait doubles from 2 s up to 5 minutes.
+    fn back_off(&mut self, what: &str) {
+        self.failures += 1;
+        let wait = Duration::from_secs(2u64.saturating_pow(self.failures).min(300));
+        self.retry_at = Some(Instant::now() + wait);
+        self.send(WatchEvent::Notice(format!(
+            "{what}; the folders will be rescanned in {} s",
+            wait.as_secs()
+        )));
     }
 
     fn compact(&mut self) {

@@ -838,3 +838,105 @@ fn failed_files_are_retried_on_request_or_new_extractors() {
     failed_reads(&[]);
     assert!(log_len() > before, "new extractors read it again");
 }
+
+/// A full disk stops `folio watch` from committing, never from running: it reports, backs off,
+/// retries, and catches up once space returns, losing nothing committed. Needs root to mount
+/// a small tmpfs for the index (CI is root).
+#[test]
+#[ignore = "needs root to mount a small filesystem (tmpfs); ./dev test runs it as root"]
+fn a_full_disk_pauses_the_watcher_and_it_resumes() {
+    let t = tempfile::tempdir().unwrap();
+    let base = fs::canonicalize(t.path()).unwrap();
+    let docs = base.join("docs");
+    fs::create_dir(&docs).unwrap();
+    fs::write(
+        docs.join("first.md"),
+        "# First\n\nThe first note is about kestrels.\n",
+    )
+    .unwrap();
+    let mnt = base.join("small");
+    fs::create_dir(&mnt).unwrap();
+    let ok = std::process::Command::new("mount")
+        .args([
+            "-t",
+            "tmpfs",
+            "-o",
+            "size=24m",
+            "tmpfs",
+            mnt.to_str().unwrap(),
+        ])
+        .status()
+        .unwrap();
+    assert!(ok.success(), "cannot mount a tmpfs");
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(mnt.clone());
+    let idx = mnt.join("idx");
+    let (docs_s, idx_s) = (docs.to_str().unwrap(), idx.to_str().unwrap());
+    let mut watcher = folio_command(&base, &["watch", docs_s, "--index", idx_s])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let status = || {
+        let out = folio(&base, &["status", "--index", idx_s, "--json"], None);
+        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+    };
+    let wait = |what: &str, cond: &dyn Fn(&serde_json::Value) -> bool, secs: u64| {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let st = status();
+            if cond(&st) {
+                return st;
+            }
+            assert!(Instant::now() < deadline, "{what}: {st}");
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    };
+    wait("the first file", &|s| s["files"] == 1, 60);
+    // Fill the filesystem, then add documents.
+    let filler = mnt.join("filler");
+    {
+        let mut f = fs::File::create(&filler).unwrap();
+        let block = vec![0u8; 1 << 16];
+        while f.write_all(&block).is_ok() {}
+    }
+    for i in 0..30 {
+        fs::write(
+            docs.join(format!("n{i}.md")),
+            format!("# Note {i}\n\nNote {i} is about falcons and marker{i}.\n"),
+        )
+        .unwrap();
+    }
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(
+        watcher.try_wait().unwrap().is_none(),
+        "the watcher exited on a full disk"
+    );
+    // Space returns: the watcher catches up by itself.
+    fs::remove_file(&filler).unwrap();
+    let st = wait(
+        "catching up after space returned",
+        &|s| {
+            s["files"] == 31
+                && s["passages"] == s["vector_passages"]
+                && s["passages"] == s["bm25_passages"]
+        },
+        120,
+    );
+    assert!(
+        watcher.try_wait().unwrap().is_none(),
+        "the watcher is still running"
+    );
+    let _ = std::process::Command::new("kill")
+        .args(["-INT", &watcher.id().to_string()])
+        .status();
+    let out = watcher.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("failed"), "the failure was reported: {said}");
+    assert_eq!(st["files"], 31);
+}
