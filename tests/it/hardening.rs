@@ -507,17 +507,18 @@ fn index_search_and_ask_work_offline() {
         let exe = env!("CARGO_BIN_EXE_folio");
         let mut all = vec!["-n", "--", exe];
         all.extend(args);
-        let mut cmd = folio_command(t.path(), &[]);
-        let cmd = cmd
-            .get_envs()
-            .fold(std::process::Command::new("unshare"), |mut c, (k, v)| {
-                match v {
-                    Some(v) => c.env(k, v),
-                    None => c.env_remove(k),
-                };
-                c
-            });
-        let mut cmd = cmd;
+        // The same private config, log and model cache as folio_command, run under unshare.
+        let template = folio_command(t.path(), &[]);
+        let mut cmd =
+            template
+                .get_envs()
+                .fold(std::process::Command::new("unshare"), |mut c, (k, v)| {
+                    match v {
+                        Some(v) => c.env(k, v),
+                        None => c.env_remove(k),
+                    };
+                    c
+                });
         let out = cmd.args(&all).output().expect("running unshare");
         assert!(
             out.status.success(),
