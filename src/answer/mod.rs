@@ -366,13 +366,15 @@ pub fn lead_quote(ev: &[Evidence], spans: usize) -> String {
 /// passages back with lines it invents, so one supported sentence is not enough: every
 /// sentence that states something must be backed, figures included ("45 days" beside "thirty
 /// (30) days" is a wrong answer), and a question that asks for a duration, figure or date
-/// must get one. Otherwise the evidence leads and the model's text stays below it.
-pub fn model_leads(checked: &[cite::Checked], asks: evidence::Asks) -> bool {
+/// must get one; and an answer that cites a passage that does not exist does not lead either.
+/// Otherwise the evidence leads and the model's text stays below it.
+pub fn model_leads(checked: &[cite::Checked], asks: evidence::Asks, invalid_cite: bool) -> bool {
     let stating: Vec<&cite::Checked> = checked
         .iter()
         .filter(|c| !c.abstains && !text::words(&c.text).is_empty())
         .collect();
-    !stating.is_empty()
+    !invalid_cite
+        && !stating.is_empty()
         && stating
             .iter()
             .all(|c| c.support.is_some() && c.unverified.is_empty())
@@ -891,7 +893,8 @@ pub fn check_answer(
         });
     }
     citations.sort_by_key(|c| (c.n, !c.valid));
-    let supported = model_leads(&checked, evidence::asks(question));
+    let cites_nothing_real = citations.iter().any(|c| !c.valid);
+    let supported = model_leads(&checked, evidence::asks(question), cites_nothing_real);
     let abstains = checked.iter().any(|c| c.abstains);
     let checked_text = parts.join(" ");
     let mut a = Answer::empty(question, relevance, Timings::default());
@@ -1004,19 +1007,38 @@ mod tests {
         let backed = checked("Notice must be given thirty days ahead.", true, &[]);
         let invented = checked("The term was agreed in 1968.", false, &[]);
         let wrong_figure = checked("Acme pays within 45 days.", true, &["45"]);
-        assert!(model_leads(std::slice::from_ref(&backed), Asks::Other));
-        assert!(model_leads(std::slice::from_ref(&backed), Asks::Duration));
+        assert!(model_leads(
+            std::slice::from_ref(&backed),
+            Asks::Other,
+            false
+        ));
+        assert!(model_leads(
+            std::slice::from_ref(&backed),
+            Asks::Duration,
+            false
+        ));
         // One backed line beside an invented one is not an answer to put first.
-        assert!(!model_leads(&[backed.clone(), invented], Asks::Other));
-        assert!(!model_leads(&[wrong_figure], Asks::Duration));
+        assert!(!model_leads(
+            &[backed.clone(), invented],
+            Asks::Other,
+            false
+        ));
+        assert!(!model_leads(&[wrong_figure], Asks::Duration, false));
         // Asked "how long", a backed sentence without any duration does not answer.
         let vague = checked("Notice must be given in writing.", true, &[]);
-        assert!(!model_leads(std::slice::from_ref(&vague), Asks::Duration));
-        assert!(model_leads(&[vague], Asks::Other));
+        assert!(!model_leads(
+            std::slice::from_ref(&vague),
+            Asks::Duration,
+            false
+        ));
+        assert!(model_leads(&[vague], Asks::Other, false));
         let mut abstains = checked("The documents do not say.", false, &[]);
         abstains.abstains = true;
-        assert!(!model_leads(&[abstains], Asks::Other));
-        assert!(!model_leads(&[], Asks::Other));
+        assert!(!model_leads(&[abstains], Asks::Other, false));
+        assert!(!model_leads(&[], Asks::Other, false));
+        // Citing a passage that does not exist disqualifies an otherwise backed answer.
+        let backed_again = checked("Notice must be given thirty days ahead.", true, &[]);
+        assert!(!model_leads(&[backed_again], Asks::Other, true));
     }
 
     #[test]
