@@ -200,20 +200,6 @@ pub fn asks(question: &str) -> Asks {
 
 /// Whether `sentence` holds the kind of answer `asks` names (always true for `Other`).
 pub fn holds(asks: Asks, sentence: &str) -> bool {
-    const MONTHS: [&str; 12] = [
-        "january",
-        "february",
-        "march",
-        "april",
-        "may",
-        "june",
-        "july",
-        "august",
-        "september",
-        "october",
-        "november",
-        "december",
-    ];
     let lower = sentence.to_lowercase();
     let words: Vec<&str> = lower
         .split(|c: char| !c.is_alphanumeric())
@@ -238,7 +224,7 @@ pub fn holds(asks: Asks, sentence: &str) -> bool {
         }
         Asks::Date => {
             words.iter().any(|w| {
-                MONTHS.contains(w)
+                super::text::MONTHS.contains(w)
                     || w.len() == 4 && w.parse::<u32>().is_ok_and(|y| (1900..=2100).contains(&y))
                     || matches!(*w, "utc" | "gmt" | "noon" | "midnight" | "am" | "pm")
             }) || sentence.contains(':') && figures

@@ -43,6 +43,22 @@ fn is_enumerator(token: &str) -> bool {
 /// Sentences of `text` as byte ranges, whitespace trimmed, empty ones dropped. A line break ends
 /// a sentence unless it only wraps a long line of prose. A fragment with no letters (a list
 /// number such as "1.", a lone symbol) joins the sentence after it.
+/// Month names, lower case, January first.
+pub const MONTHS: [&str; 12] = [
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+];
+
 pub fn sentences(text: &str) -> Vec<(usize, usize)> {
     // Wrapping breaks become spaces in a copy of the same length, so offsets carry over.
     let mut soft = text.as_bytes().to_vec();
@@ -151,21 +167,6 @@ pub fn numbers(text: &str) -> HashSet<String> {
         }
         _ => body,
     };
-    // "May" is left out: it is far more often the verb.
-    const MONTHS: [&str; 12] = [
-        "january",
-        "february",
-        "march",
-        "april",
-        "",
-        "june",
-        "july",
-        "august",
-        "september",
-        "october",
-        "november",
-        "december",
-    ];
     let mut out = HashSet::new();
     let mut tens: Option<(u32, usize)> = None;
     let all: Vec<(usize, String)> = body
@@ -186,7 +187,8 @@ pub fn numbers(text: &str) -> HashSet<String> {
             tens = None;
             continue;
         }
-        if let Some(m) = MONTHS.iter().position(|&m| !m.is_empty() && m == lower) {
+        // "May" is left out: it is far more often the verb.
+        if let Some(m) = MONTHS.iter().position(|&m| m != "may" && m == lower) {
             // "March 17, 2018" meets "2018-03-17".
             out.insert((m + 1).to_string());
             tens = None;
