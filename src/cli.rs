@@ -82,6 +82,9 @@ fn count<const MAX: usize>(s: &str) -> Result<usize, String> {
 pub struct StatusArgs {
     #[arg(long)]
     pub json: bool,
+    /// List every indexed file with its type, passages and extractor.
+    #[arg(long)]
+    pub files: bool,
 }
 
 #[derive(Args, Debug)]
@@ -341,7 +344,12 @@ fn index(s: &Settings, a: IndexArgs) -> Result<ExitCode> {
     opts.retry_failed = a.retry_failed;
     let mut idx = Index::open_writer(&s.index_dir, embedder.info(), &opts.chunking(), a.reembed)?;
     let roots: Vec<PathBuf> = if a.dirs.is_empty() {
-        let r: Vec<PathBuf> = idx.manifest().roots.iter().map(PathBuf::from).collect();
+        let r: Vec<PathBuf> = idx
+            .manifest()
+            .roots
+            .iter()
+            .map(|r| folio::fsutil::key_path(r))
+            .collect();
         if r.is_empty() {
             bail!("no folders given and the index has no roots yet: folio index DIR...");
         }
@@ -370,7 +378,12 @@ fn watch(s: &Settings, a: WatchArgs) -> Result<ExitCode> {
     let opts = IndexOptions::from_settings(s, &embedder, false);
     let idx = Index::open_writer(&s.index_dir, embedder.info(), &opts.chunking(), false)?;
     let roots: Vec<PathBuf> = if a.dirs.is_empty() {
-        let r: Vec<PathBuf> = idx.manifest().roots.iter().map(PathBuf::from).collect();
+        let r: Vec<PathBuf> = idx
+            .manifest()
+            .roots
+            .iter()
+            .map(|r| folio::fsutil::key_path(r))
+            .collect();
         if r.is_empty() {
             bail!("no folders given and the index has no roots yet: folio watch DIR...");
         }
@@ -626,7 +639,31 @@ struct StatusJson<'a> {
     size_bytes: u64,
     ann_index: bool,
     last_run: &'a Option<folio::index::manifest::RunSummary>,
+    /// PDFs by the extractor that read them.
+    pdf_extractors: std::collections::BTreeMap<&'a str, usize>,
     problems: Vec<ProblemJson<'a>>,
+    /// With `--files`: every indexed file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    file_list: Option<Vec<FileJson<'a>>>,
+}
+
+#[derive(Serialize)]
+struct FileJson<'a> {
+    path: &'a str,
+    kind: folio::ingest::Kind,
+    passages: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    extractor: Option<&'a str>,
+}
+
+/// The extractor that read an indexed file: recorded for PDFs; a PDF indexed before folio
+/// recorded it was read by pdf-extract, then the only one.
+fn extractor_of(r: &folio::index::manifest::FileRecord) -> Option<&str> {
+    match (&r.extractor, r.kind) {
+        (Some(e), _) => Some(e),
+        (None, folio::ingest::Kind::Pdf) => Some("pdf-extract"),
+        (None, _) => None,
+    }
 }
 
 #[derive(Serialize)]
@@ -651,6 +688,24 @@ fn status(s: &Settings, a: StatusArgs) -> Result<ExitCode> {
         size_bytes: dir_size(idx.dir()),
         ann_index: idx.vectors().has_ann_index(),
         last_run: &m.last_run,
+        pdf_extractors: m.files.values().filter_map(extractor_of).fold(
+            std::collections::BTreeMap::new(),
+            |mut counts, e| {
+                *counts.entry(e).or_insert(0) += 1;
+                counts
+            },
+        ),
+        file_list: a.files.then(|| {
+            m.files
+                .iter()
+                .map(|(p, r)| FileJson {
+                    path: p,
+                    kind: r.kind,
+                    passages: r.chunks,
+                    extractor: extractor_of(r),
+                })
+                .collect()
+        }),
         problems: m
             .problems
             .iter()
@@ -694,6 +749,14 @@ fn status(s: &Settings, a: StatusArgs) -> Result<ExitCode> {
         "chunking {} of {} tokens, overlap {}",
         st.chunking.mode, st.chunking.target, st.chunking.overlap
     );
+    if !st.pdf_extractors.is_empty() {
+        let by: Vec<String> = st
+            .pdf_extractors
+            .iter()
+            .map(|(e, n)| format!("{n} by {e}"))
+            .collect();
+        println!("pdfs     read {}", by.join(", "));
+    }
     match st.last_run {
         Some(r) => println!(
             "last run {} ago: {} indexed, {} unchanged, {} removed, {} skipped, {} failed in {:.1} s",
@@ -721,6 +784,18 @@ fn status(s: &Settings, a: StatusArgs) -> Result<ExitCode> {
             for p in list {
                 println!("  {}: {}", terminal_safe(p.path), one_line(p.reason));
             }
+        }
+    }
+    if let Some(files) = &st.file_list {
+        println!("files:");
+        for f in files {
+            let by = f.extractor.map(|e| format!(", {e}")).unwrap_or_default();
+            println!(
+                "  {}  ({}, {} passages{by})",
+                terminal_safe(f.path),
+                format!("{:?}", f.kind).to_lowercase(),
+                f.passages
+            );
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -1014,7 +1089,8 @@ fn one_line(s: &str) -> String {
 /// `s` with control characters (escape sequences above all) made visible instead of acted on:
 /// document text and file names must not drive the user's terminal.
 pub fn terminal_safe(s: &str) -> String {
-    s.chars()
+    folio::fsutil::show_key(s)
+        .chars()
         .map(|c| match c {
             '\n' | '\t' => c,
             c if c.is_control() => char::from_u32(0x2400 + (c as u32 & 0x1f))

@@ -1,9 +1,73 @@
 //! Small filesystem helpers shared by the index, the model cache and the manifest: owner-only
-//! directories, atomic file replacement, and process memory readings for progress reports.
+//! directories, atomic file replacement, the reversible text form of file names (path keys),
+//! and process memory readings for progress reports.
 
+use std::ffi::OsStr;
 use std::fs;
 use std::io::{self, Write};
-use std::path::Path;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+
+/// First of the 256 code points (Supplementary Private Use Area-B) that stand for single bytes
+/// in a path key: byte `b` of a file name that is not valid UTF-8 becomes `KEY_BYTE + b`.
+const KEY_BYTE: u32 = 0x10_FF00;
+
+/// The text under which the index stores a path. Unix file names are bytes, not UTF-8; a lossy
+/// conversion would let two files share one key and lose the way back to the file. Valid UTF-8
+/// stays as it is; every other byte (and, to keep the mapping one-to-one, every byte of a
+/// literal character in the escape range) becomes one escape character. [`key_path`] inverts it.
+pub fn path_key(path: &Path) -> String {
+    let bytes = path.as_os_str().as_bytes();
+    let mut out = String::with_capacity(bytes.len());
+    let escape = |out: &mut String, b: u8| {
+        out.push(char::from_u32(KEY_BYTE + u32::from(b)).unwrap_or(char::REPLACEMENT_CHARACTER));
+    };
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if u32::from(c) >= KEY_BYTE {
+                let mut buf = [0; 4];
+                for &b in c.encode_utf8(&mut buf).as_bytes() {
+                    escape(&mut out, b);
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        for &b in chunk.invalid() {
+            escape(&mut out, b);
+        }
+    }
+    out
+}
+
+/// The path a key from [`path_key`] stands for.
+pub fn key_path(key: &str) -> PathBuf {
+    let mut bytes = Vec::with_capacity(key.len());
+    for c in key.chars() {
+        match u32::from(c).checked_sub(KEY_BYTE) {
+            Some(b) => bytes.push(b as u8),
+            None => bytes.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
+        }
+    }
+    PathBuf::from(std::ffi::OsString::from_vec(bytes))
+}
+
+/// A path key for people: escaped bytes shown as `\xNN`.
+pub fn show_key(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    for c in key.chars() {
+        match u32::from(c).checked_sub(KEY_BYTE) {
+            Some(b) => out.push_str(&format!("\\x{b:02X}")),
+            None => out.push(c),
+        }
+    }
+    out
+}
+
+/// [`path_key`] of a file name or other OS string.
+pub fn os_key(s: &OsStr) -> String {
+    path_key(Path::new(s))
+}
 
 /// Creates `dir` and its missing parents. Directories this creates are readable by the owner
 /// only: an index holds the text of private documents.
@@ -141,6 +205,29 @@ mod tests {
         write_atomic(&p, b"two").unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"two");
         assert_eq!(fs::read_dir(t.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn path_keys_keep_every_byte() {
+        let name = |b: &[u8]| PathBuf::from(std::ffi::OsString::from_vec(b.to_vec()));
+        let a = name(b"/d/caf\xe9.txt");
+        let b = name(b"/d/caf\xe8.txt");
+        assert_ne!(path_key(&a), path_key(&b));
+        assert_eq!(key_path(&path_key(&a)), a);
+        assert_eq!(show_key(&path_key(&a)), "/d/caf\\xE9.txt");
+        assert_eq!(path_key(Path::new("/d/café.txt")), "/d/café.txt");
+        // A literal escape character is escaped itself, so it cannot pose as a raw byte.
+        let literal = Path::new("/d/\u{10FFE9}");
+        assert_ne!(path_key(literal), path_key(&name(b"/d/\xe9")));
+        assert_eq!(key_path(&path_key(literal)), literal);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn path_keys_round_trip(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..40)) {
+            let p = PathBuf::from(std::ffi::OsString::from_vec(bytes));
+            proptest::prop_assert_eq!(key_path(&path_key(&p)), p);
+        }
     }
 
     #[test]

@@ -24,6 +24,9 @@ pub struct FileRecord {
     /// Hex SHA-256 of the file's bytes (or of an inline document's text).
     pub hash: String,
     pub chunks: u32,
+    /// The extractor that read a PDF (`pdf-extract` or its fallback `pdf_oxide`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extractor: Option<String>,
 }
 
 impl FileRecord {
@@ -50,7 +53,7 @@ pub struct Problem {
 }
 
 /// The text extractors of this build, by crate and version: what a failure was judged by.
-pub const EXTRACTORS: &str = "pdf-extract 0.10, lopdf 0.38, scraper, pulldown-cmark";
+pub const EXTRACTORS: &str = "pdf-extract 0.12, lopdf 0.42, pdf_oxide 0.3, scraper, pulldown-cmark";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -230,6 +233,7 @@ mod tests {
                 mtime: 5,
                 hash: "ab".into(),
                 chunks: 2,
+                extractor: None,
             },
         );
         m.save(&p).unwrap();

@@ -567,8 +567,8 @@ mod fuzz {
             cut in proptest::option::of(any::<usize>()),
         ) {
             let bytes = mutate(sample("acme-msa.pdf"), &edits, cut);
-            if let Ok(pages) = crate::ingest::pdf::extract_pages(&bytes) {
-                let units = crate::ingest::pdf::pages_to_units(pages);
+            if let Ok(text) = crate::ingest::pdf::extract_pages(&bytes) {
+                let units = crate::ingest::pdf::pages_to_units(text.pages);
                 check_units(&units)?;
             }
         }

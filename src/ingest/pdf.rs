@@ -25,10 +25,98 @@ const ANSWER: &str = "\u{1e}folio-pdf ";
 /// alone instead of taking the machine's memory.
 const WORKER_MEMORY_BYTES: u64 = 4 << 30;
 
-/// Extracts the text of each page of a PDF held in memory, in this process. Panics inside the
-/// parser are caught; stack overflows and aborts are not, hence [`PdfExtractor`].
-pub fn extract_pages(bytes: &[u8]) -> Result<Vec<String>, ExtractError> {
-    match std::panic::catch_unwind(|| extract_pages_unguarded(bytes)) {
+/// The PDF text extractors, in the order they are tried. pdf-extract reads most files well;
+/// pdf_oxide has its own parser and reads many that lopdf refuses (broken cross-reference
+/// tables, missing trailers) or on which pdf-extract panics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Engine {
+    #[serde(rename = "pdf-extract")]
+    PdfExtract,
+    #[serde(rename = "pdf_oxide")]
+    PdfOxide,
+}
+
+impl Engine {
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::PdfExtract => "pdf-extract",
+            Engine::PdfOxide => "pdf_oxide",
+        }
+    }
+}
+
+/// The text of a PDF's pages (blank pages included, so numbers hold) and who read it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PdfText {
+    pub pages: Vec<String>,
+    pub engine: Engine,
+}
+
+/// Extracts the text of each page of a PDF held in memory, in this process: pdf-extract
+/// first, pdf_oxide when it fails, panics or finds no text. Panics inside either parser are
+/// caught; stack overflows, aborts and endless loops are not, hence [`PdfExtractor`].
+pub fn extract_pages(bytes: &[u8]) -> Result<PdfText, ExtractError> {
+    extract_from(bytes, Engine::PdfExtract)
+}
+
+/// The pages one extractor alone reads, panics caught: for measuring the two side by side.
+pub fn extract_with(bytes: &[u8], engine: Engine) -> Result<Vec<String>, ExtractError> {
+    if bytes.is_empty() {
+        return Err(ExtractError::Empty);
+    }
+    match engine {
+        Engine::PdfExtract => guarded(|| with_pdf_extract(bytes)),
+        Engine::PdfOxide => guarded(|| with_pdf_oxide(bytes)),
+    }
+}
+
+/// [`extract_pages`] starting at `first`: a worker that pdf-extract killed or hung is
+/// replaced and asked again with pdf_oxide alone.
+fn extract_from(bytes: &[u8], first: Engine) -> Result<PdfText, ExtractError> {
+    if bytes.is_empty() {
+        return Err(ExtractError::Empty);
+    }
+    let mut primary = None;
+    if first == Engine::PdfExtract {
+        match guarded(|| with_pdf_extract(bytes)) {
+            Ok(pages) => {
+                return Ok(PdfText {
+                    pages,
+                    engine: Engine::PdfExtract,
+                });
+            }
+            // Without the password no parser reads it.
+            Err(ExtractError::Encrypted) => return Err(ExtractError::Encrypted),
+            Err(e) => primary = Some(e),
+        }
+    }
+    match guarded(|| with_pdf_oxide(bytes)) {
+        Ok(pages) => Ok(PdfText {
+            pages,
+            engine: Engine::PdfOxide,
+        }),
+        Err(e) => Err(match primary {
+            Some(p) => both_failed(p, e),
+            None => e,
+        }),
+    }
+}
+
+/// One error for a file both extractors failed on: an agreed diagnosis (no text layer,
+/// encrypted) as such, otherwise both reasons.
+fn both_failed(primary: ExtractError, fallback: ExtractError) -> ExtractError {
+    use ExtractError::*;
+    match (primary, fallback) {
+        (NoTextLayer, _) | (_, NoTextLayer) => NoTextLayer,
+        (_, Encrypted) => Encrypted,
+        (p, f) => Pdf(format!("{p}; pdf_oxide: {f}")),
+    }
+}
+
+fn guarded(
+    f: impl FnOnce() -> Result<Vec<String>, ExtractError>,
+) -> Result<Vec<String>, ExtractError> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         Ok(r) => r,
         Err(payload) => Err(ExtractError::Crashed(format!(
             "parser panicked: {}",
@@ -37,36 +125,24 @@ pub fn extract_pages(bytes: &[u8]) -> Result<Vec<String>, ExtractError> {
     }
 }
 
-fn extract_pages_unguarded(bytes: &[u8]) -> Result<Vec<String>, ExtractError> {
-    if bytes.is_empty() {
-        return Err(ExtractError::Empty);
-    }
-    let mut doc = match lopdf::Document::load_mem(bytes) {
-        Ok(d) => d,
-        Err(lopdf::Error::Decryption(_)) | Err(lopdf::Error::InvalidPassword) => {
-            return Err(ExtractError::Encrypted);
-        }
-        Err(e) => return Err(ExtractError::Pdf(e.to_string())),
-    };
-    if doc.is_encrypted() && doc.decrypt("").is_err() {
-        return Err(ExtractError::Encrypted);
-    }
-    let pages = doc.get_pages();
-    if pages.is_empty() {
+/// Pages read, or the error of the last page when none could be: one bad page costs only
+/// itself, and its number stays so that later pages keep theirs.
+fn collect_pages(
+    count: usize,
+    mut page: impl FnMut(usize) -> Result<String, String>,
+) -> Result<Vec<String>, ExtractError> {
+    if count == 0 {
         return Err(ExtractError::Pdf("no pages".into()));
     }
-    let mut out = Vec::with_capacity(pages.len());
+    let mut out = Vec::with_capacity(count.min(1 << 16));
     let mut failed = 0;
     let mut last_err = String::new();
-    for &num in pages.keys() {
-        let mut text = String::new();
-        let mut sink = pdf_extract::PlainTextOutput::new(&mut text);
-        match pdf_extract::output_doc_page(&doc, &mut sink, num) {
-            Ok(()) => out.push(text),
+    for i in 0..count {
+        match page(i) {
+            Ok(text) => out.push(text),
             Err(e) => {
-                // One bad page costs only itself; its number stays so later pages keep theirs.
                 failed += 1;
-                last_err = e.to_string();
+                last_err = e;
                 out.push(String::new());
             }
         }
@@ -78,6 +154,38 @@ fn extract_pages_unguarded(bytes: &[u8]) -> Result<Vec<String>, ExtractError> {
         return Err(ExtractError::NoTextLayer);
     }
     Ok(out)
+}
+
+fn with_pdf_extract(bytes: &[u8]) -> Result<Vec<String>, ExtractError> {
+    let mut doc = match lopdf::Document::load_mem(bytes) {
+        Ok(d) => d,
+        Err(lopdf::Error::Decryption(_)) | Err(lopdf::Error::InvalidPassword) => {
+            return Err(ExtractError::Encrypted);
+        }
+        Err(e) => return Err(ExtractError::Pdf(e.to_string())),
+    };
+    if doc.is_encrypted() && doc.decrypt("").is_err() {
+        return Err(ExtractError::Encrypted);
+    }
+    let numbers: Vec<u32> = doc.get_pages().into_keys().collect();
+    collect_pages(numbers.len(), |i| {
+        let mut text = String::new();
+        let mut sink = pdf_extract::PlainTextOutput::new(&mut text);
+        pdf_extract::output_doc_page(&doc, &mut sink, numbers[i])
+            .map(|()| text)
+            .map_err(|e| e.to_string())
+    })
+}
+
+fn with_pdf_oxide(bytes: &[u8]) -> Result<Vec<String>, ExtractError> {
+    use pdf_oxide::Error as E;
+    let oxide = |e: E| match e {
+        E::EncryptedPdf => ExtractError::Encrypted,
+        e => ExtractError::Pdf(e.to_string()),
+    };
+    let doc = pdf_oxide::PdfDocument::from_bytes(bytes.to_vec()).map_err(oxide)?;
+    let count = doc.page_count().map_err(oxide)?;
+    collect_pages(count, |i| doc.extract_text(i).map_err(|e| e.to_string()))
 }
 
 /// Turns page texts into units, dropping blank pages but keeping page numbers.
@@ -115,15 +223,23 @@ fn tidy_page(text: &str) -> String {
     out
 }
 
+/// A worker's request: the file, by path key (JSON strings cannot hold every file name), and
+/// the extractor to start with.
+#[derive(Serialize, Deserialize)]
+struct Request {
+    path: String,
+    first: Engine,
+}
+
 #[derive(Serialize, Deserialize)]
 enum Answer {
-    Pages(Vec<String>),
+    Pages(PdfText),
     Error(ExtractErrorWire),
 }
 
 /// What a worker's answer line (after its prefix) says: the pages or the extraction error;
 /// the outer error is a line that breaks the protocol.
-pub(crate) type Reply = Result<Vec<String>, ExtractError>;
+pub(crate) type Reply = Result<PdfText, ExtractError>;
 
 pub(crate) fn parse_answer(json: &str) -> Result<Reply, ExtractError> {
     Ok(
@@ -176,7 +292,7 @@ impl From<ExtractErrorWire> for ExtractError {
     }
 }
 
-/// The worker's main loop: one JSON path per stdin line, one answer per stdout line.
+/// The worker's main loop: one JSON [`Request`] per stdin line, one answer per stdout line.
 /// Returns when stdin closes.
 pub fn worker_main() -> i32 {
     // Panics are answered as errors; the default hook would only add noise on stderr.
@@ -185,9 +301,9 @@ pub fn worker_main() -> i32 {
     let mut stdout = std::io::stdout();
     for line in stdin.lock().lines() {
         let Ok(line) = line else { break };
-        let answer = match serde_json::from_str::<PathBuf>(&line) {
-            Ok(path) => match std::fs::read(&path) {
-                Ok(bytes) => match extract_pages(&bytes) {
+        let answer = match serde_json::from_str::<Request>(&line) {
+            Ok(req) => match std::fs::read(crate::fsutil::key_path(&req.path)) {
+                Ok(bytes) => match extract_from(&bytes, req.first) {
                     Ok(pages) => Answer::Pages(pages),
                     Err(e) => Answer::Error(e.into()),
                 },
@@ -300,49 +416,76 @@ impl PdfExtractor {
         }
     }
 
-    /// Extracts the pages of the PDF at `path`.
-    pub fn extract(&self, path: &Path) -> Result<Vec<String>, ExtractError> {
+    /// Extracts the pages of the PDF at `path`: pdf-extract first, pdf_oxide when it fails,
+    /// panics, finds no text, or kills or hangs its worker.
+    pub fn extract(&self, path: &Path) -> Result<PdfText, ExtractError> {
         let Some(exe) = &self.exe else {
             let bytes = std::fs::read(path).map_err(|e| ExtractError::Io(e.to_string()))?;
             return extract_pages(&bytes);
         };
+        match self.ask(exe, path, Engine::PdfExtract) {
+            Ok(answer) => answer,
+            Err(Lost::Spawn(e)) => {
+                tracing::warn!(
+                    "cannot start PDF worker {}: {e}; extracting in-process",
+                    exe.display()
+                );
+                let bytes = std::fs::read(path).map_err(|e| ExtractError::Io(e.to_string()))?;
+                extract_pages(&bytes)
+            }
+            // The worker died or hung inside pdf-extract: a fresh one tries pdf_oxide alone,
+            // and if that fails too, the first failure is what the file is reported with.
+            Err(Lost::Worker(died)) => match self.ask(exe, path, Engine::PdfOxide) {
+                Ok(Ok(text)) => Ok(text),
+                _ => Err(died),
+            },
+        }
+    }
+
+    /// One request to a pooled (or new) worker. The outer error is the worker lost, not the
+    /// file's answer.
+    fn ask(&self, exe: &Path, path: &Path, first: Engine) -> Result<Reply, Lost> {
         let pooled = self.idle.lock().ok().and_then(|mut v| v.pop());
         let mut worker = match pooled {
             Some(w) => w,
-            None => match Worker::spawn(exe) {
-                Ok(w) => w,
-                Err(e) => {
-                    tracing::warn!(
-                        "cannot start PDF worker {}: {e}; extracting in-process",
-                        exe.display()
-                    );
-                    let bytes = std::fs::read(path).map_err(|e| ExtractError::Io(e.to_string()))?;
-                    return extract_pages(&bytes);
-                }
-            },
+            None => Worker::spawn(exe).map_err(Lost::Spawn)?,
         };
-        let request = serde_json::to_string(path).map_err(|e| ExtractError::Io(e.to_string()))?;
+        let request = serde_json::to_string(&Request {
+            path: crate::fsutil::path_key(path),
+            first,
+        })
+        .map_err(|e| Lost::Worker(ExtractError::Io(e.to_string())))?;
         if writeln!(worker.stdin, "{request}")
             .and_then(|_| worker.stdin.flush())
             .is_err()
         {
-            return Err(ExtractError::Crashed(worker.kill()));
+            return Err(Lost::Worker(ExtractError::Crashed(worker.kill())));
         }
         match worker.answers.recv_timeout(self.timeout) {
             Ok(json) => {
-                let answer = parse_answer(&json)?;
+                let answer = parse_answer(&json).map_err(Lost::Worker)?;
                 if let Ok(mut idle) = self.idle.lock() {
                     idle.push(worker);
                 }
-                answer
+                Ok(answer)
             }
             Err(RecvTimeoutError::Timeout) => {
                 worker.kill();
-                Err(ExtractError::Timeout(self.timeout.as_secs()))
+                Err(Lost::Worker(ExtractError::Timeout(self.timeout.as_secs())))
             }
-            Err(RecvTimeoutError::Disconnected) => Err(ExtractError::Crashed(worker.kill())),
+            Err(RecvTimeoutError::Disconnected) => {
+                Err(Lost::Worker(ExtractError::Crashed(worker.kill())))
+            }
         }
     }
+}
+
+/// Why a request got no answer.
+enum Lost {
+    /// No worker could be started.
+    Spawn(std::io::Error),
+    /// The worker died, hung or broke the protocol: what the file is reported with.
+    Worker(ExtractError),
 }
 
 impl Drop for PdfExtractor {
@@ -365,10 +508,12 @@ mod tests {
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
-        assert!(matches!(
-            extract_pages(b"%PDF-1.4\n garbage"),
-            Err(ExtractError::Pdf(_))
-        ));
+        let e = extract_pages(b"%PDF-1.4\n garbage").unwrap_err();
+        // Both extractors were tried, and both reasons are kept.
+        assert!(
+            matches!(&e, ExtractError::Pdf(m) if m.contains("pdf_oxide")),
+            "{e}"
+        );
         assert_eq!(extract_pages(b""), Err(ExtractError::Empty));
     }
 

@@ -246,10 +246,7 @@ pub fn index_folders(
         unsupported += found.unsupported;
         push_found(found, &index_dir, &mut candidates, &mut walk_problems);
     }
-    let roots: Vec<String> = canon
-        .iter()
-        .map(|r| r.to_string_lossy().into_owned())
-        .collect();
+    let roots: Vec<String> = canon.iter().map(|r| crate::fsutil::path_key(r)).collect();
     let scope = Scope {
         add_roots: &roots,
         rescanned: &roots,
@@ -298,7 +295,7 @@ pub fn index_paths(
         if targets.is_empty() {
             continue;
         }
-        rescanned.extend(targets.iter().map(|t| t.to_string_lossy().into_owned()));
+        rescanned.extend(targets.iter().map(|t| crate::fsutil::path_key(t)));
         // A path that is gone only needs its passages removed; walking it would report it.
         let present: Vec<PathBuf> = targets
             .into_iter()
@@ -345,7 +342,7 @@ fn push_found(
             continue;
         }
         candidates.push(Candidate {
-            path: f.path.to_string_lossy().into_owned(),
+            path: crate::fsutil::path_key(&f.path),
             kind: f.kind,
             size: f.size,
             mtime: f.mtime,
@@ -355,7 +352,7 @@ fn push_found(
     for (path, reason) in found.skipped {
         let meta = std::fs::metadata(&path).ok();
         problems.push((
-            path.to_string_lossy().into_owned(),
+            crate::fsutil::path_key(&path),
             Problem {
                 status: ProblemStatus::Skipped,
                 reason,
@@ -646,6 +643,7 @@ fn prepare(
             },
         )
     };
+    let mut extractor = None;
     let (hash, units) = match &c.content {
         Content::Inline { units, hash } => (hash.clone(), Some(units.clone())),
         Content::Disk(path) => {
@@ -658,7 +656,10 @@ fn prepare(
                 return touch(c, hash, None);
             }
             let units = match c.kind {
-                Kind::Pdf => pdf.extract(path).map(pages_to_units),
+                Kind::Pdf => pdf.extract(path).map(|t| {
+                    extractor = Some(t.engine.name().to_string());
+                    pages_to_units(t.pages)
+                }),
                 k => extract_bytes(k, &bytes),
             };
             match units {
@@ -687,6 +688,7 @@ fn prepare(
             mtime: c.mtime,
             hash,
             chunks: chunks.len() as u32,
+            extractor,
         },
         chunks,
     }
@@ -701,6 +703,7 @@ fn touch(c: &Candidate, hash: String, _chunks: Option<u32>) -> Outcome {
             mtime: c.mtime,
             hash,
             chunks: 0,
+            extractor: None,
         },
     )
 }
@@ -725,9 +728,10 @@ fn build_batch(
     for o in outcomes {
         match o {
             Outcome::Touch(path, mut rec) => {
-                // Same bytes: keep the passage count the manifest has.
+                // Same bytes: keep the passage count and extractor the manifest has.
                 if let Some(old) = index.manifest().files.get(&path) {
                     rec.chunks = old.chunks;
+                    rec.extractor.clone_from(&old.extractor);
                 }
                 report.unchanged += 1;
                 batch.touch.push((path, rec));
@@ -823,10 +827,7 @@ fn build_batch(
     Ok(batch)
 }
 
-/// Canonical string form of a path, for comparing with the manifest.
+/// Canonical key of a path ([`crate::fsutil::path_key`]), for comparing with the manifest.
 pub fn canonical_string(p: &Path) -> String {
-    std::fs::canonicalize(p)
-        .unwrap_or_else(|_| p.to_path_buf())
-        .to_string_lossy()
-        .into_owned()
+    crate::fsutil::path_key(&std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf()))
 }

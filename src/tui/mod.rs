@@ -251,7 +251,7 @@ fn carry_out(
 
 /// 1-based line of the passage in its file, found by its first words (text files only).
 fn line_of(p: &Passage) -> Option<usize> {
-    let text = std::fs::read_to_string(&p.path).ok()?;
+    let text = std::fs::read_to_string(crate::fsutil::key_path(&p.path)).ok()?;
     let probe: String = p
         .text
         .split_whitespace()
@@ -275,7 +275,7 @@ fn which(program: &str) -> bool {
 /// Opens the passage's file: a terminal `$EDITOR` at the passage's line (the UI steps aside
 /// while it runs), a PDF viewer at its page, or the system's opener.
 fn open(p: &Passage, term: &mut Term) -> Result<String, TuiError> {
-    let path = Path::new(&p.path);
+    let path = &crate::fsutil::key_path(&p.path);
     let is_pdf = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("pdf"));

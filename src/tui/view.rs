@@ -252,7 +252,7 @@ fn answer_text<'a>(app: &'a App, t: &Theme) -> Option<(String, Text<'a>)> {
             t.bold(),
         )));
         for e in &turn.evidence {
-            let mut where_ = file_name(&e.passage.path).to_string();
+            let mut where_ = file_name(&e.passage.path);
             if let Some(p) = e.passage.page {
                 where_.push_str(&format!(" p.{p}"));
             }
@@ -341,8 +341,8 @@ fn answer_text<'a>(app: &'a App, t: &Theme) -> Option<(String, Text<'a>)> {
     Some((title, Text::from(lines)))
 }
 
-fn file_name(path: &str) -> &str {
-    path.rsplit('/').next().unwrap_or(path)
+fn file_name(path: &str) -> String {
+    crate::fsutil::show_key(path.rsplit('/').next().unwrap_or(path))
 }
 
 fn source_label(s: &Source) -> String {
@@ -350,7 +350,7 @@ fn source_label(s: &Source) -> String {
         Some(n) => format!("[{n}] "),
         None => "    ".to_string(),
     };
-    label.push_str(file_name(&s.passage.path));
+    label.push_str(&file_name(&s.passage.path));
     if let Some(p) = s.passage.page {
         label.push_str(&format!(" p.{p}"));
     }
@@ -762,7 +762,10 @@ fn draw_failed(frame: &mut Frame, app: &App, t: &Theme) {
         lines.push(Line::from(Span::styled("No file failed.", t.dim())));
     }
     for (path, why) in &app.index.failed {
-        lines.push(Line::from(Span::styled(path.clone(), t.bold())));
+        lines.push(Line::from(Span::styled(
+            crate::fsutil::show_key(path),
+            t.bold(),
+        )));
         lines.push(Line::from(Span::styled(
             format!("    {why}"),
             t.fg(Color::Red),

@@ -235,7 +235,11 @@ fn load_and_serve(
     match Index::open_writer(&index_dir, embedder.info(), &opts.chunking(), false) {
         Ok(idx) => {
             let roots: Vec<PathBuf> = if setup.roots.is_empty() {
-                idx.manifest().roots.iter().map(PathBuf::from).collect()
+                idx.manifest()
+                    .roots
+                    .iter()
+                    .map(|r| crate::fsutil::key_path(r))
+                    .collect()
             } else {
                 setup.roots.clone()
             };
@@ -513,7 +517,7 @@ pub fn load_preview(
     pdf: &PdfExtractor,
     cache: &PreviewCache,
 ) -> Result<PreviewDoc, String> {
-    let path = Path::new(&p.path);
+    let path = &crate::fsutil::key_path(&p.path);
     let kind = Kind::of(path).ok_or("not a document folio reads")?;
     let mtime = std::fs::metadata(path)
         .and_then(|m| m.modified())
@@ -522,7 +526,7 @@ pub fn load_preview(
         Some(u) => u,
         None => {
             let units = match kind {
-                Kind::Pdf => pdf.extract(path).map(pages_to_units),
+                Kind::Pdf => pdf.extract(path).map(|t| pages_to_units(t.pages)),
                 k => std::fs::read(path)
                     .map_err(|e| crate::ingest::extract::ExtractError::Io(e.to_string()))
                     .and_then(|b| extract_bytes(k, &b)),

@@ -116,6 +116,49 @@ pub fn pdf_doc(pages: &[&[&str]]) -> Document {
     doc
 }
 
+/// A one-page PDF whose font (Type 3) has a ToUnicode map without `!` and no encoding to fall
+/// back on, as some real producers write them: pdf-extract panics on the `!`.
+pub fn pdf_type3_without_encoding(line: &str) -> Document {
+    let mut doc = Document::with_version("1.5");
+    let pages_id = doc.new_object_id();
+    let cmap = b"/CIDInit /ProcSet findresource begin\n12 dict begin\nbegincmap\n\
+/CMapName /Adobe-Identity-UCS def\n/CMapType 2 def\n1 begincodespacerange\n<00> <FF>\n\
+endcodespacerange\n2 beginbfrange\n<41> <5A> <0041>\n<61> <7A> <0061>\nendbfrange\n\
+1 beginbfchar\n<20> <0020>\nendbfchar\nendcmap\n\
+CMapName currentdict /CMap defineresource pop\nend\nend\n";
+    let to_unicode = doc.add_object(Stream::new(dictionary! {}, cmap.to_vec()));
+    // Every glyph draws nothing; text extraction only needs the codes and their widths.
+    let glyph = doc.add_object(Stream::new(dictionary! {}, b"500 0 d0".to_vec()));
+    let procs = lopdf::Dictionary::from_iter([("g".to_string(), Object::Reference(glyph))]);
+    let font_id = doc.add_object(dictionary! {
+        "Type" => "Font", "Subtype" => "Type3",
+        "FontBBox" => vec![0.into(), 0.into(), 500.into(), 700.into()],
+        "FontMatrix" => vec![0.001.into(), 0.into(), 0.into(), 0.001.into(), 0.into(), 0.into()],
+        "CharProcs" => procs,
+        "FirstChar" => 32, "LastChar" => 122,
+        "Widths" => vec![Object::Integer(500); 91],
+        "ToUnicode" => to_unicode,
+    });
+    let resources_id = doc.add_object(dictionary! { "Font" => dictionary! { "F1" => font_id } });
+    let ops = vec![
+        Operation::new("BT", vec![]),
+        Operation::new("Tf", vec!["F1".into(), 11.into()]),
+        Operation::new("Td", vec![72.into(), 720.into()]),
+        Operation::new("Tj", vec![Object::string_literal(line)]),
+        Operation::new("ET", vec![]),
+    ];
+    let page = add_page(&mut doc, pages_id, Content { operations: ops });
+    finish(&mut doc, pages_id, resources_id, vec![page]);
+    doc
+}
+
+/// The bytes of `doc` as written to a file.
+pub fn pdf_bytes(mut doc: Document) -> Vec<u8> {
+    let mut out = Vec::new();
+    doc.save_to(&mut out).expect("writing PDF fixture");
+    out
+}
+
 /// A one-page PDF that only draws a rectangle: what a scan without OCR looks like to a parser.
 pub fn pdf_without_text() -> Document {
     let mut doc = Document::with_version("1.5");

@@ -941,3 +941,181 @@ fn a_full_disk_pauses_the_watcher_and_it_resumes() {
     assert!(said.contains("failed"), "the failure was reported: {said}");
     assert_eq!(st["files"], 31);
 }
+
+/// File names are bytes: two names that differ only in a byte that is not UTF-8 are two files,
+/// each found under its own name, and a PDF with such a name is read like any other.
+#[test]
+fn file_names_that_are_not_utf8_stay_distinct() {
+    use std::ffi::OsString;
+    use std::os::unix::ffi::OsStringExt;
+    let t = tempfile::tempdir().unwrap();
+    let docs = t.path().join("docs");
+    fs::create_dir(&docs).unwrap();
+    let name = |b: &[u8]| docs.join(OsString::from_vec(b.to_vec()));
+    let (latin1, other) = (name(b"caf\xe9.txt"), name(b"caf\xe8.txt"));
+    fs::write(&latin1, "The espresso machine is descaled every Friday.\n").unwrap();
+    fs::write(&other, "The bicycle tyres are pumped every Monday.\n").unwrap();
+    let pdf_path = name(b"r\xe9sum\xe9.pdf");
+    crate::common::save(
+        crate::common::pdf_doc(&[&["The lighthouse keeper logs the tides at dawn."]]),
+        &pdf_path,
+    );
+    let idx = t.path().join("idx");
+    let (docs_s, idx_s) = (docs.to_str().unwrap(), idx.to_str().unwrap());
+    let out = folio(
+        t.path(),
+        &["index", docs_s, "--index", idx_s, "--json"],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = json(&out);
+    assert_eq!(report["failed"], serde_json::json!([]), "{report}");
+    let st = json(&folio(
+        t.path(),
+        &["status", "--index", idx_s, "--json"],
+        None,
+    ));
+    assert_eq!(st["files"], 3, "{st}");
+    assert_eq!(st["passages"], 3, "{st}");
+    assert_eq!(st["bm25_passages"], 3, "{st}");
+    assert_eq!(st["vector_passages"], 3, "{st}");
+
+    // Each passage names its own file, and the name leads back to it.
+    for (query, want) in [
+        ("espresso descaled", &latin1),
+        ("bicycle tyres", &other),
+        ("lighthouse tides", &pdf_path),
+    ] {
+        let v = json(&folio(
+            t.path(),
+            &["search", query, "--index", idx_s, "--json", "-k", "1"],
+            None,
+        ));
+        let key = v["results"][0]["path"].as_str().unwrap();
+        assert_eq!(&folio::fsutil::key_path(key), want, "{query}: {v}");
+    }
+    // People see the odd byte, escaped.
+    let text = folio(t.path(), &["search", "espresso", "--index", idx_s], None);
+    let shown = String::from_utf8_lossy(&text.stdout);
+    assert!(shown.contains("caf\\xE9.txt"), "{shown}");
+
+    // Removing one leaves the other.
+    fs::remove_file(&latin1).unwrap();
+    assert!(
+        folio(t.path(), &["index", docs_s, "--index", idx_s], None)
+            .status
+            .success()
+    );
+    let st = json(&folio(
+        t.path(),
+        &["status", "--index", idx_s, "--json"],
+        None,
+    ));
+    assert_eq!(st["files"], 2, "{st}");
+    assert_eq!(st["bm25_passages"], 2, "{st}");
+}
+
+/// The damage real PDFs carry, one generated fixture per class found in the corpus benchmark
+/// (`cargo bench --bench pdf`): each file is read, by pdf-extract where it can and by pdf_oxide
+/// where it cannot, and `folio status` says which read it.
+#[test]
+fn damaged_pdfs_are_read_by_the_fallback_extractor() {
+    use crate::common::{pdf_bytes, pdf_doc, pdf_type3_without_encoding};
+    let t = tempfile::tempdir().unwrap();
+    let docs = t.path().join("docs");
+    fs::create_dir(&docs).unwrap();
+    let page = |word: &str| {
+        pdf_bytes(pdf_doc(&[&[&format!(
+            "The {word} clause sets a notice period of thirty days."
+        )]]))
+    };
+    let find = |b: &[u8], what: &[u8]| b.windows(what.len()).rposition(|w| w == what).unwrap();
+
+    // Cut before the cross-reference table: no xref, no trailer, no startxref.
+    let intact = page("intact");
+    let mut no_trailer = page("truncated");
+    no_trailer.truncate(find(&no_trailer, b"xref"));
+    // startxref pointing into the middle of an object.
+    let mut bad_startxref = page("misdirected");
+    let at = find(&bad_startxref, b"startxref") + b"startxref\n".len();
+    let end = at
+        + bad_startxref[at..]
+            .iter()
+            .position(|&c| c == b'\n')
+            .unwrap();
+    bad_startxref.splice(at..end, b"17".iter().copied());
+    let fixtures: Vec<(&str, Vec<u8>)> = vec![
+        ("intact.pdf", intact),
+        ("no-trailer.pdf", no_trailer),
+        ("bad-startxref.pdf", bad_startxref),
+        (
+            "type3-no-encoding.pdf",
+            pdf_bytes(pdf_type3_without_encoding(
+                "The escrow clause releases funds after ninety days!",
+            )),
+        ),
+    ];
+    for (name, bytes) in &fixtures {
+        fs::write(docs.join(name), bytes).unwrap();
+    }
+    let idx = t.path().join("idx");
+    let (docs_s, idx_s) = (docs.to_str().unwrap(), idx.to_str().unwrap());
+    let out = folio(
+        t.path(),
+        &["index", docs_s, "--index", idx_s, "--json"],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = json(&out);
+    assert_eq!(report["failed"], serde_json::json!([]), "{report}");
+    assert_eq!(report["indexed"], fixtures.len(), "{report}");
+
+    let st = json(&folio(
+        t.path(),
+        &["status", "--index", idx_s, "--json", "--files"],
+        None,
+    ));
+    let by = |name: &str| {
+        st["file_list"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["path"].as_str().unwrap().ends_with(name))
+            .map(|f| f["extractor"].as_str().unwrap().to_string())
+            .unwrap_or_else(|| panic!("{name} not indexed: {st}"))
+    };
+    assert_eq!(by("intact.pdf"), "pdf-extract", "{st}");
+    assert_eq!(by("type3-no-encoding.pdf"), "pdf_oxide", "{st}");
+    for (name, _) in &fixtures {
+        let e = by(name);
+        assert!(e == "pdf-extract" || e == "pdf_oxide", "{name}: {e}");
+    }
+    assert!(
+        st["pdf_extractors"]["pdf_oxide"].as_u64().unwrap() >= 1,
+        "{st}"
+    );
+    for (query, want) in [
+        ("truncated clause", "no-trailer.pdf"),
+        ("misdirected clause", "bad-startxref.pdf"),
+        ("escrow releases funds", "type3-no-encoding.pdf"),
+    ] {
+        let v = json(&folio(
+            t.path(),
+            &["search", query, "--index", idx_s, "--json", "-k", "1"],
+            None,
+        ));
+        let path = v["results"][0]["path"].as_str().unwrap_or_default();
+        assert!(path.ends_with(want), "{query}: {v}");
+    }
+    let text = folio(t.path(), &["status", "--index", idx_s], None);
+    let shown = String::from_utf8_lossy(&text.stdout);
+    assert!(shown.contains("by pdf_oxide"), "{shown}");
+}
