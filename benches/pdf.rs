@@ -85,9 +85,9 @@ fn main() {
     }
     println!("\n{} PDFs in {}", files.len(), dir.display());
     println!(
-        "| extractor | extracted | failed | panicked | crashed | timed out | no text | pages | pages/s | chars/page |"
+        "| extractor | extracted | failed | panicked | crashed | timed out | no text | encrypted | pages | pages/s | chars/page |"
     );
-    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for (i, e) in engines.iter().enumerate() {
         let outs: Vec<&Outcome> = rows.iter().map(|r| &r.2[i]).collect();
         let count = |r: &str| outs.iter().filter(|o| o.result == r).count();
@@ -96,13 +96,14 @@ fn main() {
         let chars: usize = ok.iter().map(|o| o.chars).sum();
         let secs: f64 = ok.iter().map(|o| o.seconds).sum();
         println!(
-            "| {e} | {} | {} | {} | {} | {} | {} | {pages} | {:.1} | {:.0} |",
+            "| {e} | {} | {} | {} | {} | {} | {} | {} | {pages} | {:.1} | {:.0} |",
             ok.len(),
             count("failed"),
             count("panicked"),
             count("crashed"),
             count("timeout"),
             count("no text"),
+            count("encrypted"),
             pages as f64 / secs.max(1e-9),
             chars as f64 / pages.max(1) as f64
         );
@@ -165,12 +166,23 @@ fn producer(path: &Path) -> String {
         .ok()
         .and_then(|(_, o)| o.as_dict().ok().cloned())
         .and_then(|d| d.get(b"Producer").ok().cloned())
-        .and_then(|p| {
-            p.as_str()
-                .ok()
-                .map(|b| String::from_utf8_lossy(b).trim().to_string())
-        })
+        .and_then(|p| p.as_str().ok().map(pdf_text_string))
         .unwrap_or_else(|| "?".into())
+}
+
+/// A PDF text string: UTF-16BE after a byte-order mark, otherwise (about) Latin-1.
+fn pdf_text_string(b: &[u8]) -> String {
+    match b.strip_prefix(&[0xFE, 0xFF]) {
+        Some(units) => String::from_utf16_lossy(
+            &units
+                .chunks_exact(2)
+                .map(|c| u16::from_be_bytes([c[0], c[1]]))
+                .collect::<Vec<_>>(),
+        ),
+        None => b.iter().map(|&c| c as char).collect(),
+    }
+    .trim()
+    .to_string()
 }
 
 fn run_one(engine: &str, file: &Path, timeout: Duration) -> Outcome {
@@ -245,6 +257,7 @@ fn one(engine: &str, file: &Path) {
             result: match &e {
                 ExtractError::Crashed(m) if m.starts_with("parser panicked") => "panicked",
                 ExtractError::NoTextLayer => "no text",
+                ExtractError::Encrypted => "encrypted",
                 _ => "failed",
             }
             .into(),

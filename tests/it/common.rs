@@ -119,14 +119,26 @@ pub fn pdf_doc(pages: &[&[&str]]) -> Document {
 /// A one-page PDF whose font (Type 3) has a ToUnicode map without `!` and no encoding to fall
 /// back on, as some real producers write them: pdf-extract panics on the `!`.
 pub fn pdf_type3_without_encoding(line: &str) -> Document {
+    pdf_type3(line, "")
+}
+
+/// The same font, its ToUnicode map also sending `#` to UTF-16 that does not decode (a lone
+/// low surrogate), as Acrobat Distiller 4 wrote some: pdf-extract panics reading the map.
+pub fn pdf_bad_utf16_map(line: &str) -> Document {
+    pdf_type3(line, "1 beginbfchar\n<23> <DC000041>\nendbfchar\n")
+}
+
+fn pdf_type3(line: &str, extra_map: &str) -> Document {
     let mut doc = Document::with_version("1.5");
     let pages_id = doc.new_object_id();
-    let cmap = b"/CIDInit /ProcSet findresource begin\n12 dict begin\nbegincmap\n\
+    let cmap = format!(
+        "/CIDInit /ProcSet findresource begin\n12 dict begin\nbegincmap\n\
 /CMapName /Adobe-Identity-UCS def\n/CMapType 2 def\n1 begincodespacerange\n<00> <FF>\n\
 endcodespacerange\n2 beginbfrange\n<41> <5A> <0041>\n<61> <7A> <0061>\nendbfrange\n\
-1 beginbfchar\n<20> <0020>\nendbfchar\nendcmap\n\
-CMapName currentdict /CMap defineresource pop\nend\nend\n";
-    let to_unicode = doc.add_object(Stream::new(dictionary! {}, cmap.to_vec()));
+1 beginbfchar\n<20> <0020>\nendbfchar\n{extra_map}endcmap\n\
+CMapName currentdict /CMap defineresource pop\nend\nend\n"
+    );
+    let to_unicode = doc.add_object(Stream::new(dictionary! {}, cmap.into_bytes()));
     // Every glyph draws nothing; text extraction only needs the codes and their widths.
     let glyph = doc.add_object(Stream::new(dictionary! {}, b"500 0 d0".to_vec()));
     let procs = lopdf::Dictionary::from_iter([("g".to_string(), Object::Reference(glyph))]);
