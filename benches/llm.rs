@@ -10,7 +10,10 @@
 //!
 //! Measured as llama-bench measures: ppN is N prompt tokens in one forward pass from an empty
 //! context; tg128 is 128 tokens generated one at a time (end-of-turn ignored), not counting
-//! the prompt pass. Each figure is the median of `--reps` runs after one warm-up.
+//! the prompt pass; tg64@d900 is 64 tokens generated after a 900-token prompt (llama-bench's
+//! `-d 900`), where attention over the cache weighs. Each figure is the median of `--reps` runs
+//! after one warm-up. `--compare-candle` adds the same rows for candle-transformers' models
+//! (`FOLIO_LLM_BACKEND=candle`), loaded from the same file.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -33,6 +36,7 @@ struct Args {
     llama_cpp: bool,
     data: PathBuf,
     docs: usize,
+    compare_candle: bool,
 }
 
 fn parse_args() -> Option<Args> {
@@ -48,6 +52,7 @@ fn parse_args() -> Option<Args> {
         llama_cpp: true,
         data: PathBuf::from("../shared/data/scifact"),
         docs: 300,
+        compare_candle: false,
     };
     let mut it = argv.iter().skip(1);
     while let Some(x) = it.next() {
@@ -57,6 +62,7 @@ fn parse_args() -> Option<Args> {
             "--docs" => a.docs = it.next().and_then(|v| v.parse().ok()).unwrap_or(a.docs),
             "--data" => a.data = it.next().map(PathBuf::from).unwrap_or(a.data),
             "--skip-llama-cpp" => a.llama_cpp = false,
+            "--compare-candle" => a.compare_candle = true,
             _ => {}
         }
     }
@@ -110,8 +116,8 @@ fn pp(llm: &mut Llm, ids: &[u32], reps: usize) -> f64 {
     median(runs)
 }
 
-/// Generation: tokens per second over `n` tokens after a one-token prompt.
-fn tg(llm: &mut Llm, start: u32, n: usize, reps: usize) -> f64 {
+/// Generation: tokens per second over `n` tokens after `prompt` (one token for tgN).
+fn tg(llm: &mut Llm, prompt: &[u32], n: usize, reps: usize) -> f64 {
     let opts = GenerateOptions {
         max_tokens: n + 1,
         ignore_end_of_turn: true,
@@ -121,7 +127,7 @@ fn tg(llm: &mut Llm, start: u32, n: usize, reps: usize) -> f64 {
     let mut runs = Vec::new();
     for i in 0..=reps {
         let g = llm
-            .generate(&[start], &opts, &cancel, &mut |_| {})
+            .generate(prompt, &opts, &cancel, &mut |_| {})
             .expect("generation");
         if i > 0 {
             runs.push(g.tokens_per_second());
@@ -143,6 +149,23 @@ fn llama_bench(model: &Path, threads: usize) -> serde_json::Value {
         .arg(threads.to_string())
         .args(["-p", "512,1500", "-n", "128", "-r", "3", "-o", "json"])
         .output();
+    let depth = Command::new("bash")
+        .arg(script)
+        .arg(model)
+        .arg(threads.to_string())
+        .args([
+            "-p",
+            "0",
+            "-n",
+            "64",
+            "-d",
+            &DEPTH.to_string(),
+            "-r",
+            "3",
+            "-o",
+            "json",
+        ])
+        .output();
     let out = match out {
         Ok(o) if o.status.success() => o,
         Ok(o) => {
@@ -155,6 +178,12 @@ fn llama_bench(model: &Path, threads: usize) -> serde_json::Value {
         Err(e) => return json!({"error": format!("unreadable llama-bench output: {e}")}),
     };
     let mut r = serde_json::Map::new();
+    if let Ok(o) = depth
+        && let Ok(rows) = serde_json::from_slice::<Vec<serde_json::Value>>(&o.stdout)
+        && let Some(row) = rows.first()
+    {
+        r.insert(format!("tg64@d{DEPTH}"), row["avg_ts"].clone());
+    }
     for row in rows {
         let (p, g) = (row["n_prompt"].as_u64(), row["n_gen"].as_u64());
         let name = match (p, g) {
@@ -165,6 +194,24 @@ fn llama_bench(model: &Path, threads: usize) -> serde_json::Value {
         r.insert(name, row["avg_ts"].clone());
     }
     serde_json::Value::Object(r)
+}
+
+/// Prompt tokens before the generation-at-depth row: about a typical `ask` prompt of the
+/// previous release.
+const DEPTH: usize = 900;
+
+/// The speed rows for one loaded model.
+fn speed_rows(llm: &mut Llm, text: &str, reps: usize) -> serde_json::Value {
+    let mut speed = serde_json::Map::new();
+    for n in [512, 1500] {
+        let ids = prompt_ids(llm, text, n);
+        speed.insert(format!("pp{n}"), json!(pp(llm, &ids, reps)));
+    }
+    let start = prompt_ids(llm, "The", 1);
+    speed.insert("tg128".into(), json!(tg(llm, &start, 128, reps)));
+    let deep = prompt_ids(llm, text, DEPTH);
+    speed.insert(format!("tg64@d{DEPTH}"), json!(tg(llm, &deep, 64, reps)));
+    serde_json::Value::Object(speed)
 }
 
 fn main() {
@@ -209,14 +256,13 @@ fn main() {
         .take(40)
         .map(|d| format!("{}\n{}\n\n", d.title, d.body))
         .collect();
-    let mut speed = serde_json::Map::new();
-    for n in [512, 1500] {
-        let ids = prompt_ids(&llm, &text, n);
-        speed.insert(format!("pp{n}"), json!(pp(&mut llm, &ids, args.reps)));
+    report.insert("folio".into(), speed_rows(&mut llm, &text, args.reps));
+    if args.compare_candle {
+        let mut theirs =
+            folio::llm::Llm::load_backend(&model, s.requantize, folio::llm::Backend::Candle)
+                .expect("loading the model for candle-transformers");
+        report.insert("candle".into(), speed_rows(&mut theirs, &text, args.reps));
     }
-    let start = prompt_ids(&llm, "The", 1)[0];
-    speed.insert("tg128".into(), json!(tg(&mut llm, start, 128, args.reps)));
-    report.insert("folio".into(), serde_json::Value::Object(speed));
 
     eprintln!(
         "[3/4] a typical ask: {} SciFact documents, 5 passages, train questions...",
@@ -333,13 +379,22 @@ fn print_markdown(r: &serde_json::Value) {
         r["threads"],
         r["load"]["quantization"].as_str().unwrap_or("")
     );
-    println!("| test | folio (candle) tok/s | llama.cpp tok/s | ratio |");
-    println!("| --- | ---: | ---: | ---: |");
-    for t in ["pp512", "pp1500", "tg128"] {
+    println!(
+        "| test | folio tok/s | candle-transformers tok/s | llama.cpp tok/s | folio / llama.cpp |"
+    );
+    println!("| --- | ---: | ---: | ---: | ---: |");
+    let depth = format!("tg64@d{DEPTH}");
+    for t in ["pp512", "pp1500", "tg128", depth.as_str()] {
         let ours = r["folio"][t].as_f64().unwrap_or(0.0);
+        let candle = r["candle"][t]
+            .as_f64()
+            .map_or("-".to_string(), |c| format!("{c:.1}"));
         match r["llama_cpp"][t].as_f64() {
-            Some(theirs) => println!("| {t} | {ours:.1} | {theirs:.1} | {:.2} |", ours / theirs),
-            None => println!("| {t} | {ours:.1} | - | - |"),
+            Some(theirs) => println!(
+                "| {t} | {ours:.1} | {candle} | {theirs:.1} | {:.2} |",
+                ours / theirs
+            ),
+            None => println!("| {t} | {ours:.1} | {candle} | - | - |"),
         }
     }
     if let Some(e) = r["llama_cpp"].get("error") {

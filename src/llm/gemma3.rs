@@ -8,15 +8,16 @@
 //! is the model as llama.cpp runs it: GELU, windowed attention, rotary angles computed for the
 //! positions at hand (once per forward pass, not per layer), the embedding kept quantized, its
 //! rows dequantized as they are looked up, and, for the larger models, the linear rotary scaling
-//! of the global layers and the 27B's attention scale.
+//! of the global layers and the 27B's attention scale. Attention is folio's own
+//! ([`super::attention`]): an in-place cache that a local layer trims to its window.
 
-use std::borrow::Cow;
-use std::collections::HashMap;
 use std::io::{Read, Seek};
 
-use candle_core::quantized::{QMatMul, QStorage, QTensor, gguf_file};
+use candle_core::quantized::{QMatMul, QTensor, gguf_file};
 use candle_core::{DType, Device, Module, Result, Tensor, bail};
-use candle_nn::ops::{rms_norm, softmax_last_dim};
+use candle_nn::ops::rms_norm;
+
+use super::attention::{self, KvCache, Rope, Shape};
 
 /// Layers whose index + 1 is a multiple of this attend globally; the others use the window
 /// (Gemma 3's five local layers to one global).
@@ -49,10 +50,9 @@ struct Layer {
     gate: QMatMul,
     up: QMatMul,
     down: QMatMul,
-    /// Sliding-window size, for local layers (the others are global).
-    window: Option<usize>,
-    /// Cached keys and values, and the position of the first cached one.
-    cache: Option<(Tensor, Tensor, usize)>,
+    /// Local (sliding-window) layers use the local rotary base.
+    local: bool,
+    cache: KvCache,
 }
 
 pub struct Gemma3 {
@@ -77,120 +77,37 @@ pub struct Gemma3 {
     device: Device,
 }
 
-/// Rotary angles for `len` positions from `start`, each position multiplied by `scale`:
-/// `(cos, sin)`, each `(len, head_dim / 2)`.
-fn rope_angles(
-    start: usize,
-    len: usize,
-    head_dim: usize,
-    base: f32,
-    scale: f32,
-    device: &Device,
-) -> Result<(Tensor, Tensor)> {
-    let inv: Vec<f32> = (0..head_dim)
-        .step_by(2)
-        .map(|i| 1.0 / base.powf(i as f32 / head_dim as f32))
-        .collect();
-    let half = inv.len();
-    let mut angles = Vec::with_capacity(len * half);
-    for p in start..start + len {
-        angles.extend(inv.iter().map(|f| p as f32 * scale * f));
-    }
-    let t = Tensor::from_vec(angles, (len, half), device)?;
-    Ok((t.cos()?, t.sin()?))
-}
-
-/// `(q_len, k_len)` mask of 0 (attend) and -inf: causal, and within `window` when set.
-fn mask(
-    q_start: usize,
-    q_len: usize,
-    k_start: usize,
-    k_len: usize,
-    window: Option<usize>,
-    device: &Device,
-) -> Result<Tensor> {
-    let mut m = Vec::with_capacity(q_len * k_len);
-    for i in q_start..q_start + q_len {
-        for j in k_start..k_start + k_len {
-            let visible = j <= i && window.is_none_or(|w| i - j < w);
-            m.push(if visible { 0f32 } else { f32::NEG_INFINITY });
-        }
-    }
-    Tensor::from_vec(m, (q_len, k_len), device)
-}
-
-/// What every layer of one forward pass shares: shapes, the rotary tables of both layer kinds,
-/// and the masks built so far (keyed by the cached key range and window).
-struct Pass<'a> {
+/// What every layer of one forward pass shares: shapes and the rotary tables of both layer
+/// kinds.
+struct Pass {
     pos: usize,
-    heads: usize,
-    kv_heads: usize,
-    head_dim: usize,
-    attn_scale: f64,
-    local_rope: (Tensor, Tensor),
-    global_rope: (Tensor, Tensor),
-    masks: HashMap<(usize, usize, Option<usize>), Tensor>,
-    device: &'a Device,
+    t: usize,
+    shape: Shape,
+    local_rope: (Vec<f32>, Vec<f32>),
+    global_rope: (Vec<f32>, Vec<f32>),
 }
 
 impl Layer {
-    fn attention(&mut self, x: &Tensor, p: &mut Pass) -> Result<Tensor> {
-        let (pos, heads, kv_heads, head_dim) = (p.pos, p.heads, p.kv_heads, p.head_dim);
-        let (b, t, _) = x.dims3()?;
-        let q = self.wq.forward(x)?.reshape((b, t, heads, head_dim))?;
-        let k = self.wk.forward(x)?.reshape((b, t, kv_heads, head_dim))?;
-        let v = self.wv.forward(x)?.reshape((b, t, kv_heads, head_dim))?;
-        let q = self.q_norm.forward(&q)?.transpose(1, 2)?.contiguous()?;
-        let k = self.k_norm.forward(&k)?.transpose(1, 2)?.contiguous()?;
-        let v = v.transpose(1, 2)?.contiguous()?;
-        let (cos, sin) = if self.window.is_some() {
+    fn attention(&mut self, x: &Tensor, p: &Pass) -> Result<Tensor> {
+        let s = p.shape;
+        let (t, hd) = (p.t, s.head_dim);
+        let q = self.wq.forward(x)?.reshape((t, s.heads, hd))?;
+        let k = self.wk.forward(x)?.reshape((t, s.kv_heads, hd))?;
+        let v = self.wv.forward(x)?;
+        let mut q = self.q_norm.forward(&q)?.flatten_all()?.to_vec1::<f32>()?;
+        let mut k = self.k_norm.forward(&k)?.flatten_all()?.to_vec1::<f32>()?;
+        let v = v.flatten_all()?.to_vec1::<f32>()?;
+        let tables = if self.local {
             &p.local_rope
         } else {
             &p.global_rope
         };
-        let q = candle_nn::rotary_emb::rope(&q, cos, sin)?;
-        let k = candle_nn::rotary_emb::rope(&k, cos, sin)?;
-
-        let (mut k, mut v, mut k_start) = match self.cache.take() {
-            Some((ck, cv, start)) if pos > 0 => (
-                Tensor::cat(&[&ck, &k], 2)?,
-                Tensor::cat(&[&cv, &v], 2)?,
-                start,
-            ),
-            _ => (k, v, pos),
-        };
-        // A local layer's query at position p sees keys p - window + 1 ..= p: the ones before
-        // can leave the cache once a single token is being decoded.
-        if let Some(w) = self.window
-            && t == 1
-        {
-            let len = k.dim(2)?;
-            if len > w {
-                k = k.narrow(2, len - w, w)?.contiguous()?;
-                v = v.narrow(2, len - w, w)?.contiguous()?;
-                k_start += len - w;
-            }
-        }
-        self.cache = Some((k.clone(), v.clone(), k_start));
-
-        let rep = heads / kv_heads;
-        let k = candle_transformers::utils::repeat_kv(k, rep)?.contiguous()?;
-        let v = candle_transformers::utils::repeat_kv(v, rep)?.contiguous()?;
-        let mut scores = (q.matmul(&k.t()?)? * p.attn_scale)?;
-        // A single decoded token sees every cached key (the window was applied above).
-        if t > 1 {
-            let key = (k_start, k.dim(2)?, self.window);
-            if !p.masks.contains_key(&key) {
-                let m = mask(pos, t, key.0, key.1, key.2, p.device)?;
-                p.masks.insert(key, m);
-            }
-            scores = scores.broadcast_add(&p.masks[&key])?;
-        }
-        let probs = softmax_last_dim(&scores)?;
-        let out = probs
-            .matmul(&v)?
-            .transpose(1, 2)?
-            .reshape((b, t, heads * head_dim))?;
+        attention::apply_rope(&mut q, s.heads, hd, hd, Rope::Halves, tables);
+        attention::apply_rope(&mut k, s.kv_heads, hd, hd, Rope::Halves, tables);
+        self.cache.append(&k, &v);
+        let mut out = vec![0f32; q.len()];
+        attention::attend(&q, t, p.pos, s, &self.cache, &mut out);
+        let out = Tensor::from_vec(out, (1, t, s.heads * hd), x.device())?;
         self.wo.forward(&out)
     }
 }
@@ -286,8 +203,8 @@ impl Gemma3 {
                 gate: QMatMul::from_qtensor(w("ffn_gate")?)?,
                 up: QMatMul::from_qtensor(w("ffn_up")?)?,
                 down: QMatMul::from_qtensor(w("ffn_down")?)?,
-                window: local.then_some(window),
-                cache: None,
+                local,
+                cache: KvCache::new(kv_heads, head_dim, local.then_some(window)),
             });
         }
         Ok(Gemma3 {
@@ -307,23 +224,15 @@ impl Gemma3 {
         })
     }
 
-    /// The embedding rows of `ids`, dequantized one by one: `(len, hidden)`.
-    fn embed(&self, ids: &[u32]) -> Result<Tensor> {
-        let dtype = self.embedding.dtype();
-        let (vocab, hidden) = self.embedding.shape().dims2()?;
-        let row_bytes = hidden / dtype.block_size() * dtype.type_size();
-        let data = self.embedding.data()?;
-        let mut rows = Vec::with_capacity(ids.len());
-        for &id in ids {
-            let id = id as usize;
-            if id >= vocab {
-                bail!("token id {id} is outside the vocabulary ({vocab})");
-            }
-            let bytes = &data[id * row_bytes..(id + 1) * row_bytes];
-            let storage = QStorage::from_data(Cow::Borrowed(bytes), &self.device, dtype)?;
-            rows.push(QTensor::new(storage, (hidden,))?.dequantize(&self.device)?);
-        }
-        Tensor::stack(&rows, 0)
+    /// The position the next token fed continues at.
+    pub fn next_pos(&self) -> usize {
+        self.layers.first().map_or(0, |l| l.cache.next_pos())
+    }
+
+    /// Forgets the positions from `pos` on, keeping the ones before for reuse; false (and
+    /// nothing kept) when a window already dropped rows that later queries would need.
+    pub fn rewind(&mut self, pos: usize) -> bool {
+        super::decoder::rewind_all(self.layers.iter_mut().map(|l| &mut l.cache), pos)
     }
 
     /// Logits of the last position of `x` (`(1, len)` token ids) starting at `pos`. Position
@@ -333,26 +242,44 @@ impl Gemma3 {
         if b != 1 {
             bail!("gemma3: one sequence at a time");
         }
+        if pos == 0 {
+            for l in &mut self.layers {
+                l.cache.clear();
+            }
+        }
+        let cached = self.next_pos();
+        if pos != cached {
+            bail!("position {pos} does not continue the cached sequence ({cached} tokens)");
+        }
         let ids = x.flatten_all()?.to_vec1::<u32>()?;
-        let mut h = (self.embed(&ids)?.unsqueeze(0)? * (self.hidden as f64).sqrt())?;
+        let embedded = super::decoder::embed_rows(&self.embedding, &ids, &self.device)?;
+        let mut h = (embedded.unsqueeze(0)? * (self.hidden as f64).sqrt())?;
         let d = self.head_dim;
-        let mut pass = Pass {
+        let pass = Pass {
             pos,
-            heads: self.heads,
-            kv_heads: self.kv_heads,
-            head_dim: d,
-            attn_scale: self.attn_scale,
-            local_rope: rope_angles(pos, t, d, self.local_base, 1.0, &self.device)?,
-            global_rope: rope_angles(pos, t, d, self.global_base, self.global_scale, &self.device)?,
-            masks: HashMap::new(),
-            device: &self.device,
+            t,
+            shape: Shape {
+                heads: self.heads,
+                kv_heads: self.kv_heads,
+                head_dim: d,
+                scale: self.attn_scale as f32,
+            },
+            local_rope: attention::rope_tables(
+                &attention::inv_freq(d, self.local_base),
+                pos,
+                t,
+                1.0,
+            ),
+            global_rope: attention::rope_tables(
+                &attention::inv_freq(d, self.global_base),
+                pos,
+                t,
+                self.global_scale,
+            ),
         };
         for layer in self.layers.iter_mut() {
-            if pos == 0 {
-                layer.cache = None;
-            }
             let a = layer.attn_norm.forward(&h)?;
-            let a = layer.attention(&a, &mut pass)?;
+            let a = layer.attention(&a, &pass)?;
             h = (layer.post_attn_norm.forward(&a)? + h)?;
             let f = layer.ffn_norm.forward(&h)?;
             let gated = (layer.gate.forward(&f)?.gelu()? * layer.up.forward(&f)?)?;
@@ -362,40 +289,5 @@ impl Gemma3 {
         let last = h.narrow(1, t - 1, 1)?.squeeze(1)?;
         let last = self.norm.forward(&last)?;
         self.output.forward(&last)?.to_dtype(DType::F32)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn scaled_positions_turn_like_earlier_ones() {
-        let d = &Device::Cpu;
-        let (c8, s8) = rope_angles(8, 1, 16, 1e6, 0.125, d).unwrap();
-        let (c1, s1) = rope_angles(1, 1, 16, 1e6, 1.0, d).unwrap();
-        let diff = |a: &Tensor, b: &Tensor| {
-            (a - b)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap()
-        };
-        assert!(diff(&c8, &c1) < 1e-6 && diff(&s8, &s1) < 1e-6);
-    }
-
-    #[test]
-    fn masks_are_causal_and_windowed() {
-        let m = mask(0, 4, 0, 4, Some(2), &Device::Cpu).unwrap();
-        let v: Vec<Vec<f32>> = m.to_vec2().unwrap();
-        let seen: Vec<Vec<bool>> = v
-            .iter()
-            .map(|r| r.iter().map(|x| *x == 0.0).collect())
-            .collect();
-        assert_eq!(seen[3], vec![false, false, true, true]);
-        assert_eq!(seen[0], vec![true, false, false, false]);
     }
 }

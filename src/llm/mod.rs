@@ -1,12 +1,17 @@
 //! The language model: a GGUF file run on the CPU with candle.
 //!
 //! Everything comes from the `.gguf` itself: the architecture (`general.architecture`, one of
-//! llama, qwen2, qwen3, gemma3, phi3, through candle-transformers' quantized models), the
-//! tokenizer (`tokenizer`), the chat template (`template`) and the context length. Weights in
+//! llama, qwen2, qwen3, gemma3, phi3: folio's own forward passes in `decoder` and `gemma3`,
+//! on candle's quantized matrix multiplications and folio's `attention`; candle-transformers'
+//! models remain as [`Backend::Candle`], for comparison and for llama's mixture-of-experts
+//! variants), the tokenizer (`tokenizer`), the chat template (`template`) and the context
+//! length. Weights in
 //! formats candle has no SIMD kernel for (Q4_1, Q5_0, Q5_1) are requantized to Q8_0 at load:
 //! the same numbers to within Q8_0's precision, several times faster to multiply.
 //! Generation streams token by token to a callback, which can stop it.
 
+mod attention;
+mod decoder;
 mod gemma3;
 mod header;
 pub mod template;
@@ -56,7 +61,28 @@ impl From<candle_core::Error> for LlmError {
 
 pub const ARCHITECTURES: &[&str] = &["llama", "qwen2", "qwen3", "gemma3", "phi3"];
 
+/// Whose forward pass runs the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// folio's own (`decoder`, `gemma3`): an in-place key/value cache and copy-free
+    /// grouped-query attention.
+    Folio,
+    /// candle-transformers' quantized models (gemma3 stays folio's: theirs is wrong).
+    Candle,
+}
+
+impl Backend {
+    /// `FOLIO_LLM_BACKEND=candle` selects candle-transformers' models; anything else folio's.
+    pub fn from_env() -> Backend {
+        match std::env::var("FOLIO_LLM_BACKEND").as_deref() {
+            Ok("candle") => Backend::Candle,
+            _ => Backend::Folio,
+        }
+    }
+}
+
 enum Weights {
+    Decoder(decoder::Decoder),
     Llama(quantized_llama::ModelWeights),
     Qwen2(quantized_qwen2::ModelWeights),
     Qwen3(quantized_qwen3::ModelWeights),
@@ -67,11 +93,22 @@ enum Weights {
 impl Weights {
     fn forward(&mut self, x: &Tensor, pos: usize) -> candle_core::Result<Tensor> {
         match self {
+            Weights::Decoder(m) => m.forward(x, pos),
             Weights::Llama(m) => m.forward(x, pos),
             Weights::Qwen2(m) => m.forward(x, pos),
             Weights::Qwen3(m) => m.forward(x, pos),
             Weights::Gemma3(m) => m.forward(x, pos),
             Weights::Phi3(m) => m.forward(x, pos),
+        }
+    }
+
+    /// Keeps the cached positions before `pos` for the next forward pass at `pos`; false when
+    /// the model cannot (candle-transformers' models), and the sequence must start at 0.
+    fn rewind(&mut self, pos: usize) -> bool {
+        match self {
+            Weights::Decoder(m) => m.rewind(pos),
+            Weights::Gemma3(m) => m.rewind(pos),
+            _ => false,
         }
     }
 }
@@ -136,6 +173,9 @@ pub struct Generation {
     pub text: String,
     pub stop: StopReason,
     pub prompt_tokens: usize,
+    /// Leading prompt tokens whose keys and values were still cached from the previous
+    /// generation (the same system message and template preamble): not computed again.
+    pub reused_tokens: usize,
     pub generated_tokens: usize,
     pub prompt_seconds: f64,
     pub generate_seconds: f64,
@@ -143,7 +183,7 @@ pub struct Generation {
 
 impl Generation {
     pub fn prompt_tokens_per_second(&self) -> f64 {
-        self.prompt_tokens as f64 / self.prompt_seconds.max(1e-9)
+        (self.prompt_tokens - self.reused_tokens) as f64 / self.prompt_seconds.max(1e-9)
     }
 
     pub fn tokens_per_second(&self) -> f64 {
@@ -163,6 +203,8 @@ pub struct Llm {
     stop_ids: Vec<u32>,
     info: LlmInfo,
     device: Device,
+    /// The tokens whose keys and values the model's cache holds, in order.
+    fed: Vec<u32>,
 }
 
 /// End-of-turn markers of the common chat formats; those in the vocabulary stop generation.
@@ -198,8 +240,13 @@ impl Llm {
     /// Loads a GGUF model; with `requantize`, Q4_1/Q5_0/Q5_1 tensors run as Q8_0 (much faster
     /// on candle's kernels, equal within Q8_0's rounding); without, exactly as stored.
     pub fn load_with(path: &Path, requantize: bool) -> Result<Llm, LlmError> {
+        Self::load_backend(path, requantize, Backend::from_env())
+    }
+
+    /// [`Llm::load_with`], run by `backend`.
+    pub fn load_backend(path: &Path, requantize: bool, backend: Backend) -> Result<Llm, LlmError> {
         let path_buf = path.to_path_buf();
-        match std::panic::catch_unwind(|| Self::load_inner(&path_buf, requantize)) {
+        match std::panic::catch_unwind(|| Self::load_inner(&path_buf, requantize, backend)) {
             Ok(r) => r,
             Err(p) => Err(file_err(
                 path,
@@ -211,7 +258,7 @@ impl Llm {
         }
     }
 
-    fn load_inner(path: &Path, requantize: bool) -> Result<Llm, LlmError> {
+    fn load_inner(path: &Path, requantize: bool, backend: Backend) -> Result<Llm, LlmError> {
         let file = File::open(path).map_err(|e| file_err(path, e))?;
         let size = file.metadata().map(|m| m.len()).unwrap_or(0);
         let mut reader = BufReader::new(file);
@@ -276,8 +323,9 @@ impl Llm {
             .and_then(|v| v.to_u32().ok())
             .map(|v| v as usize)
             .unwrap_or(2048);
+        let own = backend == Backend::Folio && decoder::Decoder::handles(&arch, &ct);
         // candle's llama precomputes rotary tables for 4096 positions.
-        let context_length = if arch == "llama" {
+        let context_length = if arch == "llama" && !own {
             context_length.min(quantized_llama::MAX_SEQ_LEN)
         } else {
             context_length
@@ -347,9 +395,9 @@ impl Llm {
             let bytes = requantized(&ct, &mut reader, &device)?;
             let mut cursor = Cursor::new(bytes);
             let ct2 = Content::read(&mut cursor)?;
-            build(&arch, ct2, &mut cursor, &device)?
+            build(&arch, own, ct2, &mut cursor, &device)?
         } else {
-            build(&arch, ct, &mut reader, &device)?
+            build(&arch, own, ct, &mut reader, &device)?
         };
         Ok(Llm {
             weights,
@@ -367,6 +415,7 @@ impl Llm {
                 base_model,
             },
             device,
+            fed: Vec::new(),
         })
     }
 
@@ -519,7 +568,23 @@ impl Llm {
         let device = self.device.clone();
 
         let t0 = Instant::now();
-        let input = Tensor::new(prompt_ids, &device)?.unsqueeze(0)?;
+        // A prompt that starts like the last one (same system message and preamble) continues
+        // from the cached keys and values; at least its last token is fed, for the logits.
+        let common = self
+            .fed
+            .iter()
+            .zip(prompt_ids)
+            .take_while(|(a, b)| a == b)
+            .count()
+            .min(prompt_ids.len() - 1);
+        let mut fed = std::mem::take(&mut self.fed);
+        let start = if common > 0 && self.weights.rewind(common) {
+            common
+        } else {
+            0
+        };
+        fed.truncate(start);
+        let input = Tensor::new(&prompt_ids[start..], &device)?.unsqueeze(0)?;
         // The other models reset their KV cache when fed position 0; qwen3's does not.
         if let Weights::Qwen3(m) = &mut self.weights {
             m.clear_kv_cache();
@@ -527,7 +592,8 @@ impl Llm {
         // Inside candle's own thread pool: its workers stay warm across the many short parallel
         // sections of a forward pass.
         let weights = &mut self.weights;
-        let logits = device.with_context(|| weights.forward(&input, 0))?;
+        let logits = device.with_context(|| weights.forward(&input, start))?;
+        fed.extend_from_slice(&prompt_ids[start..]);
         let mut next = self.sample(&logits, &all, opts, &mut sampler)?;
         let prompt_seconds = t0.elapsed().as_secs_f64();
 
@@ -555,16 +621,41 @@ impl Llm {
             let pos = all.len() - 1;
             let weights = &mut self.weights;
             let logits = device.with_context(|| weights.forward(&input, pos))?;
+            fed.push(next);
             next = self.sample(&logits, &all, opts, &mut sampler)?;
         };
+        // Only now, after every forward pass succeeded, does `fed` describe the cache.
+        self.fed = fed;
         Ok(Generation {
             text: detok.text()?,
             stop,
             prompt_tokens: prompt_ids.len(),
+            reused_tokens: start,
             generated_tokens: generated,
             prompt_seconds,
             generate_seconds: t1.elapsed().as_secs_f64(),
         })
+    }
+
+    /// Raw logits (f32, one per vocabulary entry) of the last of `ids`, fed at positions from
+    /// `pos` (0 starts a new sequence): for comparing forward passes.
+    pub fn logits(&mut self, ids: &[u32], pos: usize) -> Result<Vec<f32>, LlmError> {
+        // Whatever this feeds, the next generation cannot assume what the cache holds.
+        self.fed.clear();
+        if let Weights::Qwen3(m) = &mut self.weights
+            && pos == 0
+        {
+            m.clear_kv_cache();
+        }
+        let input = Tensor::new(ids, &self.device)?.unsqueeze(0)?;
+        let weights = &mut self.weights;
+        let logits = self.device.with_context(|| weights.forward(&input, pos))?;
+        let mut logits = logits.squeeze(0)?;
+        if logits.rank() == 2 {
+            let n = logits.dim(0)?;
+            logits = logits.get(n - 1)?;
+        }
+        Ok(logits.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?)
     }
 
     fn sample(
@@ -597,10 +688,16 @@ impl Llm {
 
 fn build<R: Read + Seek>(
     arch: &str,
+    own: bool,
     ct: Content,
     reader: &mut R,
     device: &Device,
 ) -> Result<Weights, LlmError> {
+    if own {
+        return Ok(Weights::Decoder(decoder::Decoder::from_gguf(
+            arch, ct, reader, device,
+        )?));
+    }
     Ok(match arch {
         "llama" => Weights::Llama(quantized_llama::ModelWeights::from_gguf(
             ct, reader, device,
