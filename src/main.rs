@@ -36,6 +36,10 @@ pub struct Global {
     /// Log debug detail to the log file.
     #[arg(long, short, global = true)]
     pub verbose: bool,
+    /// Threads for the language model and the embedder (default: one per CPU core).
+    #[arg(long, global = true, value_name = "N", env = "FOLIO_THREADS",
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub threads: Option<u16>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -65,6 +69,15 @@ pub enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(n) = cli.global.threads {
+        // candle sizes its thread pools from these variables the first time it needs them.
+        // SAFETY: nothing else runs yet: no thread has been started, so no one reads the
+        // environment concurrently.
+        unsafe {
+            std::env::set_var("CANDLE_NUM_THREADS", n.to_string());
+            std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+        }
+    }
     if let Some(Command::PdfWorker) = cli.command {
         return ExitCode::from(folio::ingest::pdf::worker_main() as u8);
     }
