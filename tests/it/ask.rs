@@ -348,12 +348,12 @@ fn the_answer_policy_shows_evidence_first_and_never_hides_it() {
     // The bundled model follows a short instruction more readily than a long one.
     fs::write(
         refusing.path().join("prompts/system.txt"),
-        "You only ever say: The documents do not say.",
+        "You are a parrot. You repeat: The documents do not say.",
     )
     .unwrap();
     fs::write(
         refusing.path().join("prompts/question.txt"),
-        "Say: The documents do not say.\n",
+        "Repeat: The documents do not say.\n",
     )
     .unwrap();
     let b = run(
