@@ -153,6 +153,8 @@ pub struct Timings {
     /// From the end of retrieval to the evidence being ready.
     pub evidence_ms: f64,
     pub prompt_tokens: usize,
+    /// Leading prompt tokens still cached from the previous question (not computed again).
+    pub reused_tokens: usize,
     pub prompt_ms: f64,
     pub first_token_ms: f64,
     pub generated_tokens: usize,
@@ -699,6 +701,7 @@ pub fn ask(
         }
     };
     timings.prompt_tokens = generation.prompt_tokens;
+    timings.reused_tokens = generation.reused_tokens;
     timings.prompt_ms = generation.prompt_seconds * 1000.0;
     timings.first_token_ms = first.unwrap_or_else(|| ms(t0));
     timings.generated_tokens = generation.generated_tokens;

@@ -6,10 +6,13 @@
 //! (`repeat_kv`) and materialise the full score matrix. Here the cache is one buffer per layer
 //! that new rows are appended to; a query head reads its key/value head's rows where they lie
 //! (grouped-query attention without copies); scores live only as one row per query and head.
-//! Work is split over query rows and heads on candle's own thread pool, which the matrix
-//! multiplications around it keep warm.
+//! Decoding (a few query rows) is split over rows and heads on candle's own thread pool, which
+//! the matrix multiplications around it keep warm; a prompt pass (many rows) multiplies each
+//! key/value head's block of queries with its keys as one matrix product, the grouped query
+//! heads stacked so that nothing is copied per head.
 
 use candle_core::utils::barrier_pool;
+use candle_core::{Device, Tensor};
 
 /// Keys and values of the positions seen so far, for one layer: row `r` holds position
 /// `start + r`, with the keys (or values) of every KV head side by side.
@@ -103,10 +106,20 @@ pub struct Shape {
     pub scale: f32,
 }
 
+/// Query rows from which a pass goes through matrix products instead of row by row.
+const BATCHED_ROWS: usize = 8;
+
 /// Attention of `t` query rows at positions `pos..pos + t` (`q`: `t x heads x head_dim`, row
 /// major, as a projection's output) over `cache`, which must already hold their own keys and
 /// values. Writes `t x heads x head_dim` into `out`: the layout the output projection takes.
-pub fn attend(q: &[f32], t: usize, pos: usize, s: Shape, cache: &KvCache, out: &mut [f32]) {
+pub fn attend(
+    q: &[f32],
+    t: usize,
+    pos: usize,
+    s: Shape,
+    cache: &KvCache,
+    out: &mut [f32],
+) -> candle_core::Result<()> {
     let hd = s.head_dim;
     assert_eq!(q.len(), t * s.heads * hd, "query size");
     assert_eq!(out.len(), q.len(), "output size");
@@ -118,6 +131,9 @@ pub fn attend(q: &[f32], t: usize, pos: usize, s: Shape, cache: &KvCache, out: &
         cache.next_pos() >= pos + t,
         "the cache lacks the queries' own rows"
     );
+    if t >= BATCHED_ROWS {
+        return attend_batched(q, t, pos, s, cache, out);
+    }
     let items = t * s.heads;
     let out_addr = out.as_mut_ptr() as usize;
     let run = |range: std::ops::Range<usize>| {
@@ -139,6 +155,61 @@ pub fn attend(q: &[f32], t: usize, pos: usize, s: Shape, cache: &KvCache, out: &
     } else {
         barrier_pool().execute_chunked(items, run);
     }
+    Ok(())
+}
+
+/// [`attend`] for many query rows: per KV head, its group's query rows (`group x t`) times its
+/// keys, masked (causal, and the window), softmax, times its values.
+fn attend_batched(
+    q: &[f32],
+    t: usize,
+    pos: usize,
+    s: Shape,
+    cache: &KvCache,
+    out: &mut [f32],
+) -> candle_core::Result<()> {
+    let dev = Device::Cpu;
+    let (hd, kv, group) = (s.head_dim, s.kv_heads, s.heads / s.kv_heads);
+    // Keys visible to at least one of the rows: from the first row's window on.
+    let first = match cache.window {
+        Some(w) => (pos + 1).saturating_sub(w).max(cache.start),
+        None => cache.start,
+    };
+    let (r0, r1) = (first - cache.start, pos + t - cache.start);
+    let n = r1 - r0;
+    let rows = |data: &[f32]| -> candle_core::Result<Tensor> {
+        Tensor::from_slice(&data[r0 * cache.width..r1 * cache.width], (n, kv, hd), &dev)?
+            .transpose(0, 1)?
+            .contiguous()
+    };
+    let (k, v) = (rows(&cache.k)?, rows(&cache.v)?);
+    // Head h belongs to KV head h / group: (t, kv, group, hd) -> (kv, group x t, hd).
+    let q = Tensor::from_slice(q, (t, kv, group, hd), &dev)?
+        .permute((1, 2, 0, 3))?
+        .contiguous()?
+        .reshape((kv, group * t, hd))?;
+    let scores = (q.matmul(&k.t()?)? * f64::from(s.scale))?.reshape((kv, group, t, n))?;
+    let mut mask = Vec::with_capacity(t * n);
+    for i in 0..t {
+        let qpos = pos + i;
+        for j in 0..n {
+            let kpos = first + j;
+            let visible = kpos <= qpos && cache.window.is_none_or(|w| qpos - kpos < w);
+            mask.push(if visible { 0f32 } else { f32::NEG_INFINITY });
+        }
+    }
+    let mask = Tensor::from_vec(mask, (t, n), &dev)?;
+    let probs = candle_nn::ops::softmax_last_dim(&scores.broadcast_add(&mask)?)?;
+    let o = probs
+        .reshape((kv, group * t, n))?
+        .matmul(&v)?
+        .reshape((kv, group, t, hd))?
+        .permute((2, 0, 1, 3))?
+        .contiguous()?
+        .flatten_all()?
+        .to_vec1::<f32>()?;
+    out.copy_from_slice(&o);
+    Ok(())
 }
 
 /// One query row of one head: softmax over the visible keys, then the weighted sum of values.
@@ -361,7 +432,7 @@ mod tests {
                 let q = random(t * s.heads * head_dim, seed ^ (i as u64 + 7));
                 cache.append(&keys[pos * width..(pos + t) * width], &values[pos * width..(pos + t) * width]);
                 let mut out = vec![0f32; q.len()];
-                attend(&q, t, pos, s, &cache, &mut out);
+                attend(&q, t, pos, s, &cache, &mut out).unwrap();
                 let want = reference(&q, &keys, &values, t, pos, s, window);
                 for (a, b) in out.iter().zip(&want) {
                     prop_assert!((a - b).abs() < 1e-4, "{a} vs {b}");
@@ -383,7 +454,7 @@ mod tests {
         for pos in 0..1000 {
             cache.append(&[1.0; 4], &[pos as f32; 4]);
             let mut out = [0f32; 4];
-            attend(&[0.0; 4], 1, pos, s, &cache, &mut out);
+            attend(&[0.0; 4], 1, pos, s, &cache, &mut out).unwrap();
             // Equal scores: the mean of the last eight values (or fewer at the start).
             let n = (pos + 1).min(8) as f32;
             let want = (0..=pos).rev().take(8).map(|p| p as f32).sum::<f32>() / n;

@@ -296,7 +296,7 @@ impl Decoder {
             );
             layer.cache.append(&k, &v);
             let mut out = vec![0f32; q.len()];
-            attention::attend(&q, t, pos, s, &layer.cache, &mut out);
+            attention::attend(&q, t, pos, s, &layer.cache, &mut out)?;
             let out = Tensor::from_vec(out, (1, t, q_width), &self.device)?;
             h = (layer.wo.forward(&out)? + h)?;
 

@@ -106,7 +106,7 @@ impl Layer {
         attention::apply_rope(&mut k, s.kv_heads, hd, hd, Rope::Halves, tables);
         self.cache.append(&k, &v);
         let mut out = vec![0f32; q.len()];
-        attention::attend(&q, t, p.pos, s, &self.cache, &mut out);
+        attention::attend(&q, t, p.pos, s, &self.cache, &mut out)?;
         let out = Tensor::from_vec(out, (1, t, s.heads * hd), x.device())?;
         self.wo.forward(&out)
     }

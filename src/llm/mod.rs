@@ -637,6 +637,12 @@ impl Llm {
         })
     }
 
+    /// Forgets which tokens the cache holds, so that the next generation computes its whole
+    /// prompt (for measuring prompt speed).
+    pub fn forget_prompt(&mut self) {
+        self.fed.clear();
+    }
+
     /// Raw logits (f32, one per vocabulary entry) of the last of `ids`, fed at positions from
     /// `pos` (0 starts a new sequence): for comparing forward passes.
     pub fn logits(&mut self, ids: &[u32], pos: usize) -> Result<Vec<f32>, LlmError> {
