@@ -235,6 +235,7 @@ struct Tally {
     first_evidence_ms: Vec<f64>,
     evidence_ms: Vec<f64>,
     first_token_ms: Vec<f64>,
+    check_ms: Vec<f64>,
     prompt_tokens: Vec<f64>,
     misses: Vec<String>,
 }
@@ -290,6 +291,7 @@ fn tally(questions: &[&Question], answers: &[Value]) -> Tally {
         t.evidence_ms.push(ms("evidence_ms"));
         if timings["prompt_tokens"].as_u64().unwrap_or(0) > 0 {
             t.first_token_ms.push(ms("first_token_ms"));
+            t.check_ms.push(ms("check_ms"));
             t.prompt_tokens.push(ms("prompt_tokens"));
         }
         t.invalid_citations += invalid_citations(a);
@@ -421,6 +423,11 @@ fn report(name: &str, t: &Tally) -> Value {
         p(&t.first_token_ms, 50.0),
         p(&t.first_token_ms, 95.0)
     );
+    println!(
+        "| citation check, p50 / p95 | {:.0} / {:.0} ms |",
+        p(&t.check_ms, 50.0),
+        p(&t.check_ms, 95.0)
+    );
     println!("| prompt tokens, p50 | {:.0} |", p(&t.prompt_tokens, 50.0));
     let mut outcomes: Vec<_> = t.outcomes.iter().collect();
     outcomes.sort();
@@ -450,6 +457,8 @@ fn report(name: &str, t: &Tally) -> Value {
         "first_token_ms_p50": p(&t.first_token_ms, 50.0),
         "first_token_ms_p95": p(&t.first_token_ms, 95.0),
         "prompt_tokens_p50": p(&t.prompt_tokens, 50.0),
+        "check_ms_p50": p(&t.check_ms, 50.0),
+        "check_ms_p95": p(&t.check_ms, 95.0),
         "outcomes": t.outcomes,
         "misses": t.misses,
     })
