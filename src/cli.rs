@@ -277,8 +277,8 @@ fn note(msg: &str) {
 
 fn load_embedder(s: &Settings) -> Result<Embedder> {
     let dir = models::resolve_embed(&s.embed_model, &s.models_dir, &mut |m| note(m))?;
-    Embedder::load(&dir, s.embed_batch)
-        .with_context(|| format!("loading the embedding model from {}", dir.display()))
+    // The error names the file at fault; the context says what folio was doing.
+    Embedder::load(&dir, s.embed_batch).context("loading the embedding model")
 }
 
 /// A progress bar on stderr, drawn only on a terminal.

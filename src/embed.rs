@@ -69,9 +69,15 @@ struct PoolingConfig {
 }
 
 fn load_err(path: &Path, e: impl std::fmt::Display) -> EmbedError {
+    let message = e.to_string();
+    // safetensors' errors start with the path, which `Load` already shows.
+    let message = message
+        .strip_prefix(&format!("path: {path:?} "))
+        .map(str::to_string)
+        .unwrap_or(message);
     EmbedError::Load {
         path: path.to_path_buf(),
-        message: e.to_string(),
+        message,
     }
 }
 

@@ -21,7 +21,7 @@ use crate::ingest::pipeline::InlineDoc;
 pub enum EvalError {
     #[error("{path}: {message}")]
     Read { path: String, message: String },
-    #[error("{0}")]
+    #[error(transparent)]
     Search(#[from] SearchError),
 }
 

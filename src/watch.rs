@@ -114,9 +114,9 @@ pub enum WatchError {
     Root { path: String, reason: String },
     #[error("could not start the watcher thread: {0}")]
     Thread(String),
-    #[error("{0}")]
+    #[error(transparent)]
     Ingest(#[from] IngestError),
-    #[error("{0}")]
+    #[error(transparent)]
     Index(#[from] IndexError),
 }
 

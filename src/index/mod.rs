@@ -75,11 +75,11 @@ pub enum IndexError {
         "the index at {dir} is being written by another process ({holder}); wait for it to finish or stop it"
     )]
     Locked { dir: String, holder: String },
-    #[error("{0}")]
+    #[error(transparent)]
     Bm25(#[from] bm25::Bm25Error),
-    #[error("{0}")]
+    #[error(transparent)]
     Vectors(#[from] vectors::VectorError),
-    #[error("{0}")]
+    #[error(transparent)]
     Manifest(#[from] manifest::ManifestError),
     #[error("{path}: {message}")]
     Io { path: String, message: String },

@@ -105,7 +105,7 @@ pub struct Passage {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SearchError {
-    #[error("{0}")]
+    #[error(transparent)]
     Index(#[from] IndexError),
     #[error("invalid --path glob: {0}")]
     Glob(String),

@@ -162,11 +162,11 @@ impl RunReport {
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
-    #[error("{path}: {reason}")]
+    #[error("cannot index {path}: {reason}")]
     Root { path: String, reason: String },
-    #[error("{0}")]
+    #[error(transparent)]
     Index(#[from] IndexError),
-    #[error("{0}")]
+    #[error(transparent)]
     Embed(#[from] crate::embed::EmbedError),
 }
 

@@ -1126,3 +1126,113 @@ fn damaged_pdfs_are_read_by_the_fallback_extractor() {
     let shown = String::from_utf8_lossy(&text.stdout);
     assert!(shown.contains("by pdf_oxide"), "{shown}");
 }
+
+/// The common failures read as one clear line on stderr, each cause once.
+#[test]
+fn common_failures_print_one_clear_line() {
+    use sha2::Digest;
+    let t = tempfile::tempdir().unwrap();
+    let base = fs::canonicalize(t.path()).unwrap();
+    let b = base.display();
+    let stderr = |args: &[&str]| {
+        let out = folio(&base, args, None);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+
+    // No index yet.
+    let none = format!("{b}/none");
+    assert_eq!(
+        stderr(&["search", "tides", "--index", &none]),
+        format!("error: no index at {none} (run `folio index DIR` first)\n")
+    );
+    // A folder that is not there, and a file given as a folder.
+    let idx = format!("{b}/idx");
+    assert_eq!(
+        stderr(&["index", &format!("{b}/missing"), "--index", &idx]),
+        format!("error: cannot index {b}/missing: No such file or directory (os error 2)\n")
+    );
+    fs::write(base.join("note.txt"), "The harbour opens at dawn.\n").unwrap();
+    assert_eq!(
+        stderr(&["index", &format!("{b}/note.txt"), "--index", &idx]),
+        format!("error: cannot index {b}/note.txt: not a folder\n")
+    );
+    // A language model file that is not there.
+    let docs = base.join("docs");
+    fs::create_dir(&docs).unwrap();
+    fs::write(
+        docs.join("harbour.md"),
+        "# Harbour\n\nThe harbour opens at dawn.\n",
+    )
+    .unwrap();
+    assert!(
+        folio(
+            &base,
+            &["index", docs.to_str().unwrap(), "--index", &idx],
+            None
+        )
+        .status
+        .success()
+    );
+    assert_eq!(
+        stderr(&[
+            "ask",
+            "When does the harbour open?",
+            "--index",
+            &idx,
+            "--llm",
+            &format!("{b}/missing.gguf")
+        ]),
+        format!("error: model path {b}/missing.gguf does not exist (GGUF file)\n")
+    );
+    // The index was built with another embedding model: a copy of the default one with one
+    // weight changed.
+    let other = base.join("other-model");
+    fs::create_dir(&other).unwrap();
+    let src = crate::common::embed_model_dir();
+    for f in ["config.json", "tokenizer.json", "model.safetensors"] {
+        fs::copy(src.join(f), other.join(f)).unwrap();
+    }
+    let _ = fs::copy(
+        src.join("sentence_bert_config.json"),
+        other.join("sentence_bert_config.json"),
+    );
+    let weights = other.join("model.safetensors");
+    let mut bytes = fs::read(&weights).unwrap();
+    *bytes.last_mut().unwrap() ^= 1;
+    fs::write(&weights, &bytes).unwrap();
+    let theirs = &hex::encode(sha2::Sha256::digest(&bytes))[..12];
+    let ours = &hex::encode(sha2::Sha256::digest(
+        fs::read(src.join("model.safetensors")).unwrap(),
+    ))[..12];
+    assert_eq!(
+        stderr(&[
+            "search",
+            "harbour",
+            "--index",
+            &idx,
+            "--embed-model",
+            other.to_str().unwrap()
+        ]),
+        format!(
+            "error: the index at {idx} was built with the embedding model all-MiniLM-L6-v2 (384 dimensions, sha256 {ours}); the current model is other-model (384 dimensions, sha256 {theirs}). Search with the model it was built with (--embed-model), or re-embed everything with `folio index --reembed`\n"
+        )
+    );
+    // An embedding model whose weights file is damaged: the file named once.
+    bytes.push(b'x');
+    fs::write(&weights, &bytes).unwrap();
+    assert_eq!(
+        stderr(&[
+            "index",
+            docs.to_str().unwrap(),
+            "--index",
+            &format!("{b}/idx2"),
+            "--embed-model",
+            other.to_str().unwrap()
+        ]),
+        format!(
+            "error: loading the embedding model: {}: incomplete metadata, file not fully covered\n",
+            weights.display()
+        )
+    );
+}
