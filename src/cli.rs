@@ -344,12 +344,7 @@ fn index(s: &Settings, a: IndexArgs) -> Result<ExitCode> {
     opts.retry_failed = a.retry_failed;
     let mut idx = Index::open_writer(&s.index_dir, embedder.info(), &opts.chunking(), a.reembed)?;
     let roots: Vec<PathBuf> = if a.dirs.is_empty() {
-        let r: Vec<PathBuf> = idx
-            .manifest()
-            .roots
-            .iter()
-            .map(|r| folio::fsutil::key_path(r))
-            .collect();
+        let r = idx.manifest().root_paths();
         if r.is_empty() {
             bail!("no folders given and the index has no roots yet: folio index DIR...");
         }
@@ -378,12 +373,7 @@ fn watch(s: &Settings, a: WatchArgs) -> Result<ExitCode> {
     let opts = IndexOptions::from_settings(s, &embedder, false);
     let idx = Index::open_writer(&s.index_dir, embedder.info(), &opts.chunking(), false)?;
     let roots: Vec<PathBuf> = if a.dirs.is_empty() {
-        let r: Vec<PathBuf> = idx
-            .manifest()
-            .roots
-            .iter()
-            .map(|r| folio::fsutil::key_path(r))
-            .collect();
+        let r = idx.manifest().root_paths();
         if r.is_empty() {
             bail!("no folders given and the index has no roots yet: folio watch DIR...");
         }

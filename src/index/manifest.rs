@@ -95,6 +95,14 @@ pub enum ManifestError {
 }
 
 impl Manifest {
+    /// The root folders as paths (the manifest keeps them as path keys).
+    pub fn root_paths(&self) -> Vec<std::path::PathBuf> {
+        self.roots
+            .iter()
+            .map(|r| crate::fsutil::key_path(r))
+            .collect()
+    }
+
     pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
         match std::fs::read(path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| ManifestError::Corrupt {

@@ -236,15 +236,7 @@ impl Decoder {
         if b != 1 || t == 0 {
             bail!("one sequence of at least one token at a time");
         }
-        if pos == 0 {
-            for l in &mut self.layers {
-                l.cache.clear();
-            }
-        }
-        let cached = self.next_pos();
-        if pos != cached {
-            bail!("position {pos} does not continue the cached sequence ({cached} tokens)");
-        }
+        start_pass(self.layers.iter_mut().map(|l| &mut l.cache), pos)?;
         let ids = x.flatten_all()?.to_vec1::<u32>()?;
         let mut h = embed_rows(&self.embedding, &ids, &self.device)?.unsqueeze(0)?;
         let tables = attention::rope_tables(&self.inv_freq, pos, t, 1.0);
@@ -319,11 +311,6 @@ impl Decoder {
         self.output.forward(&last)?.to_dtype(DType::F32)
     }
 
-    /// The position the next token fed continues at.
-    pub fn next_pos(&self) -> usize {
-        self.layers.first().map_or(0, |l| l.cache.next_pos())
-    }
-
     /// Forgets the positions from `pos` on, keeping the ones before for reuse; false (and
     /// nothing kept) when that is not possible.
     pub fn rewind(&mut self, pos: usize) -> bool {
@@ -351,6 +338,23 @@ pub fn embed_rows(embedding: &QTensor, ids: &[u32], device: &Device) -> Result<T
         rows.push(QTensor::new(storage, (hidden,))?.dequantize(device)?);
     }
     Tensor::stack(&rows, 0)
+}
+
+/// Readies a model's caches for a forward pass at `pos`: position 0 starts a new sequence;
+/// any other must continue the cached one.
+pub fn start_pass<'a>(caches: impl Iterator<Item = &'a mut KvCache>, pos: usize) -> Result<()> {
+    let mut cached = None;
+    for c in caches {
+        if pos == 0 {
+            c.clear();
+        }
+        cached.get_or_insert(c.next_pos());
+    }
+    let cached = cached.unwrap_or(0);
+    if pos != cached {
+        bail!("position {pos} does not continue the cached sequence ({cached} tokens)");
+    }
+    Ok(())
 }
 
 /// Truncates every cache to `pos`, or clears them all when any one cannot be.

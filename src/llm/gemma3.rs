@@ -224,11 +224,6 @@ impl Gemma3 {
         })
     }
 
-    /// The position the next token fed continues at.
-    pub fn next_pos(&self) -> usize {
-        self.layers.first().map_or(0, |l| l.cache.next_pos())
-    }
-
     /// Forgets the positions from `pos` on, keeping the ones before for reuse; false (and
     /// nothing kept) when a window already dropped rows that later queries would need.
     pub fn rewind(&mut self, pos: usize) -> bool {
@@ -242,15 +237,7 @@ impl Gemma3 {
         if b != 1 {
             bail!("gemma3: one sequence at a time");
         }
-        if pos == 0 {
-            for l in &mut self.layers {
-                l.cache.clear();
-            }
-        }
-        let cached = self.next_pos();
-        if pos != cached {
-            bail!("position {pos} does not continue the cached sequence ({cached} tokens)");
-        }
+        super::decoder::start_pass(self.layers.iter_mut().map(|l| &mut l.cache), pos)?;
         let ids = x.flatten_all()?.to_vec1::<u32>()?;
         let embedded = super::decoder::embed_rows(&self.embedding, &ids, &self.device)?;
         let mut h = (embedded.unsqueeze(0)? * (self.hidden as f64).sqrt())?;

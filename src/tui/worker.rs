@@ -235,11 +235,7 @@ fn load_and_serve(
     match Index::open_writer(&index_dir, embedder.info(), &opts.chunking(), false) {
         Ok(idx) => {
             let roots: Vec<PathBuf> = if setup.roots.is_empty() {
-                idx.manifest()
-                    .roots
-                    .iter()
-                    .map(|r| crate::fsutil::key_path(r))
-                    .collect()
+                idx.manifest().root_paths()
             } else {
                 setup.roots.clone()
             };
