@@ -942,6 +942,19 @@ fn a_full_disk_pauses_the_watcher_and_it_resumes() {
     assert_eq!(st["files"], 31);
 }
 
+/// `folio index DOCS --index IDX --json`, which must succeed with no file failed: its report.
+fn index_cleanly(home: &std::path::Path, docs: &str, idx: &str) -> serde_json::Value {
+    let out = folio(home, &["index", docs, "--index", idx, "--json"], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = json(&out);
+    assert_eq!(report["failed"], serde_json::json!([]), "{report}");
+    report
+}
+
 /// File names are bytes: two names that differ only in a byte that is not UTF-8 are two files,
 /// each found under its own name, and a PDF with such a name is read like any other.
 #[test]
@@ -962,18 +975,7 @@ fn file_names_that_are_not_utf8_stay_distinct() {
     );
     let idx = t.path().join("idx");
     let (docs_s, idx_s) = (docs.to_str().unwrap(), idx.to_str().unwrap());
-    let out = folio(
-        t.path(),
-        &["index", docs_s, "--index", idx_s, "--json"],
-        None,
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report = json(&out);
-    assert_eq!(report["failed"], serde_json::json!([]), "{report}");
+    index_cleanly(t.path(), docs_s, idx_s);
     let st = json(&folio(
         t.path(),
         &["status", "--index", idx_s, "--json"],
@@ -1068,18 +1070,7 @@ fn damaged_pdfs_are_read_by_the_fallback_extractor() {
     }
     let idx = t.path().join("idx");
     let (docs_s, idx_s) = (docs.to_str().unwrap(), idx.to_str().unwrap());
-    let out = folio(
-        t.path(),
-        &["index", docs_s, "--index", idx_s, "--json"],
-        None,
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report = json(&out);
-    assert_eq!(report["failed"], serde_json::json!([]), "{report}");
+    let report = index_cleanly(t.path(), docs_s, idx_s);
     assert_eq!(report["indexed"], fixtures.len(), "{report}");
 
     let st = json(&folio(
