@@ -73,24 +73,21 @@ pub fn extract_with(bytes: &[u8], engine: Engine) -> Result<Vec<String>, Extract
 /// [`extract_pages`] starting at `first`: a worker that pdf-extract killed or hung is
 /// replaced and asked again with pdf_oxide alone.
 fn extract_from(bytes: &[u8], first: Engine) -> Result<PdfText, ExtractError> {
-    if bytes.is_empty() {
-        return Err(ExtractError::Empty);
-    }
     let mut primary = None;
     if first == Engine::PdfExtract {
-        match guarded(|| with_pdf_extract(bytes)) {
+        match extract_with(bytes, Engine::PdfExtract) {
             Ok(pages) => {
                 return Ok(PdfText {
                     pages,
                     engine: Engine::PdfExtract,
                 });
             }
-            // Without the password no parser reads it.
-            Err(ExtractError::Encrypted) => return Err(ExtractError::Encrypted),
+            // Nothing to read, or no parser reads it without the password.
+            Err(e @ (ExtractError::Empty | ExtractError::Encrypted)) => return Err(e),
             Err(e) => primary = Some(e),
         }
     }
-    match guarded(|| with_pdf_oxide(bytes)) {
+    match extract_with(bytes, Engine::PdfOxide) {
         Ok(pages) => Ok(PdfText {
             pages,
             engine: Engine::PdfOxide,
