@@ -4,7 +4,7 @@
 //!
 //! Run with `./dev bench llm` (= `cargo bench --profile dev --bench llm`). Options:
 //! `--llm FILE.gguf`, `--reps N` (default 3), `--skip-llama-cpp`, `--data DIR` (SciFact, for
-//! the `ask` corpus; default `../shared/data/scifact`), `--docs N` (documents indexed for `ask`,
+//! the `ask` corpus; default `../shared/data/scifact`), `--skip-ask`, `--rows pp512,tg128` (only these speed rows), `--docs N` (documents indexed for `ask`,
 //! default 300). llama-bench comes from `../shared/tools/llama-bench.sh`, which builds it once
 //! (about 20 minutes); nothing of llama.cpp is part of folio.
 //!
@@ -37,6 +37,9 @@ struct Args {
     data: PathBuf,
     docs: usize,
     compare_candle: bool,
+    ask: bool,
+    /// Only these speed rows (`--rows pp512,tg128`); all when empty.
+    rows: Vec<String>,
 }
 
 fn parse_args() -> Option<Args> {
@@ -53,6 +56,8 @@ fn parse_args() -> Option<Args> {
         data: PathBuf::from("../shared/data/scifact"),
         docs: 300,
         compare_candle: false,
+        ask: true,
+        rows: Vec::new(),
     };
     let mut it = argv.iter().skip(1);
     while let Some(x) = it.next() {
@@ -63,6 +68,13 @@ fn parse_args() -> Option<Args> {
             "--data" => a.data = it.next().map(PathBuf::from).unwrap_or(a.data),
             "--skip-llama-cpp" => a.llama_cpp = false,
             "--compare-candle" => a.compare_candle = true,
+            "--skip-ask" => a.ask = false,
+            "--rows" => {
+                a.rows = it
+                    .next()
+                    .map(|v| v.split(',').map(str::to_owned).collect())
+                    .unwrap_or_default()
+            }
             _ => {}
         }
     }
@@ -204,16 +216,24 @@ fn llama_bench(model: &Path, threads: usize) -> serde_json::Value {
 const DEPTH: usize = 900;
 
 /// The speed rows for one loaded model.
-fn speed_rows(llm: &mut Llm, text: &str, reps: usize) -> serde_json::Value {
+fn speed_rows(llm: &mut Llm, text: &str, reps: usize, only: &[String]) -> serde_json::Value {
     let mut speed = serde_json::Map::new();
+    let wanted = |row: &str| only.is_empty() || only.iter().any(|r| r == row);
     for n in [512, 1500] {
-        let ids = prompt_ids(llm, text, n);
-        speed.insert(format!("pp{n}"), json!(pp(llm, &ids, reps)));
+        if wanted(&format!("pp{n}")) {
+            let ids = prompt_ids(llm, text, n);
+            speed.insert(format!("pp{n}"), json!(pp(llm, &ids, reps)));
+        }
     }
-    let start = prompt_ids(llm, "The", 1);
-    speed.insert("tg128".into(), json!(tg(llm, &start, 128, reps)));
-    let deep = prompt_ids(llm, text, DEPTH);
-    speed.insert(format!("tg64@d{DEPTH}"), json!(tg(llm, &deep, 64, reps)));
+    if wanted("tg128") {
+        let start = prompt_ids(llm, "The", 1);
+        speed.insert("tg128".into(), json!(tg(llm, &start, 128, reps)));
+    }
+    let deep = format!("tg64@d{DEPTH}");
+    if wanted(&deep) {
+        let ids = prompt_ids(llm, text, DEPTH);
+        speed.insert(deep, json!(tg(llm, &ids, 64, reps)));
+    }
     serde_json::Value::Object(speed)
 }
 
@@ -259,14 +279,52 @@ fn main() {
         .take(40)
         .map(|d| format!("{}\n{}\n\n", d.title, d.body))
         .collect();
-    report.insert("folio".into(), speed_rows(&mut llm, &text, args.reps));
+    report.insert(
+        "folio".into(),
+        speed_rows(&mut llm, &text, args.reps, &args.rows),
+    );
     if args.compare_candle {
         let mut theirs =
             folio::llm::Llm::load_backend(&model, s.requantize, folio::llm::Backend::Candle)
                 .expect("loading the model for candle-transformers");
-        report.insert("candle".into(), speed_rows(&mut theirs, &text, args.reps));
+        report.insert(
+            "candle".into(),
+            speed_rows(&mut theirs, &text, args.reps, &args.rows),
+        );
     }
 
+    if args.ask {
+        ask_rows(&args, &s, &beir, &mut llm, &mut report);
+    }
+    report.insert(
+        "peak_rss_mib".into(),
+        json!(mib(folio::fsutil::peak_rss_bytes())),
+    );
+
+    if args.llama_cpp {
+        eprintln!("[4/4] llama.cpp's llama-bench on the same file, {threads} threads...");
+        report.insert("llama_cpp".into(), llama_bench(&model, threads));
+    }
+
+    let report = serde_json::Value::Object(report);
+    print_markdown(&report);
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("target"));
+    let out = target.join("llm-bench.json");
+    if std::fs::write(&out, serde_json::to_vec_pretty(&report).expect("json")).is_ok() {
+        eprintln!("wrote {}", out.display());
+    }
+}
+
+/// The time to first token of a typical `ask`, cold and with the previous prefix reused.
+fn ask_rows(
+    args: &Args,
+    s: &Settings,
+    beir: &Beir,
+    llm: &mut Llm,
+    report: &mut serde_json::Map<String, serde_json::Value>,
+) {
     eprintln!(
         "[3/4] a typical ask: {} SciFact documents, 5 passages, train questions...",
         args.docs
@@ -279,7 +337,7 @@ fn main() {
     .expect("embedder");
     let work = tempfile::tempdir().expect("tempdir");
     let idx_dir = work.path().join("index");
-    let opts = IndexOptions::from_settings(&s, &e, false);
+    let opts = IndexOptions::from_settings(s, &e, false);
     {
         let mut idx =
             Index::open_writer(&idx_dir, e.info(), &opts.chunking(), false).expect("index");
@@ -305,7 +363,7 @@ fn main() {
     }
     let idx = Index::open_reader(&idx_dir).expect("index");
     let prompts = Prompts::default();
-    let mut ask_opts = AskOptions::from_settings(&s, Filter::default());
+    let mut ask_opts = AskOptions::from_settings(s, Filter::default());
     ask_opts.passages = 5;
     // Always reach the model: the time to first token is what is measured here.
     ask_opts.thresholds.min_relevance = -1.0;
@@ -335,7 +393,7 @@ fn main() {
         let a = answer::ask(
             &idx,
             &e,
-            &mut llm,
+            llm,
             &prompts,
             &beir.queries[q],
             &ask_opts,
@@ -375,25 +433,6 @@ fn main() {
             "total_ms_p50": median(total),
         }),
     );
-    report.insert(
-        "peak_rss_mib".into(),
-        json!(mib(folio::fsutil::peak_rss_bytes())),
-    );
-
-    if args.llama_cpp {
-        eprintln!("[4/4] llama.cpp's llama-bench on the same file, {threads} threads...");
-        report.insert("llama_cpp".into(), llama_bench(&model, threads));
-    }
-
-    let report = serde_json::Value::Object(report);
-    print_markdown(&report);
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("target"));
-    let out = target.join("llm-bench.json");
-    if std::fs::write(&out, serde_json::to_vec_pretty(&report).expect("json")).is_ok() {
-        eprintln!("wrote {}", out.display());
-    }
 }
 
 fn print_markdown(r: &serde_json::Value) {
@@ -409,7 +448,9 @@ fn print_markdown(r: &serde_json::Value) {
     println!("| --- | ---: | ---: | ---: | ---: |");
     let depth = format!("tg64@d{DEPTH}");
     for t in ["pp512", "pp1500", "tg128", depth.as_str()] {
-        let ours = r["folio"][t].as_f64().unwrap_or(0.0);
+        let Some(ours) = r["folio"][t].as_f64() else {
+            continue;
+        };
         let candle = r["candle"][t]
             .as_f64()
             .map_or("-".to_string(), |c| format!("{c:.1}"));
@@ -425,6 +466,18 @@ fn print_markdown(r: &serde_json::Value) {
         println!("\nllama-bench: {e}");
     }
     let a = &r["ask"];
+    if a.is_object() {
+        print_ask(a);
+    }
+    println!(
+        "model load {:.2} s (+{:.0} MiB RSS); peak RSS of the whole run {:.0} MiB",
+        r["load"]["seconds"].as_f64().unwrap_or(0.0),
+        r["load"]["rss_mib"].as_f64().unwrap_or(0.0),
+        r["peak_rss_mib"].as_f64().unwrap_or(0.0)
+    );
+}
+
+fn print_ask(a: &serde_json::Value) {
     println!(
         "\nask (5 passages, {} questions): first token p50 {:.0} ms (max {:.0}), prompt {:.0} tokens, retrieval {:.0} ms, total {:.0} ms (64-token answers)",
         a["questions"],
@@ -440,11 +493,5 @@ fn print_markdown(r: &serde_json::Value) {
             .as_f64()
             .unwrap_or(0.0),
         a["reused_tokens_p50"].as_f64().unwrap_or(0.0),
-    );
-    println!(
-        "model load {:.2} s (+{:.0} MiB RSS); peak RSS of the whole run {:.0} MiB",
-        r["load"]["seconds"].as_f64().unwrap_or(0.0),
-        r["load"]["rss_mib"].as_f64().unwrap_or(0.0),
-        r["peak_rss_mib"].as_f64().unwrap_or(0.0)
     );
 }

@@ -13,15 +13,16 @@ use std::borrow::Cow;
 use std::io::{Read, Seek};
 use std::sync::Arc;
 
-use candle_core::quantized::{QMatMul, QStorage, QTensor, gguf_file};
-use candle_core::{D, DType, Device, Module, Result, Tensor, bail};
+use candle_core::quantized::{QStorage, QTensor, gguf_file};
+use candle_core::{D, DType, Device, Result, Tensor, bail};
 use candle_nn::ops::rms_norm;
 
 use super::attention::{self, KvCache, Rope, Shape};
+use super::quant::QLinear;
 
 /// A linear layer: quantized weights and an optional bias.
 struct Linear {
-    weight: QMatMul,
+    weight: QLinear,
     bias: Option<Tensor>,
 }
 
@@ -35,6 +36,8 @@ impl Linear {
     }
 }
 
+// One per layer: the size difference does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Qkv {
     Separate {
         q: Linear,
@@ -47,9 +50,9 @@ enum Qkv {
 
 enum Ffn {
     /// `down(silu(gate(x)) * up(x))`.
-    Separate { gate: QMatMul, up: QMatMul },
+    Separate { gate: QLinear, up: QLinear },
     /// phi3: `up` yields the gate and the up projection side by side.
-    Fused { gate_up: QMatMul, inner: usize },
+    Fused { gate_up: QLinear, inner: usize },
 }
 
 struct Layer {
@@ -58,10 +61,10 @@ struct Layer {
     /// qwen3: RMS norms over each head of the queries and keys, before rotation.
     q_norm: Option<Tensor>,
     k_norm: Option<Tensor>,
-    wo: QMatMul,
+    wo: QLinear,
     ffn_norm: Tensor,
     ffn: Ffn,
-    down: QMatMul,
+    down: QLinear,
     cache: KvCache,
 }
 
@@ -69,7 +72,7 @@ struct Layer {
 pub struct Decoder {
     /// Token embedding, kept quantized; rows are dequantized as they are looked up.
     embedding: Arc<QTensor>,
-    output: QMatMul,
+    output: QLinear,
     norm: Tensor,
     layers: Vec<Layer>,
     eps: f32,
@@ -154,8 +157,8 @@ impl Decoder {
         let vector = |t: QTensor| -> Result<Tensor> { t.dequantize(device) };
         let embedding = Arc::new(tensor("token_embd.weight")?);
         let output = match tensor("output.weight") {
-            Ok(t) => QMatMul::from_qtensor(t)?,
-            Err(_) => QMatMul::from_arc(embedding.clone())?,
+            Ok(t) => QLinear::new(t)?,
+            Err(_) => QLinear::from_arc(embedding.clone())?,
         };
         let norm = vector(tensor("output_norm.weight")?)?;
         let mut layers = Vec::with_capacity(layers_n);
@@ -163,7 +166,7 @@ impl Decoder {
             let mut w = |n: &str| tensor(&format!("blk.{i}.{n}"));
             let mut linear = |n: &str| -> Result<Linear> {
                 Ok(Linear {
-                    weight: QMatMul::from_qtensor(w(&format!("{n}.weight"))?)?,
+                    weight: QLinear::new(w(&format!("{n}.weight"))?)?,
                     bias: match w(&format!("{n}.bias")) {
                         Ok(b) => Some(b.dequantize(device)?),
                         Err(_) => None,
@@ -189,13 +192,13 @@ impl Decoder {
             };
             let ffn = if arch == "phi3" {
                 Ffn::Fused {
-                    gate_up: QMatMul::from_qtensor(w("ffn_up.weight")?)?,
+                    gate_up: QLinear::new(w("ffn_up.weight")?)?,
                     inner: ffn_inner,
                 }
             } else {
                 Ffn::Separate {
-                    gate: QMatMul::from_qtensor(w("ffn_gate.weight")?)?,
-                    up: QMatMul::from_qtensor(w("ffn_up.weight")?)?,
+                    gate: QLinear::new(w("ffn_gate.weight")?)?,
+                    up: QLinear::new(w("ffn_up.weight")?)?,
                 }
             };
             layers.push(Layer {
@@ -203,10 +206,10 @@ impl Decoder {
                 qkv,
                 q_norm,
                 k_norm,
-                wo: QMatMul::from_qtensor(w("attn_output.weight")?)?,
+                wo: QLinear::new(w("attn_output.weight")?)?,
                 ffn_norm: vector(w("ffn_norm.weight")?)?,
                 ffn,
-                down: QMatMul::from_qtensor(w("ffn_down.weight")?)?,
+                down: QLinear::new(w("ffn_down.weight")?)?,
                 cache: KvCache::new(kv_heads, head_dim, None),
             });
         }

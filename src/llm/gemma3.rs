@@ -13,11 +13,12 @@
 
 use std::io::{Read, Seek};
 
-use candle_core::quantized::{QMatMul, QTensor, gguf_file};
-use candle_core::{DType, Device, Module, Result, Tensor, bail};
+use candle_core::quantized::{QTensor, gguf_file};
+use candle_core::{DType, Device, Result, Tensor, bail};
 use candle_nn::ops::rms_norm;
 
 use super::attention::{self, KvCache, Rope, Shape};
+use super::quant::QLinear;
 
 /// Layers whose index + 1 is a multiple of this attend globally; the others use the window
 /// (Gemma 3's five local layers to one global).
@@ -37,19 +38,19 @@ impl Norm {
 }
 
 struct Layer {
-    wq: QMatMul,
-    wk: QMatMul,
-    wv: QMatMul,
-    wo: QMatMul,
+    wq: QLinear,
+    wk: QLinear,
+    wv: QLinear,
+    wo: QLinear,
     q_norm: Norm,
     k_norm: Norm,
     attn_norm: Norm,
     post_attn_norm: Norm,
     ffn_norm: Norm,
     post_ffn_norm: Norm,
-    gate: QMatMul,
-    up: QMatMul,
-    down: QMatMul,
+    gate: QLinear,
+    up: QLinear,
+    down: QLinear,
     /// Local (sliding-window) layers use the local rotary base.
     local: bool,
     cache: KvCache,
@@ -59,7 +60,7 @@ pub struct Gemma3 {
     /// Token embedding, quantized, shape `(vocab, hidden)`; also the output projection when
     /// the file has no `output.weight` (Gemma ties them).
     embedding: std::sync::Arc<QTensor>,
-    output: QMatMul,
+    output: QLinear,
     norm: Norm,
     layers: Vec<Layer>,
     hidden: usize,
@@ -181,8 +182,8 @@ impl Gemma3 {
         };
         let embedding = std::sync::Arc::new(tensor("token_embd.weight")?);
         let output = match tensor("output.weight") {
-            Ok(t) => QMatMul::from_qtensor(t)?,
-            Err(_) => QMatMul::from_arc(embedding.clone())?,
+            Ok(t) => QLinear::new(t)?,
+            Err(_) => QLinear::from_arc(embedding.clone())?,
         };
         let final_norm = norm(tensor("output_norm.weight")?)?;
         let mut layers = Vec::with_capacity(layers_n);
@@ -190,19 +191,19 @@ impl Gemma3 {
             let mut w = |n: &str| tensor(&format!("blk.{i}.{n}.weight"));
             let local = (i + 1) % global_every != 0;
             layers.push(Layer {
-                wq: QMatMul::from_qtensor(w("attn_q")?)?,
-                wk: QMatMul::from_qtensor(w("attn_k")?)?,
-                wv: QMatMul::from_qtensor(w("attn_v")?)?,
-                wo: QMatMul::from_qtensor(w("attn_output")?)?,
+                wq: QLinear::new(w("attn_q")?)?,
+                wk: QLinear::new(w("attn_k")?)?,
+                wv: QLinear::new(w("attn_v")?)?,
+                wo: QLinear::new(w("attn_output")?)?,
                 q_norm: norm(w("attn_q_norm")?)?,
                 k_norm: norm(w("attn_k_norm")?)?,
                 attn_norm: norm(w("attn_norm")?)?,
                 post_attn_norm: norm(w("post_attention_norm")?)?,
                 ffn_norm: norm(w("ffn_norm")?)?,
                 post_ffn_norm: norm(w("post_ffw_norm")?)?,
-                gate: QMatMul::from_qtensor(w("ffn_gate")?)?,
-                up: QMatMul::from_qtensor(w("ffn_up")?)?,
-                down: QMatMul::from_qtensor(w("ffn_down")?)?,
+                gate: QLinear::new(w("ffn_gate")?)?,
+                up: QLinear::new(w("ffn_up")?)?,
+                down: QLinear::new(w("ffn_down")?)?,
                 local,
                 cache: KvCache::new(kv_heads, head_dim, local.then_some(window)),
             });

@@ -2,18 +2,18 @@
 //!
 //! Everything comes from the `.gguf` itself: the architecture (`general.architecture`, one of
 //! llama, qwen2, qwen3, gemma3, phi3: folio's own forward passes in `decoder` and `gemma3`,
-//! on candle's quantized matrix multiplications and folio's `attention`; candle-transformers'
+//! on folio's quantized kernels (`quant`) and attention (`attention`); candle-transformers'
 //! models remain as [`Backend::Candle`], for comparison and for llama's mixture-of-experts
 //! variants), the tokenizer (`tokenizer`), the chat template (`template`) and the context
-//! length. Weights in
-//! formats candle has no SIMD kernel for (Q4_1, Q5_0, Q5_1) are requantized to Q8_0 at load:
-//! the same numbers to within Q8_0's precision, several times faster to multiply.
+//! length. For candle-transformers' models, weights in formats candle has no SIMD kernel for
+//! (Q4_1, Q5_0, Q5_1) are requantized to Q8_0 at load; folio's kernels take them as stored.
 //! Generation streams token by token to a callback, which can stop it.
 
 mod attention;
 mod decoder;
 mod gemma3;
 mod header;
+pub mod quant;
 pub mod template;
 pub mod tokenizer;
 
@@ -237,8 +237,9 @@ impl Llm {
         Self::load_with(path, true)
     }
 
-    /// Loads a GGUF model; with `requantize`, Q4_1/Q5_0/Q5_1 tensors run as Q8_0 (much faster
-    /// on candle's kernels, equal within Q8_0's rounding); without, exactly as stored.
+    /// Loads a GGUF model; with `requantize`, Q4_1/Q5_0/Q5_1 tensors run as Q8_0 on
+    /// candle-transformers' models (much faster on candle's kernels, equal within Q8_0's
+    /// rounding); folio's own forward passes always run them as stored.
     pub fn load_with(path: &Path, requantize: bool) -> Result<Llm, LlmError> {
         Self::load_backend(path, requantize, Backend::from_env())
     }
@@ -375,7 +376,11 @@ impl Llm {
             .collect();
         kinds.sort();
         kinds.dedup();
+        // folio's own forward passes multiply every GGUF block type natively; candle-transformers'
+        // models (the comparison backend) get the Q8_0 conversion.
+        let native = own || arch == "gemma3";
         let requant = requantize
+            && !native
             && ct
                 .tensor_infos
                 .values()

@@ -548,8 +548,10 @@ fn folio_forward_passes_match_candle_transformers() {
             let scale = b.iter().fold(0f32, |m, x| m.max(x.abs())).max(1e-3);
             let worst = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
             // Quantized weights multiply Q8-quantized activations: a 1e-7 difference in an
-            // input can move a value across a rounding boundary, so only F32 is held tight.
-            let tolerance = if dtype == GgmlDType::F32 { 1e-3 } else { 2e-2 };
+            // input can move a value across a rounding boundary, and candle keeps activation
+            // scales in f16 where folio's kernels keep f32, so only F32 is held tight (the
+            // kernels' own tests bound their error against exact products).
+            let tolerance = if dtype == GgmlDType::F32 { 1e-3 } else { 5e-2 };
             assert!(
                 worst <= tolerance * scale,
                 "{arch} {dtype:?} {what}: {worst} (scale {scale})"
@@ -618,11 +620,27 @@ fn a_prompt_that_starts_like_the_last_reuses_the_cache_and_answers_the_same() {
     }
 }
 
+/// folio's kernels multiply Q4_1 as stored; candle-transformers' models (which have no SIMD
+/// kernel for it) get it as Q8_0, and both compute the same thing.
 #[test]
-fn q4_1_weights_are_requantized_at_load() {
+fn q4_1_weights_run_as_stored_and_as_q8_0_on_candle() {
     let llm = check_architecture("qwen2", GgmlDType::Q4_1);
     let q = &llm.info().quantization;
-    assert!(q.contains("Q4_1") && q.contains("run as Q8_0"), "{q}");
+    assert!(q.contains("Q4_1") && !q.contains("run as Q8_0"), "{q}");
+    let t = tempfile::tempdir().unwrap();
+    let (path, vocab) = write_tiny(t.path(), "qwen2", GgmlDType::Q4_1);
+    let mut theirs = Llm::load_backend(&path, true, Backend::Candle).unwrap();
+    let q = &theirs.info().quantization;
+    assert!(q.contains("run as Q8_0"), "{q}");
+    let mut ours = Llm::load_backend(&path, true, Backend::Folio).unwrap();
+    let prompt: Vec<u32> = (0..20).map(|i| ((i * 37 + 11) % vocab) as u32).collect();
+    let (a, b) = (
+        ours.logits(&prompt, 0).unwrap(),
+        theirs.logits(&prompt, 0).unwrap(),
+    );
+    let scale = b.iter().fold(0f32, |m, x| m.max(x.abs())).max(1e-3);
+    let worst = a.iter().zip(&b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+    assert!(worst <= 5e-2 * scale, "{worst} (scale {scale})");
 }
 
 #[test]

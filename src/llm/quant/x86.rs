@@ -1,0 +1,277 @@
+//! The x86 kernels of [`super::QWeights`]: one body, compiled twice (AVX2 with FMA, and AVX-512
+//! VL with VNNI), that differ only in the byte dot product and in how many weight rows a tile
+//! holds (AVX-512 has twice the registers).
+//!
+//! A tile is up to 4 tokens by up to `R` weight rows. Per block of 32 it loads each token's
+//! activation bytes once and each row's codes once, forms every token-row product as 8 lanes of
+//! 32-bit sums, and adds them, times both blocks' scales, into one float accumulator per pair.
+//! The offsets (`mins`) of Q4/Q5 types multiply each block's activation sum, which is a plain
+//! dot product over blocks done after the loop.
+//!
+//! Loads use `lddqu` (as fast as `loadu` on every CPU since 2008): the `loadu` intrinsics go
+//! through `copy_nonoverlapping`, whose debug-build precondition checks made the README's
+//! (debug-profile) binary several times slower here.
+
+/// Runs `$body` with `$i` = 0, 1, .. up to `$n` (at most 4), written out, so that arrays indexed
+/// by `$i` live in registers (a loop, even with a constant bound, is not always unrolled).
+macro_rules! unroll4 {
+    ($n:expr, $i:ident, $body:block) => {
+        if $n > 0 {
+            let $i = 0;
+            $body
+        }
+        if $n > 1 {
+            let $i = 1;
+            $body
+        }
+        if $n > 2 {
+            let $i = 2;
+            $body
+        }
+        if $n > 3 {
+            let $i = 3;
+            $body
+        }
+    };
+}
+
+macro_rules! kernels {
+    ($name:ident, $features:literal, $rows_per_tile:literal, $dot:item) => {
+        pub mod $name {
+            use std::arch::x86_64::*;
+            use std::ops::Range;
+
+            use super::super::{Acts, BLOCK, Codes, QWeights};
+
+            $dot
+
+            #[inline]
+            #[target_feature(enable = $features)]
+            fn hsum(v: __m256) -> f32 {
+                let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+                let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+                _mm_cvtss_f32(s)
+            }
+
+            /// Asks for the cache line at `p`, which may lie past the weights' end: decoding
+            /// reads each weight once, in rows too short for the hardware prefetcher to
+            /// follow, so each tile fetches the same blocks of the next tile's rows.
+            #[inline]
+            #[target_feature(enable = $features)]
+            fn fetch(p: *const u8) {
+                // A prefetch never faults, whatever the address.
+                _mm_prefetch::<_MM_HINT_T0>(p as *const i8)
+            }
+
+            /// Output rows `rows` of every token of `a`.
+            ///
+            /// # Safety
+            /// The CPU has this module's features; `out` points at `a.t * w.n` floats and no
+            /// other thread writes these rows.
+            #[target_feature(enable = $features)]
+            pub unsafe fn rows(w: &QWeights, a: &Acts, rows: Range<usize>, out: *mut f32) {
+                const R: usize = $rows_per_tile;
+                let mut t0 = 0;
+                while t0 < a.t {
+                    let tn = (a.t - t0).min(4);
+                    let mut r0 = rows.start;
+                    while r0 < rows.end {
+                        let rn = (rows.end - r0).min(R);
+                        // SAFETY: the tile lies inside `rows` and `a`'s tokens.
+                        unsafe {
+                            match tn {
+                                1 => by_rows::<1>(w, a, t0, r0, rn, out),
+                                2 => by_rows::<2>(w, a, t0, r0, rn, out),
+                                3 => by_rows::<3>(w, a, t0, r0, rn, out),
+                                _ => by_rows::<4>(w, a, t0, r0, rn, out),
+                            }
+                        }
+                        r0 += rn;
+                    }
+                    t0 += tn;
+                }
+            }
+
+            #[inline]
+            #[target_feature(enable = $features)]
+            unsafe fn by_rows<const T: usize>(
+                w: &QWeights,
+                a: &Acts,
+                t0: usize,
+                r0: usize,
+                rn: usize,
+                out: *mut f32,
+            ) {
+                // SAFETY: as the caller's.
+                unsafe {
+                    match rn {
+                        1 => tile::<T, 1>(w, a, t0, r0, out),
+                        2 => tile::<T, 2>(w, a, t0, r0, out),
+                        3 => tile::<T, 3>(w, a, t0, r0, out),
+                        _ => tile::<T, 4>(w, a, t0, r0, out),
+                    }
+                }
+            }
+
+            /// Tokens `t0..t0 + T` by rows `r0..r0 + R`.
+            #[inline]
+            #[target_feature(enable = $features)]
+            unsafe fn tile<const T: usize, const R: usize>(
+                w: &QWeights,
+                a: &Acts,
+                t0: usize,
+                r0: usize,
+                out: *mut f32,
+            ) {
+                let (k, n) = (w.k, w.n);
+                let nb = k / BLOCK;
+                debug_assert!(t0 + T <= a.t && r0 + R <= n);
+                let mut acc = [[_mm256_setzero_ps(); T]; R];
+                let (aq, ad) = (a.q.as_ptr(), a.d.as_ptr());
+                let (qs, sc) = (w.qs.as_ptr(), w.scales.as_ptr());
+                // The activations of block `b`: bytes and scale of each token.
+                macro_rules! acts {
+                    ($b:expr) => {{
+                        let mut x = [_mm256_setzero_si256(); T];
+                        let mut xd = [0f32; T];
+                        unroll4!(T, i, {
+                            let at = (t0 + i) * k + $b * BLOCK;
+                            x[i] = _mm256_lddqu_si256(aq.add(at) as *const __m256i);
+                            xd[i] = *ad.add((t0 + i) * nb + $b);
+                        });
+                        (x, xd)
+                    }};
+                }
+                // SAFETY: every offset below is inside its buffer: tokens below `a.t`, rows
+                // below `n`, blocks below `nb` (the sizes `QWeights` and `Acts` were built with).
+                unsafe {
+                    match w.codes {
+                        Codes::U4 => {
+                            let mask = _mm256_set1_epi8(0x0F);
+                            for b in 0..nb {
+                                let (x, xd) = acts!(b);
+                                unroll4!(R, r, {
+                                    let p = qs.add((r0 + r) * k / 2 + b * 16);
+                                    if T == 1 {
+                                        fetch(p.wrapping_add(R * k / 2));
+                                    }
+                                    let raw = _mm_lddqu_si128(p as *const __m128i);
+                                    let hi = _mm_srli_epi16(raw, 4);
+                                    let wv = _mm256_and_si256(_mm256_set_m128i(hi, raw), mask);
+                                    let wd = *sc.add((r0 + r) * nb + b);
+                                    unroll4!(T, i, {
+                                        let p = _mm256_cvtepi32_ps(dot(wv, x[i]));
+                                        let s = _mm256_set1_ps(wd * xd[i]);
+                                        acc[r][i] = _mm256_fmadd_ps(p, s, acc[r][i]);
+                                    });
+                                });
+                            }
+                        }
+                        Codes::I8 => {
+                            for b in 0..nb {
+                                let (x, xd) = acts!(b);
+                                unroll4!(R, r, {
+                                    let p = qs.add((r0 + r) * k + b * BLOCK);
+                                    if T == 1 {
+                                        fetch(p.wrapping_add(R * k));
+                                    }
+                                    let wv = _mm256_lddqu_si256(p as *const __m256i);
+                                    let wa = _mm256_abs_epi8(wv);
+                                    let wd = *sc.add((r0 + r) * nb + b);
+                                    unroll4!(T, i, {
+                                        let xs = _mm256_sign_epi8(x[i], wv);
+                                        let p = _mm256_cvtepi32_ps(dot(wa, xs));
+                                        let s = _mm256_set1_ps(wd * xd[i]);
+                                        acc[r][i] = _mm256_fmadd_ps(p, s, acc[r][i]);
+                                    });
+                                });
+                            }
+                        }
+                        Codes::I8Half => {
+                            for b in 0..nb {
+                                let (x, xd) = acts!(b);
+                                unroll4!(R, r, {
+                                    let p = qs.add((r0 + r) * k + b * BLOCK);
+                                    if T == 1 {
+                                        fetch(p.wrapping_add(R * k));
+                                    }
+                                    let wv = _mm256_lddqu_si256(p as *const __m256i);
+                                    let wa = _mm256_abs_epi8(wv);
+                                    let blk = (r0 + r) * nb + b;
+                                    let (d0, d1) = (*sc.add(2 * blk), *sc.add(2 * blk + 1));
+                                    unroll4!(T, i, {
+                                        let xs = _mm256_sign_epi8(x[i], wv);
+                                        let p = _mm256_cvtepi32_ps(dot(wa, xs));
+                                        // Lanes 0..4 hold elements 0..16, lanes 4..8 the rest.
+                                        let s = _mm256_set_m128(
+                                            _mm_set1_ps(d1 * xd[i]),
+                                            _mm_set1_ps(d0 * xd[i]),
+                                        );
+                                        acc[r][i] = _mm256_fmadd_ps(p, s, acc[r][i]);
+                                    });
+                                });
+                            }
+                        }
+                    }
+                    // The offsets: each block's offset times its activation sum, 8 blocks at a
+                    // time, then whatever is left.
+                    let mut tails = [[0f32; T]; R];
+                    if let Some(m) = &w.mins {
+                        let (mp, sp) = (m.as_ptr(), a.s.as_ptr());
+                        let whole = nb / 8 * 8;
+                        unroll4!(R, r, {
+                            unroll4!(T, i, {
+                                let (wr, tr) = ((r0 + r) * nb, (t0 + i) * nb);
+                                let mut v = _mm256_setzero_ps();
+                                for b in (0..whole).step_by(8) {
+                                    let mv = _mm256_castsi256_ps(_mm256_lddqu_si256(mp.add(wr + b) as *const __m256i));
+                                    let sv = _mm256_castsi256_ps(_mm256_lddqu_si256(sp.add(tr + b) as *const __m256i));
+                                    v = _mm256_fmadd_ps(mv, sv, v);
+                                }
+                                let mut tail = 0f32;
+                                for b in whole..nb {
+                                    tail += *mp.add(wr + b) * *sp.add(tr + b);
+                                }
+                                acc[r][i] = _mm256_add_ps(acc[r][i], v);
+                                tails[r][i] = tail;
+                            });
+                        });
+                    }
+                    unroll4!(R, r, {
+                        unroll4!(T, i, {
+                            *out.add((t0 + i) * n + r0 + r) = hsum(acc[r][i]) + tails[r][i];
+                        });
+                    });
+                }
+            }
+        }
+    };
+}
+
+kernels!(
+    avx2,
+    "avx2,fma",
+    2,
+    /// Unsigned bytes `w` times signed bytes `x`, summed in groups of 4 into 8 lanes. The
+    /// 16-bit pair sums cannot saturate: `w` is at most 128 (a code or its magnitude) and `x`
+    /// at most 127 in magnitude.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn dot(w: __m256i, x: __m256i) -> __m256i {
+        _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), _mm256_set1_epi16(1))
+    }
+);
+
+kernels!(
+    vnni,
+    "avx2,fma,avx512f,avx512vl,avx512vnni",
+    4,
+    /// Unsigned bytes `w` times signed bytes `x`, summed in groups of 4 into 8 lanes, in one
+    /// instruction.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,avx512f,avx512vl,avx512vnni")]
+    fn dot(w: __m256i, x: __m256i) -> __m256i {
+        _mm256_dpbusd_epi32(_mm256_setzero_si256(), w, x)
+    }
+);
