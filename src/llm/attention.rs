@@ -5,14 +5,13 @@
 //! key and value of every layer, per token), copy keys and values once more per query head
 //! (`repeat_kv`) and materialise the full score matrix. Here the cache is one buffer per layer
 //! that new rows are appended to; a query head reads its key/value head's rows where they lie
-//! (grouped-query attention without copies); scores live only as one row per query and head.
-//! Decoding (a few query rows) is split over rows and heads on candle's own thread pool, which
-//! the matrix multiplications around it keep warm; a prompt pass (many rows) multiplies each
-//! key/value head's block of queries with its keys as one matrix product, the grouped query
-//! heads stacked so that nothing is copied per head.
+//! (grouped-query attention without copies). Attention runs in tiles of keys with an online
+//! softmax (flash attention's scheme): scores exist only for one tile of 32 keys at a time,
+//! so a long prompt needs no score matrix, and every query head of a KV head's group reads
+//! each key and value once per tile. Work items go to candle's thread pool, which the matrix
+//! products around keep warm.
 
 use candle_core::utils::barrier_pool;
-use candle_core::{Device, Tensor};
 
 /// Keys and values of the positions seen so far, for one layer: row `r` holds position
 /// `start + r`, with the keys (or values) of every KV head side by side.
@@ -106,12 +105,23 @@ pub struct Shape {
     pub scale: f32,
 }
 
-/// Query rows from which a pass goes through matrix products instead of row by row.
-const BATCHED_ROWS: usize = 8;
+/// Keys per tile: the scores of one query against a tile stay in registers.
+const KEY_TILE: usize = 32;
+/// Query positions per work item of a prompt pass.
+const QUERY_BLOCK: usize = 16;
+/// Queries per item up to which scores are dot products rather than a transposed product.
+const FEW_QUERIES: usize = 8;
+/// Keys per work item when a few query rows (decoding) split the cache between workers.
+const DECODE_SPLIT: usize = 256;
 
 /// Attention of `t` query rows at positions `pos..pos + t` (`q`: `t x heads x head_dim`, row
 /// major, as a projection's output) over `cache`, which must already hold their own keys and
 /// values. Writes `t x heads x head_dim` into `out`: the layout the output projection takes.
+///
+/// Work items are (KV head, block of query rows, range of keys): every query head of a KV
+/// head's group reads each key and value once per item. A prompt pass splits over query
+/// blocks; decoding (a few rows) splits the keys, and the partial results merge by their
+/// softmax maxima and sums.
 pub fn attend(
     q: &[f32],
     t: usize,
@@ -131,122 +141,216 @@ pub fn attend(
         cache.next_pos() >= pos + t,
         "the cache lacks the queries' own rows"
     );
-    if t >= BATCHED_ROWS {
-        return attend_batched(q, t, pos, s, cache, out);
+    if t == 0 {
+        return Ok(());
     }
-    let items = t * s.heads;
-    let out_addr = out.as_mut_ptr() as usize;
+    let group = s.heads / s.kv_heads;
+    let blocks = t.div_ceil(QUERY_BLOCK);
+    let keys = pos + t - visible_from(cache, pos);
+    let splits = if t <= 4 {
+        keys.div_ceil(DECODE_SPLIT).clamp(1, 8)
+    } else {
+        1
+    };
+    let items = s.kv_heads * blocks * splits;
+    // One partial result (max, sum, hd outputs) per query head and row, per split.
+    let stride = hd + 2;
+    let mut partial = vec![0f32; splits * t * s.heads * stride];
+    let part_addr = partial.as_mut_ptr() as usize;
     let run = |range: std::ops::Range<usize>| {
-        let mut scores = Vec::new();
+        let mut scratch = Scratch::new(hd, group * QUERY_BLOCK);
         for item in range {
-            let (row, head) = (item / s.heads, item % s.heads);
-            // SAFETY: each item owns `out[item * hd..(item + 1) * hd]`: items are disjoint and
-            // each is handed to exactly one worker, and `out` outlives the pool's call.
-            let dst = unsafe {
-                std::slice::from_raw_parts_mut((out_addr as *mut f32).add(item * hd), hd)
+            let kvh = item % s.kv_heads;
+            let block = item / s.kv_heads % blocks;
+            let split = item / s.kv_heads / blocks;
+            let rows = block * QUERY_BLOCK..t.min(block * QUERY_BLOCK + QUERY_BLOCK);
+            let lo = visible_from(cache, pos + rows.start);
+            let hi = pos + rows.end;
+            let per = (hi - lo).div_ceil(splits);
+            let span = (lo + split * per).min(hi)..(lo + split * per + per).min(hi);
+            // SAFETY: an item writes only the partials of its own split, rows and KV head's
+            // query heads; items are disjoint, each is handed to one worker, and `partial`
+            // outlives the pool's call.
+            let part = unsafe {
+                std::slice::from_raw_parts_mut(
+                    (part_addr as *mut f32).add(split * t * s.heads * stride),
+                    t * s.heads * stride,
+                )
             };
-            let query = &q[item * hd..(item + 1) * hd];
-            one_head(query, pos + row, head, s, cache, &mut scores, dst);
+            tile(q, rows, pos, kvh, span, s, cache, &mut scratch, part);
         }
     };
-    // Tiny calls (one decoded token of a small model) are not worth waking the pool for.
-    if items * cache.next_pos() * hd < 1 << 14 {
+    if items == 1 || t * s.heads * keys * hd < 1 << 14 {
         run(0..items);
     } else {
         barrier_pool().execute_chunked(items, run);
     }
-    Ok(())
-}
-
-/// [`attend`] for many query rows: per KV head, its group's query rows (`group x t`) times its
-/// keys, masked (causal, and the window), softmax, times its values.
-fn attend_batched(
-    q: &[f32],
-    t: usize,
-    pos: usize,
-    s: Shape,
-    cache: &KvCache,
-    out: &mut [f32],
-) -> candle_core::Result<()> {
-    let dev = Device::Cpu;
-    let (hd, kv, group) = (s.head_dim, s.kv_heads, s.heads / s.kv_heads);
-    // Keys visible to at least one of the rows: from the first row's window on.
-    let first = match cache.window {
-        Some(w) => (pos + 1).saturating_sub(w).max(cache.start),
-        None => cache.start,
-    };
-    let (r0, r1) = (first - cache.start, pos + t - cache.start);
-    let n = r1 - r0;
-    let rows = |data: &[f32]| -> candle_core::Result<Tensor> {
-        Tensor::from_slice(&data[r0 * cache.width..r1 * cache.width], (n, kv, hd), &dev)?
-            .transpose(0, 1)?
-            .contiguous()
-    };
-    let (k, v) = (rows(&cache.k)?, rows(&cache.v)?);
-    // Head h belongs to KV head h / group: (t, kv, group, hd) -> (kv, group x t, hd).
-    let q = Tensor::from_slice(q, (t, kv, group, hd), &dev)?
-        .permute((1, 2, 0, 3))?
-        .contiguous()?
-        .reshape((kv, group * t, hd))?;
-    let scores = (q.matmul(&k.t()?)? * f64::from(s.scale))?.reshape((kv, group, t, n))?;
-    let mut mask = Vec::with_capacity(t * n);
-    for i in 0..t {
-        let qpos = pos + i;
-        for j in 0..n {
-            let kpos = first + j;
-            let visible = kpos <= qpos && cache.window.is_none_or(|w| qpos - kpos < w);
-            mask.push(if visible { 0f32 } else { f32::NEG_INFINITY });
+    // Merge the splits: rescale each by its maximum against the overall one.
+    for (i, o) in out.chunks_exact_mut(hd).enumerate() {
+        let parts = (0..splits).map(|sp| &partial[(sp * t * s.heads + i) * stride..][..stride]);
+        let max = parts.clone().fold(f32::NEG_INFINITY, |m, p| m.max(p[0]));
+        o.fill(0.0);
+        let mut sum = 0f32;
+        for p in parts {
+            if p[1] == 0.0 {
+                continue;
+            }
+            let w = (p[0] - max).exp();
+            sum += p[1] * w;
+            for (x, y) in o.iter_mut().zip(&p[2..]) {
+                *x += w * y;
+            }
+        }
+        if sum > 0.0 {
+            let inv = 1.0 / sum;
+            o.iter_mut().for_each(|x| *x *= inv);
         }
     }
-    let mask = Tensor::from_vec(mask, (t, n), &dev)?;
-    let probs = candle_nn::ops::softmax_last_dim(&scores.broadcast_add(&mask)?)?;
-    let o = probs
-        .reshape((kv, group * t, n))?
-        .matmul(&v)?
-        .reshape((kv, group, t, hd))?
-        .permute((2, 0, 1, 3))?
-        .contiguous()?
-        .flatten_all()?
-        .to_vec1::<f32>()?;
-    out.copy_from_slice(&o);
     Ok(())
 }
 
-/// One query row of one head: softmax over the visible keys, then the weighted sum of values.
-fn one_head(
-    query: &[f32],
-    qpos: usize,
-    head: usize,
-    s: Shape,
-    cache: &KvCache,
-    scores: &mut Vec<f32>,
-    dst: &mut [f32],
-) {
-    let hd = s.head_dim;
-    let kvh = head / (s.heads / s.kv_heads);
-    let first = match cache.window {
+/// The first position a query at `qpos` sees.
+fn visible_from(cache: &KvCache, qpos: usize) -> usize {
+    match cache.window {
         Some(w) => (qpos + 1).saturating_sub(w).max(cache.start),
         None => cache.start,
-    };
-    let (r0, r1) = (first - cache.start, qpos + 1 - cache.start);
+    }
+}
+
+/// Per-worker buffers of [`tile`].
+struct Scratch {
+    /// A tile of keys, transposed: `head_dim x KEY_TILE`.
+    kt: Vec<f32>,
+    /// Scaled queries of the item, `rows x head_dim`.
+    q: Vec<f32>,
+    /// Scores of each query against the current tile, `rows x KEY_TILE`.
+    s: Vec<f32>,
+    /// Running maximum, sum and output of each query.
+    max: Vec<f32>,
+    sum: Vec<f32>,
+    o: Vec<f32>,
+}
+
+impl Scratch {
+    fn new(hd: usize, rows: usize) -> Scratch {
+        Scratch {
+            kt: vec![0.0; hd * KEY_TILE],
+            q: vec![0.0; rows * hd],
+            s: vec![0.0; rows * KEY_TILE],
+            max: vec![0.0; rows],
+            sum: vec![0.0; rows],
+            o: vec![0.0; rows * hd],
+        }
+    }
+}
+
+/// The query heads of KV head `kvh` at rows `rows` against the keys at positions `keys`,
+/// with an online softmax: partial (max, sum, unnormalised output) per query into `part`.
+#[allow(clippy::too_many_arguments)]
+fn tile(
+    q: &[f32],
+    rows: std::ops::Range<usize>,
+    pos: usize,
+    kvh: usize,
+    keys: std::ops::Range<usize>,
+    s: Shape,
+    cache: &KvCache,
+    sc: &mut Scratch,
+    part: &mut [f32],
+) {
+    let (hd, group) = (s.head_dim, s.heads / s.kv_heads);
+    let n = rows.len() * group;
+    // Query i is row rows.start + i / group, head kvh * group + i % group.
+    for i in 0..n {
+        let (row, head) = (rows.start + i / group, kvh * group + i % group);
+        let src = &q[(row * s.heads + head) * hd..][..hd];
+        for (d, x) in sc.q[i * hd..][..hd].iter_mut().zip(src) {
+            *d = x * s.scale;
+        }
+    }
+    sc.max[..n].fill(f32::NEG_INFINITY);
+    sc.sum[..n].fill(0.0);
+    sc.o[..n * hd].fill(0.0);
     let off = kvh * hd;
-    scores.clear();
-    let mut max = f32::NEG_INFINITY;
-    for r in r0..r1 {
-        let key = &cache.k[r * cache.width + off..r * cache.width + off + hd];
-        let x = dot(query, key) * s.scale;
-        max = max.max(x);
-        scores.push(x);
+    let mut k0 = keys.start;
+    while k0 < keys.end {
+        let kn = KEY_TILE.min(keys.end - k0);
+        // Every query's scores against the tile's keys. With few queries (decoding), one dot
+        // product per key and query, each key read once for all of them; with many, the keys
+        // transposed first, so that a query's scores are a vector sum over dimensions.
+        let scores_all = &mut sc.s[..n * KEY_TILE];
+        if n <= FEW_QUERIES {
+            for j in 0..kn {
+                let r = k0 + j - cache.start;
+                let key = &cache.k[r * cache.width + off..][..hd];
+                for i in 0..n {
+                    scores_all[i * KEY_TILE + j] = dot(&sc.q[i * hd..][..hd], key);
+                }
+            }
+        } else {
+            for j in 0..KEY_TILE {
+                let r = if j < kn { k0 + j } else { k0 } - cache.start;
+                let key = &cache.k[r * cache.width + off..][..hd];
+                for (d, &x) in key.iter().enumerate() {
+                    sc.kt[d * KEY_TILE + j] = x;
+                }
+            }
+            for i in 0..n {
+                let mut row = [0f32; KEY_TILE];
+                for (d, &x) in sc.q[i * hd..][..hd].iter().enumerate() {
+                    let kt = &sc.kt[d * KEY_TILE..][..KEY_TILE];
+                    for (sj, &kj) in row.iter_mut().zip(kt) {
+                        *sj += x * kj;
+                    }
+                }
+                scores_all[i * KEY_TILE..][..KEY_TILE].copy_from_slice(&row);
+            }
+        }
+        for i in 0..n {
+            let qpos = pos + rows.start + i / group;
+            // Keys this query sees within the tile: [a, b).
+            let a = visible_from(cache, qpos).max(k0) - k0;
+            let b = (qpos + 1).min(k0 + kn).saturating_sub(k0);
+            if a >= b {
+                continue;
+            }
+            let mut scores = [0f32; KEY_TILE];
+            scores.copy_from_slice(&sc.s[i * KEY_TILE..][..KEY_TILE]);
+            let tile_max = scores[a..b]
+                .iter()
+                .fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+            let new_max = sc.max[i].max(tile_max);
+            let rescale = exp(sc.max[i] - new_max);
+            for (j, x) in scores.iter_mut().enumerate() {
+                *x = if j >= a && j < b {
+                    exp(*x - new_max)
+                } else {
+                    0.0
+                };
+            }
+            sc.max[i] = new_max;
+            sc.sum[i] = sc.sum[i] * rescale + scores.iter().sum::<f32>();
+            let o = &mut sc.o[i * hd..][..hd];
+            if rescale != 1.0 {
+                o.iter_mut().for_each(|x| *x *= rescale);
+            }
+            for (j, &p) in scores.iter().enumerate().take(b).skip(a) {
+                let r = k0 + j - cache.start;
+                let value = &cache.v[r * cache.width + off..][..hd];
+                for (x, &v) in o.iter_mut().zip(value) {
+                    *x += p * v;
+                }
+            }
+        }
+        k0 += kn;
     }
-    let mut sum = 0.0;
-    for x in scores.iter_mut() {
-        *x = (*x - max).exp();
-        sum += *x;
-    }
-    dst.fill(0.0);
-    for (r, p) in (r0..r1).zip(scores.iter()) {
-        let value = &cache.v[r * cache.width + off..r * cache.width + off + hd];
-        axpy(*p / sum, value, dst);
+    let stride = hd + 2;
+    for i in 0..n {
+        let (row, head) = (rows.start + i / group, kvh * group + i % group);
+        let dst = &mut part[(row * s.heads + head) * stride..][..stride];
+        dst[0] = sc.max[i];
+        dst[1] = sc.sum[i];
+        dst[2..].copy_from_slice(&sc.o[i * hd..][..hd]);
     }
 }
 
@@ -269,12 +373,27 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
-/// `y += a * x`.
+/// `e^x` to within a few units in the last place, branch-free so that loops over it
+/// vectorise (libm's `expf` does not); `-inf` and anything below -87 give 0.
 #[inline]
-fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
-    for (yi, xi) in y.iter_mut().zip(x) {
-        *yi += a * xi;
-    }
+fn exp(x: f32) -> f32 {
+    let x = x.clamp(-87.0, 88.0);
+    // x = n ln 2 + r, |r| <= ln 2 / 2; e^r by its Taylor series to r^7 / 7!.
+    // ln 2 in two parts (Cody and Waite), so that n * LN2_HI is exact.
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    let n = (x * std::f32::consts::LOG2_E).round();
+    let r = x - n * LN2_HI - n * LN2_LO;
+    let p = 1.0 / 5040.0;
+    let p = p * r + 1.0 / 720.0;
+    let p = p * r + 1.0 / 120.0;
+    let p = p * r + 1.0 / 24.0;
+    let p = p * r + 1.0 / 6.0;
+    let p = p * r + 0.5;
+    let p = p * r + 1.0;
+    let p = p * r + 1.0;
+    let e = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    if x <= -87.0 { 0.0 } else { p * e }
 }
 
 /// How a model pairs the dimensions that rotate together.
@@ -439,6 +558,53 @@ mod tests {
                 }
                 pos += t;
             }
+        }
+    }
+
+    /// Long contexts: decoding splits the cache between workers and merges their partial
+    /// softmaxes; a prompt pass spans several query blocks and key tiles.
+    #[test]
+    fn long_contexts_match_the_reference() {
+        for window in [None, Some(300)] {
+            let s = Shape {
+                heads: 6,
+                kv_heads: 2,
+                head_dim: 64,
+                scale: 0.125,
+            };
+            let width = 2 * 64;
+            let steps = [600usize, 1, 1, 3, 37];
+            let total: usize = steps.iter().sum();
+            let keys = random(total * width, 5);
+            let values = random(total * width, 6);
+            let mut cache = KvCache::new(2, 64, window);
+            let mut pos = 0;
+            for (i, &t) in steps.iter().enumerate() {
+                let q = random(t * s.heads * 64, 100 + i as u64);
+                cache.append(
+                    &keys[pos * width..(pos + t) * width],
+                    &values[pos * width..(pos + t) * width],
+                );
+                let mut out = vec![0f32; q.len()];
+                attend(&q, t, pos, s, &cache, &mut out).unwrap();
+                let want = reference(&q, &keys, &values, t, pos, s, window);
+                for (a, b) in out.iter().zip(&want) {
+                    assert!((a - b).abs() < 1e-4, "{window:?} step {i}: {a} vs {b}");
+                }
+                pos += t;
+            }
+        }
+    }
+
+    #[test]
+    fn exp_is_within_a_few_ulps_of_libm() {
+        assert_eq!(exp(f32::NEG_INFINITY), 0.0);
+        assert_eq!(exp(-100.0), 0.0);
+        assert_eq!(exp(0.0), 1.0);
+        for i in 0..100_000 {
+            let x = -86.0 + 174.0 * i as f32 / 100_000.0;
+            let (a, b) = (exp(x), x.exp());
+            assert!((a - b).abs() <= 4.0 * f32::EPSILON * b, "{x}: {a} vs {b}");
         }
     }
 

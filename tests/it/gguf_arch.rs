@@ -639,7 +639,10 @@ fn q4_1_weights_run_as_stored_and_as_q8_0_on_candle() {
         theirs.logits(&prompt, 0).unwrap(),
     );
     let scale = b.iter().fold(0f32, |m, x| m.max(x.abs())).max(1e-3);
-    let worst = a.iter().zip(&b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+    let worst = a
+        .iter()
+        .zip(&b)
+        .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
     assert!(worst <= 5e-2 * scale, "{worst} (scale {scale})");
 }
 
