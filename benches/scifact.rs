@@ -3,7 +3,7 @@
 //!
 //! Run with `./dev bench` (= `cargo bench --profile dev --bench scifact`). Options:
 //! `--data DIR` (default `../shared/data/scifact`), `--split NAME` (default test),
-//! `--skip-mteb`, `--skip-ann`, `--skip-ort`, `--ann-rows N` (default 100000), `--ort-docs N`.
+//! `--skip-mteb`, `--skip-ann`, `--skip-ort`, `--embed-only`, `--ann-rows N` (default 100000), `--ort-docs N`.
 //! Prints a Markdown report and writes it as JSON to `$CARGO_TARGET_DIR/scifact-bench.json`.
 
 use std::path::{Path, PathBuf};
@@ -28,6 +28,8 @@ struct Args {
     ort: bool,
     ann_rows: usize,
     ort_docs: usize,
+    /// Only the embedding throughput rows (folio, its f32 reference, ONNX Runtime).
+    embed_only: bool,
 }
 
 fn parse_args() -> Option<Args> {
@@ -45,6 +47,7 @@ fn parse_args() -> Option<Args> {
         ort: true,
         ann_rows: 100_000,
         ort_docs: 512,
+        embed_only: false,
     };
     let mut it = argv.iter().skip(1);
     while let Some(x) = it.next() {
@@ -54,6 +57,7 @@ fn parse_args() -> Option<Args> {
             "--skip-mteb" => a.mteb = false,
             "--skip-ann" => a.ann = false,
             "--skip-ort" => a.ort = false,
+            "--embed-only" => a.embed_only = true,
             "--ann-rows" => {
                 a.ann_rows = it.next().and_then(|v| v.parse().ok()).unwrap_or(a.ann_rows)
             }
@@ -246,7 +250,7 @@ fn embed_throughput(
     let t0 = Instant::now();
     let (_, tokens) = e.embed_counted(&refs).expect("embed");
     let secs = t0.elapsed().as_secs_f64();
-    let ours = json!({"engine": "folio-candle-f32", "docs": docs, "seconds": secs,
+    let ours = json!({"engine": "folio-int8", "docs": docs, "seconds": secs,
         "docs_per_s": docs as f64 / secs, "tokens_per_s": tokens as f64 / secs});
     let tok = folio::models::model_dir(&folio::models::MINILM, &settings().1.models_dir)
         .join("tokenizer.json");
@@ -297,6 +301,23 @@ fn main() {
         ),
     );
 
+    if args.embed_only {
+        let reference = Embedder::load_reference(&model_dir, s.embed_batch).expect("embedder");
+        let (f32_ref, _, _) = embed_throughput(&args.data, &reference, args.ort_docs);
+        let (ours, ort, err) = embed_throughput(&args.data, &e, args.ort_docs);
+        let ort = ort.unwrap_or(json!({"error": err}));
+        for (name, r) in [
+            ("folio int8", &ours),
+            ("candle f32 (reference)", &f32_ref),
+            ("onnxruntime int8", &ort),
+        ] {
+            println!(
+                "{name}: {} tokens/s, {} docs/s",
+                r["tokens_per_s"], r["docs_per_s"]
+            );
+        }
+        return;
+    }
     eprintln!("[1/6] indexing SciFact from scratch...");
     let idx = work.path().join("passages");
     let opts = options(&s, &e, false);

@@ -376,7 +376,7 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 /// `e^x` to within a few units in the last place, branch-free so that loops over it
 /// vectorise (libm's `expf` does not); `-inf` and anything below -87 give 0.
 #[inline]
-fn exp(x: f32) -> f32 {
+pub fn exp(x: f32) -> f32 {
     let x = x.clamp(-87.0, 88.0);
     // x = n ln 2 + r, |r| <= ln 2 / 2; e^r by its Taylor series to r^7 / 7!.
     // ln 2 in two parts (Cody and Waite), so that n * LN2_HI is exact.

@@ -14,6 +14,8 @@ mod decoder;
 mod gemma3;
 mod header;
 pub mod quant;
+
+pub(crate) use attention::exp;
 pub mod template;
 pub mod tokenizer;
 

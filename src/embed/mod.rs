@@ -1,10 +1,14 @@
-//! The sentence encoder: a BERT-style model (all-MiniLM-L6-v2 by default) run by candle on the
-//! CPU, with the pooling and normalisation that sentence-transformers applies for the model.
+//! The sentence encoder: a BERT-style model (all-MiniLM-L6-v2 by default) run on the CPU by
+//! folio's own forward pass (`bert`, on the quantized kernels of `llm::quant`), with the
+//! pooling and normalisation that sentence-transformers applies for the model.
 //!
-//! Texts are tokenized, sorted by length so that a batch pads little, run through the model
-//! inside candle's thread-pool context, mean-pooled over real tokens (or CLS-pooled where the
+//! Texts are tokenized, sorted by length, run through the model a batch at a time (texts end
+//! to end, so nothing is padded), mean-pooled over their tokens (or CLS-pooled where the
 //! model's `1_Pooling/config.json` says so) and L2-normalised, so that a dot product is the
-//! cosine similarity.
+//! cosine similarity. candle-transformers' f32 BERT remains as the reference
+//! (`FOLIO_EMBED_BACKEND=candle`, or [`Embedder::load_reference`]).
+
+mod bert;
 
 use std::path::{Path, PathBuf};
 
@@ -42,8 +46,17 @@ enum Pooling {
     Cls,
 }
 
+/// Word pieces per forward pass of folio's encoder.
+const TOKENS_PER_PASS: usize = 1024;
+
+/// The forward pass in use.
+enum Model {
+    Folio(bert::Encoder),
+    Candle(BertModel),
+}
+
 pub struct Embedder {
-    model: BertModel,
+    model: Model,
     /// Truncates at the model's limit: used to embed.
     tokenizer: Tokenizer,
     /// Never truncates: used to measure text, so an oversized chunk cannot look fine.
@@ -86,6 +99,17 @@ impl Embedder {
     /// (the layout of a sentence-transformers model on disk). `batch` is the number of texts
     /// per forward pass.
     pub fn load(dir: &Path, batch: usize) -> Result<Self, EmbedError> {
+        let reference = std::env::var("FOLIO_EMBED_BACKEND").is_ok_and(|b| b == "candle");
+        Self::load_with(dir, batch, reference)
+    }
+
+    /// [`Embedder::load`] on candle-transformers' f32 BERT: what folio's own pass is
+    /// measured against.
+    pub fn load_reference(dir: &Path, batch: usize) -> Result<Self, EmbedError> {
+        Self::load_with(dir, batch, true)
+    }
+
+    fn load_with(dir: &Path, batch: usize, reference: bool) -> Result<Self, EmbedError> {
         let config_path = dir.join("config.json");
         let text = std::fs::read_to_string(&config_path).map_err(|e| load_err(&config_path, e))?;
         let config: Config = serde_json::from_str(&text).map_err(|e| load_err(&config_path, e))?;
@@ -139,7 +163,11 @@ impl Embedder {
         // user replacing it while folio runs is outside what any mmap-based loader can guard.
         let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&weights], DType::F32, &device) }
             .map_err(|e| load_err(&weights, e))?;
-        let model = BertModel::load(vb, &config).map_err(|e| load_err(&weights, e))?;
+        let model = if reference {
+            Model::Candle(BertModel::load(vb, &config).map_err(|e| load_err(&weights, e))?)
+        } else {
+            Model::Folio(bert::Encoder::load(vb, &config).map_err(|e| load_err(&weights, e))?)
+        };
         let name = dir
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -200,8 +228,27 @@ impl Embedder {
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by_key(|&i| ids[i].len());
         let mut out = vec![Vec::new(); texts.len()];
+        // folio's pass lays texts end to end: it takes groups by word pieces, sized so that
+        // its intermediate buffers stay in the allocator's heap (and in cache) instead of
+        // being mapped and zeroed afresh for every layer.
+        let groups: Vec<&[usize]> = match self.model {
+            Model::Candle(_) => order.chunks(self.batch).collect(),
+            Model::Folio(_) => {
+                let mut groups = Vec::new();
+                let (mut start, mut pieces) = (0, 0);
+                for (k, &i) in order.iter().enumerate() {
+                    if k > start && pieces + ids[i].len() > TOKENS_PER_PASS {
+                        groups.push(&order[start..k]);
+                        (start, pieces) = (k, 0);
+                    }
+                    pieces += ids[i].len();
+                }
+                groups.push(&order[start..]);
+                groups
+            }
+        };
         self.device.with_context(|| -> Result<(), EmbedError> {
-            for group in order.chunks(self.batch) {
+            for group in groups {
                 let batch: Vec<&[u32]> = group.iter().map(|&i| ids[i]).collect();
                 let vectors = self.forward(&batch)?;
                 for (&i, v) in group.iter().zip(vectors) {
@@ -229,6 +276,13 @@ impl Embedder {
     }
 
     fn forward(&self, batch: &[&[u32]]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let model = match &self.model {
+            Model::Candle(m) => m,
+            Model::Folio(e) => {
+                let hidden = e.forward(batch)?.to_vec2::<f32>()?;
+                return Ok(pool_rows(&hidden, batch, self.pooling));
+            }
+        };
         let len = batch.iter().map(|b| b.len()).max().unwrap_or(0).max(1);
         let n = batch.len();
         let mut ids = vec![0u32; n * len];
@@ -240,7 +294,7 @@ impl Embedder {
         let ids = Tensor::from_vec(ids, (n, len), &self.device)?;
         let mask = Tensor::from_vec(mask, (n, len), &self.device)?;
         let types = ids.zeros_like()?;
-        let hidden = self.model.forward(&ids, &types, Some(&mask))?;
+        let hidden = model.forward(&ids, &types, Some(&mask))?;
         let pooled = match self.pooling {
             Pooling::Cls => hidden.narrow(1, 0, 1)?.squeeze(1)?,
             Pooling::Mean => {
@@ -258,4 +312,34 @@ impl Embedder {
         let normed = pooled.broadcast_div(&norms)?;
         Ok(normed.to_vec2::<f32>()?)
     }
+}
+
+/// Each text's pooled, L2-normalised vector from its rows of `hidden` (texts end to end).
+fn pool_rows(hidden: &[Vec<f32>], batch: &[&[u32]], pooling: Pooling) -> Vec<Vec<f32>> {
+    let mut start = 0;
+    let mut out = Vec::with_capacity(batch.len());
+    for ids in batch {
+        let rows = &hidden[start..start + ids.len()];
+        start += ids.len();
+        let dim = hidden.first().map_or(0, Vec::len);
+        let mut v = vec![0f32; dim];
+        match pooling {
+            Pooling::Cls => {
+                if let Some(first) = rows.first() {
+                    v.copy_from_slice(first);
+                }
+            }
+            Pooling::Mean => {
+                for r in rows {
+                    v.iter_mut().zip(r).for_each(|(a, b)| *a += b);
+                }
+                let n = rows.len().max(1) as f32;
+                v.iter_mut().for_each(|a| *a /= n);
+            }
+        }
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+        v.iter_mut().for_each(|a| *a /= norm);
+        out.push(v);
+    }
+    out
 }
