@@ -628,6 +628,8 @@ struct StatusJson<'a> {
     chunking: &'a Chunking,
     size_bytes: u64,
     ann_index: bool,
+    /// The CPU kernels folio's quantized products run on here (chosen at run time).
+    kernels: &'static str,
     last_run: &'a Option<folio::index::manifest::RunSummary>,
     /// PDFs by the extractor that read them.
     pdf_extractors: std::collections::BTreeMap<&'a str, usize>,
@@ -677,6 +679,7 @@ fn status(s: &Settings, a: StatusArgs) -> Result<ExitCode> {
         chunking: &idx.meta().chunking,
         size_bytes: dir_size(idx.dir()),
         ann_index: idx.vectors().has_ann_index(),
+        kernels: folio::llm::quant::Path::current().name(),
         last_run: &m.last_run,
         pdf_extractors: m.files.values().filter_map(extractor_of).fold(
             std::collections::BTreeMap::new(),
@@ -738,6 +741,12 @@ fn status(s: &Settings, a: StatusArgs) -> Result<ExitCode> {
     println!(
         "chunking {} of {} tokens, overlap {}",
         st.chunking.mode, st.chunking.target, st.chunking.overlap
+    );
+    println!(
+        "kernels  {} for the int8 products (FOLIO_KERNELS forces scalar, avx2 or avx512vnni), \
+         {} threads",
+        st.kernels,
+        candle_core::utils::get_num_threads()
     );
     if !st.pdf_extractors.is_empty() {
         let by: Vec<String> = st
