@@ -13,15 +13,20 @@
 
 use candle_core::utils::barrier_pool;
 
-/// Keys and values of the positions seen so far, for one layer: row `r` holds position
-/// `start + r`, with the keys (or values) of every KV head side by side.
+/// Keys and values of the positions seen so far, for one layer. Row `r` holds position
+/// `start + r`. Values are rows of every KV head side by side; keys are stored in tiles of
+/// [`KEY_TILE`] rows, each tile transposed (for every KV head and dimension, its rows side by
+/// side), so that a query's scores against a tile are a vector sum over dimensions with no
+/// transposing at attention time.
 #[derive(Debug, Clone)]
 pub struct KvCache {
     k: Vec<f32>,
     v: Vec<f32>,
+    /// Rows held.
+    rows: usize,
     /// Floats per row: KV heads x head size.
     width: usize,
-    /// Position of row 0 (rows before it left a sliding window).
+    /// Position of row 0 (rows before it left a sliding window; a multiple of tiles).
     start: usize,
     /// A sliding-window layer only ever looks this far back.
     window: Option<usize>,
@@ -32,6 +37,7 @@ impl KvCache {
         KvCache {
             k: Vec::new(),
             v: Vec::new(),
+            rows: 0,
             width: kv_heads * head_dim,
             start: 0,
             window,
@@ -42,12 +48,13 @@ impl KvCache {
     pub fn clear(&mut self) {
         self.k.clear();
         self.v.clear();
+        self.rows = 0;
         self.start = 0;
     }
 
     /// The position the next appended row gets.
     pub fn next_pos(&self) -> usize {
-        self.start + self.k.len() / self.width.max(1)
+        self.start + self.rows
     }
 
     /// Whether [`KvCache::truncate`] to `pos` keeps everything a later query needs: false
@@ -67,31 +74,52 @@ impl KvCache {
         if !self.can_truncate(pos) {
             return false;
         }
-        let rows = pos - self.start;
-        self.k.truncate(rows * self.width);
-        self.v.truncate(rows * self.width);
+        self.rows = pos - self.start;
+        self.v.truncate(self.rows * self.width);
+        // A partial last tile keeps its stale lanes: they are never read, and appends
+        // overwrite them.
+        self.k
+            .truncate(self.rows.div_ceil(KEY_TILE) * KEY_TILE * self.width);
         true
     }
 
     /// Appends the keys and values of consecutive positions (rows of `width` floats).
     pub fn append(&mut self, k: &[f32], v: &[f32]) {
         debug_assert_eq!(k.len(), v.len());
-        debug_assert_eq!(k.len() % self.width.max(1), 0);
-        // A window layer drops what no later query can see, in one move once the dead rows
-        // outnumber the live ones, so that the cost per token stays constant.
+        let width = self.width.max(1);
+        debug_assert_eq!(k.len() % width, 0);
+        let tile = KEY_TILE * self.width;
+        // A window layer drops what no later query can see, whole tiles at a time, once the
+        // dead rows outnumber the live ones, so that the cost per token stays constant.
         if let Some(w) = self.window {
-            let rows = self.k.len() / self.width.max(1);
-            let next = self.next_pos();
-            let keep_from = next.saturating_sub(w.saturating_sub(1));
-            let dead = keep_from.saturating_sub(self.start).min(rows);
+            let keep_from = self.next_pos().saturating_sub(w.saturating_sub(1));
+            let dead = keep_from.saturating_sub(self.start).min(self.rows);
+            let dead = dead / KEY_TILE * KEY_TILE;
             if dead > w.max(64) {
-                self.k.drain(..dead * self.width);
+                self.k.drain(..dead / KEY_TILE * tile);
                 self.v.drain(..dead * self.width);
                 self.start += dead;
+                self.rows -= dead;
             }
         }
-        self.k.extend_from_slice(k);
+        for row in k.chunks_exact(width) {
+            let (t, lane) = (self.rows / KEY_TILE, self.rows % KEY_TILE);
+            if self.k.len() < (t + 1) * tile {
+                self.k.resize((t + 1) * tile, 0.0);
+            }
+            let dst = &mut self.k[t * tile..(t + 1) * tile];
+            for (c, &x) in row.iter().enumerate() {
+                dst[c * KEY_TILE + lane] = x;
+            }
+            self.rows += 1;
+        }
         self.v.extend_from_slice(v);
+    }
+
+    /// Tile `t` of the keys: `width x KEY_TILE`.
+    fn key_tile(&self, t: usize) -> &[f32] {
+        let tile = KEY_TILE * self.width;
+        &self.k[t * tile..(t + 1) * tile]
     }
 }
 
@@ -109,8 +137,6 @@ pub struct Shape {
 const KEY_TILE: usize = 32;
 /// Query positions per work item of a prompt pass.
 const QUERY_BLOCK: usize = 16;
-/// Queries per item up to which scores are dot products rather than a transposed product.
-const FEW_QUERIES: usize = 8;
 /// Keys per work item when a few query rows (decoding) split the cache between workers.
 const DECODE_SPLIT: usize = 256;
 
@@ -166,7 +192,7 @@ pub fn attend(
             let rows = block * QUERY_BLOCK..t.min(block * QUERY_BLOCK + QUERY_BLOCK);
             let lo = visible_from(cache, pos + rows.start);
             let hi = pos + rows.end;
-            let per = (hi - lo).div_ceil(splits);
+            let per = (hi - lo).div_ceil(splits).next_multiple_of(KEY_TILE);
             let span = (lo + split * per).min(hi)..(lo + split * per + per).min(hi);
             // SAFETY: an item writes only the partials of its own split, rows and KV head's
             // query heads; items are disjoint, each is handed to one worker, and `partial`
@@ -219,12 +245,8 @@ fn visible_from(cache: &KvCache, qpos: usize) -> usize {
 
 /// Per-worker buffers of [`tile`].
 struct Scratch {
-    /// A tile of keys, transposed: `head_dim x KEY_TILE`.
-    kt: Vec<f32>,
     /// Scaled queries of the item, `rows x head_dim`.
     q: Vec<f32>,
-    /// Scores of each query against the current tile, `rows x KEY_TILE`.
-    s: Vec<f32>,
     /// Running maximum, sum and output of each query.
     max: Vec<f32>,
     sum: Vec<f32>,
@@ -234,9 +256,7 @@ struct Scratch {
 impl Scratch {
     fn new(hd: usize, rows: usize) -> Scratch {
         Scratch {
-            kt: vec![0.0; hd * KEY_TILE],
             q: vec![0.0; rows * hd],
-            s: vec![0.0; rows * KEY_TILE],
             max: vec![0.0; rows],
             sum: vec![0.0; rows],
             o: vec![0.0; rows * hd],
@@ -272,50 +292,30 @@ fn tile(
     sc.sum[..n].fill(0.0);
     sc.o[..n * hd].fill(0.0);
     let off = kvh * hd;
-    let mut k0 = keys.start;
-    while k0 < keys.end {
-        let kn = KEY_TILE.min(keys.end - k0);
-        // Every query's scores against the tile's keys. With few queries (decoding), one dot
-        // product per key and query, each key read once for all of them; with many, the keys
-        // transposed first, so that a query's scores are a vector sum over dimensions.
-        let scores_all = &mut sc.s[..n * KEY_TILE];
-        if n <= FEW_QUERIES {
-            for j in 0..kn {
-                let r = k0 + j - cache.start;
-                let key = &cache.k[r * cache.width + off..][..hd];
-                for i in 0..n {
-                    scores_all[i * KEY_TILE + j] = dot(&sc.q[i * hd..][..hd], key);
-                }
-            }
-        } else {
-            for j in 0..KEY_TILE {
-                let r = if j < kn { k0 + j } else { k0 } - cache.start;
-                let key = &cache.k[r * cache.width + off..][..hd];
-                for (d, &x) in key.iter().enumerate() {
-                    sc.kt[d * KEY_TILE + j] = x;
-                }
-            }
-            for i in 0..n {
-                let mut row = [0f32; KEY_TILE];
-                for (d, &x) in sc.q[i * hd..][..hd].iter().enumerate() {
-                    let kt = &sc.kt[d * KEY_TILE..][..KEY_TILE];
-                    for (sj, &kj) in row.iter_mut().zip(kt) {
-                        *sj += x * kj;
-                    }
-                }
-                scores_all[i * KEY_TILE..][..KEY_TILE].copy_from_slice(&row);
-            }
-        }
+    // Whole tiles of the cache, from the one holding the first key.
+    let mut t = (keys.start - cache.start) / KEY_TILE;
+    while cache.start + t * KEY_TILE < keys.end {
+        let k0 = cache.start + t * KEY_TILE;
+        let kt = cache.key_tile(t);
+        t += 1;
         for i in 0..n {
             let qpos = pos + rows.start + i / group;
             // Keys this query sees within the tile: [a, b).
-            let a = visible_from(cache, qpos).max(k0) - k0;
-            let b = (qpos + 1).min(k0 + kn).saturating_sub(k0);
+            let a = visible_from(cache, qpos).max(keys.start).max(k0) - k0;
+            let b = (qpos + 1)
+                .min(keys.end)
+                .min(k0 + KEY_TILE)
+                .saturating_sub(k0);
             if a >= b {
                 continue;
             }
             let mut scores = [0f32; KEY_TILE];
-            scores.copy_from_slice(&sc.s[i * KEY_TILE..][..KEY_TILE]);
+            for (d, &x) in sc.q[i * hd..][..hd].iter().enumerate() {
+                let col = &kt[(off + d) * KEY_TILE..][..KEY_TILE];
+                for (sj, &kj) in scores.iter_mut().zip(col) {
+                    *sj += x * kj;
+                }
+            }
             let tile_max = scores[a..b]
                 .iter()
                 .fold(f32::NEG_INFINITY, |m, &x| m.max(x));
@@ -342,7 +342,6 @@ fn tile(
                 }
             }
         }
-        k0 += kn;
     }
     let stride = hd + 2;
     for i in 0..n {
@@ -352,25 +351,6 @@ fn tile(
         dst[1] = sc.sum[i];
         dst[2..].copy_from_slice(&sc.o[i * hd..][..hd]);
     }
-}
-
-/// Dot product in eight independent lanes, which the compiler turns into vector code.
-#[inline]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for i in 0..8 {
-            acc[i] += x[i] * y[i];
-        }
-    }
-    acc.iter().sum::<f32>() + tail
 }
 
 /// `e^x` to within a few units in the last place, branch-free so that loops over it
@@ -626,7 +606,7 @@ mod tests {
             let want = (0..=pos).rev().take(8).map(|p| p as f32).sum::<f32>() / n;
             assert!((out[0] - want).abs() < 1e-3, "{pos}: {} vs {want}", out[0]);
         }
-        assert!(cache.k.len() <= 4 * (8 + 64 + 1) * 2);
+        assert!(cache.v.len() <= 4 * (8 + 64 + KEY_TILE + 1));
     }
 
     #[test]

@@ -595,8 +595,11 @@ fn a_prompt_that_starts_like_the_last_reuses_the_cache_and_answers_the_same() {
         ("llama", 40, 30, 30),
         ("qwen3", 40, 30, 30),
         ("gemma3", 40, 30, 30),
-        // Longer than gemma3's 64-token window: the shared part's early rows are gone.
-        ("gemma3", 150, 140, 0),
+        // Longer than gemma3's 64-token window, but the rows the shared part still sees are
+        // kept (the cache drops whole tiles of 32 rows): reused.
+        ("gemma3", 150, 140, 140),
+        // Far longer: the rows the shared part still sees are gone, so it starts over.
+        ("gemma3", 240, 140, 0),
     ] {
         let t = tempfile::tempdir().unwrap();
         let (path, vocab) = write_tiny(t.path(), arch, GgmlDType::Q8_0);
