@@ -373,6 +373,7 @@ fn ask_rows(
     qids.sort();
     let cancel = AtomicBool::new(false);
     let (mut ttft, mut prompt_tokens, mut retrieve, mut total) = (vec![], vec![], vec![], vec![]);
+    let mut check = vec![];
     let (mut ttft_warm, mut reused) = (vec![], vec![]);
     // The questions twice: cold, as `folio ask` runs them (a new process computes the whole
     // prompt), then warm, as the TUI runs them one after another (the system message and
@@ -419,6 +420,7 @@ fn ask_rows(
         prompt_tokens.push(a.timings.prompt_tokens as f64);
         retrieve.push(a.timings.retrieve_ms);
         total.push(a.timings.total_ms);
+        check.push(a.timings.check_ms);
     }
     report.insert(
         "ask".into(),
@@ -431,6 +433,8 @@ fn ask_rows(
             "prompt_tokens_p50": median(prompt_tokens),
             "retrieve_ms_p50": median(retrieve),
             "total_ms_p50": median(total),
+            "citation_check_ms_p50": median(check.clone()),
+            "citation_check_ms_max": check.iter().copied().fold(0.0, f64::max),
         }),
     );
 }
@@ -493,5 +497,10 @@ fn print_ask(a: &serde_json::Value) {
             .as_f64()
             .unwrap_or(0.0),
         a["reused_tokens_p50"].as_f64().unwrap_or(0.0),
+    );
+    println!(
+        "  the citation check after generation: p50 {:.0} ms (max {:.0})",
+        a["citation_check_ms_p50"].as_f64().unwrap_or(0.0),
+        a["citation_check_ms_max"].as_f64().unwrap_or(0.0),
     );
 }
