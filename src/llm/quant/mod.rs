@@ -62,6 +62,7 @@ impl Path {
                 Path::Avx2.supported()
                     && std::arch::is_x86_feature_detected!("avx512f")
                     && std::arch::is_x86_feature_detected!("avx512vl")
+                    && std::arch::is_x86_feature_detected!("avx512bw")
                     && std::arch::is_x86_feature_detected!("avx512vnni")
             }
             #[cfg(not(target_arch = "x86_64"))]
@@ -395,7 +396,7 @@ impl QWeights {
             #[cfg(target_arch = "x86_64")]
             Path::Avx2 => unsafe { x86::avx2::rows(self, a, rows, out) },
             #[cfg(target_arch = "x86_64")]
-            Path::Avx512Vnni => unsafe { x86::vnni::rows(self, a, rows, out) },
+            Path::Avx512Vnni => unsafe { x86::vnni512::rows(self, a, rows, out) },
             _ => unsafe { self.rows_scalar(a, rows, out) },
         }
     }
@@ -644,48 +645,6 @@ mod tests {
                         );
                     }
                 }
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod timing {
-    use super::*;
-    use candle_core::Device;
-
-    #[test]
-    #[ignore]
-    fn time_shapes() {
-        let path = Path::current();
-        for (ty, n, k) in [
-            (GgmlDType::Q4_1, 576, 576),
-            (GgmlDType::Q4_1, 1536, 576),
-            (GgmlDType::Q4_1, 576, 1536),
-            (GgmlDType::Q8_0, 49152, 576),
-            (GgmlDType::Q8_0, 1536, 576),
-        ] {
-            for t in [1usize, 64] {
-                let w = Tensor::randn(0f32, 1.0, (n, k), &Device::Cpu).unwrap();
-                let q = QTensor::quantize(&w, ty).unwrap();
-                let c8 =
-                    QMatMul::from_qtensor(QTensor::quantize(&w, GgmlDType::Q8_0).unwrap()).unwrap();
-                let ours = QWeights::from_qtensor(&q).unwrap().unwrap();
-                let x = Tensor::randn(0f32, 1.0, (t, k), &Device::Cpu).unwrap();
-                let xv = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-                let mut out = vec![0f32; t * n];
-                let reps = 200 / t + 5;
-                let t0 = std::time::Instant::now();
-                for _ in 0..reps {
-                    ours.matmul(&xv, t, &mut out, path);
-                }
-                let a = t0.elapsed().as_secs_f64() / reps as f64 * 1e6;
-                let t0 = std::time::Instant::now();
-                for _ in 0..reps {
-                    c8.forward(&x).unwrap();
-                }
-                let b = t0.elapsed().as_secs_f64() / reps as f64 * 1e6;
-                eprintln!("{ty:?} {n}x{k} t={t}: ours {a:.1} us, candle q8_0 {b:.1} us");
             }
         }
     }

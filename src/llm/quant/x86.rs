@@ -134,11 +134,11 @@ macro_rules! kernels {
                 macro_rules! acts {
                     ($b:expr) => {{
                         let mut x = [_mm256_setzero_si256(); T];
-                        let mut xd = [0f32; T];
+                        let mut xd = [_mm256_setzero_ps(); T];
                         unroll4!(T, i, {
                             let at = (t0 + i) * k + $b * BLOCK;
                             x[i] = _mm256_lddqu_si256(aq.add(at) as *const __m256i);
-                            xd[i] = *ad.add((t0 + i) * nb + $b);
+                            xd[i] = _mm256_broadcast_ss(&*ad.add((t0 + i) * nb + $b));
                         });
                         (x, xd)
                     }};
@@ -159,10 +159,10 @@ macro_rules! kernels {
                                     let raw = _mm_lddqu_si128(p as *const __m128i);
                                     let hi = _mm_srli_epi16(raw, 4);
                                     let wv = _mm256_and_si256(_mm256_set_m128i(hi, raw), mask);
-                                    let wd = *sc.add((r0 + r) * nb + b);
+                                    let wd = _mm256_broadcast_ss(&*sc.add((r0 + r) * nb + b));
                                     unroll4!(T, i, {
                                         let p = _mm256_cvtepi32_ps(dot(wv, x[i]));
-                                        let s = _mm256_set1_ps(wd * xd[i]);
+                                        let s = _mm256_mul_ps(wd, xd[i]);
                                         acc[r][i] = _mm256_fmadd_ps(p, s, acc[r][i]);
                                     });
                                 });
@@ -178,11 +178,11 @@ macro_rules! kernels {
                                     }
                                     let wv = _mm256_lddqu_si256(p as *const __m256i);
                                     let wa = _mm256_abs_epi8(wv);
-                                    let wd = *sc.add((r0 + r) * nb + b);
+                                    let wd = _mm256_broadcast_ss(&*sc.add((r0 + r) * nb + b));
                                     unroll4!(T, i, {
                                         let xs = _mm256_sign_epi8(x[i], wv);
                                         let p = _mm256_cvtepi32_ps(dot(wa, xs));
-                                        let s = _mm256_set1_ps(wd * xd[i]);
+                                        let s = _mm256_mul_ps(wd, xd[i]);
                                         acc[r][i] = _mm256_fmadd_ps(p, s, acc[r][i]);
                                     });
                                 });
@@ -199,15 +199,15 @@ macro_rules! kernels {
                                     let wv = _mm256_lddqu_si256(p as *const __m256i);
                                     let wa = _mm256_abs_epi8(wv);
                                     let blk = (r0 + r) * nb + b;
-                                    let (d0, d1) = (*sc.add(2 * blk), *sc.add(2 * blk + 1));
+                                    // Lanes 0..4 hold elements 0..16, lanes 4..8 the rest.
+                                    let wd = _mm256_set_m128(
+                                        _mm_broadcast_ss(&*sc.add(2 * blk + 1)),
+                                        _mm_broadcast_ss(&*sc.add(2 * blk)),
+                                    );
                                     unroll4!(T, i, {
                                         let xs = _mm256_sign_epi8(x[i], wv);
                                         let p = _mm256_cvtepi32_ps(dot(wa, xs));
-                                        // Lanes 0..4 hold elements 0..16, lanes 4..8 the rest.
-                                        let s = _mm256_set_m128(
-                                            _mm_set1_ps(d1 * xd[i]),
-                                            _mm_set1_ps(d0 * xd[i]),
-                                        );
+                                        let s = _mm256_mul_ps(wd, xd[i]);
                                         acc[r][i] = _mm256_fmadd_ps(p, s, acc[r][i]);
                                     });
                                 });
@@ -275,3 +275,175 @@ kernels!(
         _mm256_dpbusd_epi32(_mm256_setzero_si256(), w, x)
     }
 );
+
+/// AVX-512 VNNI on 512-bit registers: two blocks of 32 per instruction, for byte codes in
+/// prompt passes (measured faster there). Four-bit codes (whose unpacking across 128-bit lanes
+/// costs more than it saves), decoding (where the 256-bit kernel's prefetch matters more) and
+/// rows with an odd number of blocks take the 256-bit kernel.
+pub mod vnni512 {
+    use std::arch::x86_64::*;
+    use std::ops::Range;
+
+    use super::super::{Acts, BLOCK, Codes, QWeights};
+
+    /// Output rows `rows` of every token of `a`.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512 F, BW, VL and VNNI; `out` points at `a.t * w.n` floats and no other
+    /// thread writes these rows.
+    #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni")]
+    pub unsafe fn rows(w: &QWeights, a: &Acts, rows: Range<usize>, out: *mut f32) {
+        if !(w.k / BLOCK).is_multiple_of(2) || w.codes == Codes::U4 || a.t < 4 {
+            // SAFETY: as the caller's.
+            return unsafe { super::vnni::rows(w, a, rows, out) };
+        }
+        const R: usize = 4;
+        let mut t0 = 0;
+        while t0 < a.t {
+            let tn = (a.t - t0).min(4);
+            let mut r0 = rows.start;
+            while r0 < rows.end {
+                let rn = (rows.end - r0).min(R);
+                // SAFETY: the tile lies inside `rows` and `a`'s tokens.
+                unsafe {
+                    match tn {
+                        1 => by_rows::<1>(w, a, t0, r0, rn, out),
+                        2 => by_rows::<2>(w, a, t0, r0, rn, out),
+                        3 => by_rows::<3>(w, a, t0, r0, rn, out),
+                        _ => by_rows::<4>(w, a, t0, r0, rn, out),
+                    }
+                }
+                r0 += rn;
+            }
+            t0 += tn;
+        }
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni")]
+    unsafe fn by_rows<const T: usize>(
+        w: &QWeights,
+        a: &Acts,
+        t0: usize,
+        r0: usize,
+        rn: usize,
+        out: *mut f32,
+    ) {
+        // SAFETY: as the caller's.
+        unsafe {
+            match rn {
+                1 => tile::<T, 1>(w, a, t0, r0, out),
+                2 => tile::<T, 2>(w, a, t0, r0, out),
+                3 => tile::<T, 3>(w, a, t0, r0, out),
+                _ => tile::<T, 4>(w, a, t0, r0, out),
+            }
+        }
+    }
+
+    /// Two consecutive floats at `p`, each spread over 8 lanes (or four, each over 4 lanes,
+    /// with `idx` = [`QUARTERS`]).
+    #[inline]
+    #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni")]
+    unsafe fn spread(p: *const f32, mask: __mmask8, idx: __m512i) -> __m512 {
+        // SAFETY: the caller's `p` holds the floats `mask` selects; masked loads read no more.
+        let v = unsafe { _mm_maskz_loadu_ps(mask, p) };
+        _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(v))
+    }
+
+    /// Tokens `t0..t0 + T` by rows `r0..r0 + R`, two blocks at a time.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni")]
+    unsafe fn tile<const T: usize, const R: usize>(
+        w: &QWeights,
+        a: &Acts,
+        t0: usize,
+        r0: usize,
+        out: *mut f32,
+    ) {
+        let (k, n) = (w.k, w.n);
+        let nb = k / BLOCK;
+        debug_assert!(t0 + T <= a.t && r0 + R <= n && nb.is_multiple_of(2));
+        let halves = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+        let quarters = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+        let mut acc = [[_mm512_setzero_ps(); T]; R];
+        let (aq, ad) = (a.q.as_ptr(), a.d.as_ptr());
+        let (qs, sc) = (w.qs.as_ptr(), w.scales.as_ptr());
+        let all = !0u64;
+        // SAFETY: every offset below is inside its buffer: tokens below `a.t`, rows below
+        // `n`, block pairs below `nb` (the sizes `QWeights` and `Acts` were built with);
+        // masked loads read only the selected elements.
+        unsafe {
+            for b in (0..nb).step_by(2) {
+                let mut x = [_mm512_setzero_si512(); T];
+                let mut xd = [_mm512_setzero_ps(); T];
+                unroll4!(T, i, {
+                    let at = (t0 + i) * k + b * BLOCK;
+                    x[i] = _mm512_maskz_loadu_epi8(all, aq.add(at));
+                    xd[i] = spread(ad.add((t0 + i) * nb + b), 0b11, halves);
+                });
+                unroll4!(R, r, {
+                    let blk = (r0 + r) * nb + b;
+                    let (wv, wd, signed) = match w.codes {
+                        Codes::U4 => {
+                            let p = qs.add((r0 + r) * k / 2 + b * 16);
+                            let raw = _mm256_lddqu_si256(p as *const __m256i);
+                            let mask = _mm256_set1_epi8(0x0F);
+                            let lo = _mm256_and_si256(raw, mask);
+                            let hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), mask);
+                            // [lo b, lo b+1, hi b, hi b+1] -> [lo b, hi b, lo b+1, hi b+1].
+                            let z = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+                            let z = _mm512_shuffle_i64x2(z, z, 0b11_01_10_00);
+                            (z, spread(sc.add(blk), 0b11, halves), false)
+                        }
+                        Codes::I8 => {
+                            let p = qs.add((r0 + r) * k + b * BLOCK);
+                            let z = _mm512_maskz_loadu_epi8(all, p as *const i8);
+                            (z, spread(sc.add(blk), 0b11, halves), true)
+                        }
+                        Codes::I8Half => {
+                            let p = qs.add((r0 + r) * k + b * BLOCK);
+                            let z = _mm512_maskz_loadu_epi8(all, p as *const i8);
+                            (z, spread(sc.add(2 * blk), 0b1111, quarters), true)
+                        }
+                    };
+                    if signed {
+                        // |w| times x with w's sign: unsigned by signed bytes.
+                        let wa = _mm512_abs_epi8(wv);
+                        let neg = _mm512_movepi8_mask(wv);
+                        unroll4!(T, i, {
+                            let xs = _mm512_mask_sub_epi8(x[i], neg, _mm512_setzero_si512(), x[i]);
+                            let p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wa, xs);
+                            let s = _mm512_mul_ps(wd, xd[i]);
+                            acc[r][i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), s, acc[r][i]);
+                        });
+                    } else {
+                        unroll4!(T, i, {
+                            let p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv, x[i]);
+                            let s = _mm512_mul_ps(wd, xd[i]);
+                            acc[r][i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), s, acc[r][i]);
+                        });
+                    }
+                });
+            }
+            let mut sums = [[0f32; T]; R];
+            unroll4!(R, r, {
+                unroll4!(T, i, {
+                    sums[r][i] = _mm512_reduce_add_ps(acc[r][i]);
+                });
+            });
+            if let Some(m) = &w.mins {
+                unroll4!(R, r, {
+                    unroll4!(T, i, {
+                        let (mr, sr) = (&m[(r0 + r) * nb..][..nb], &a.s[(t0 + i) * nb..][..nb]);
+                        sums[r][i] += mr.iter().zip(sr).map(|(x, y)| x * y).sum::<f32>();
+                    });
+                });
+            }
+            unroll4!(R, r, {
+                unroll4!(T, i, {
+                    *out.add((t0 + i) * n + r0 + r) = sums[r][i];
+                });
+            });
+        }
+    }
+}
