@@ -35,6 +35,45 @@ macro_rules! unroll4 {
     };
 }
 
+/// Walks `rows` of every token of `a` in tiles of up to 4 tokens by up to `$r` rows, calling
+/// `$tile::<TOKENS, ROWS>(w, a, t0, r0, out)` for each.
+macro_rules! drive_tiles {
+    ($tile:ident, $r:expr, $w:expr, $a:expr, $rows:expr, $out:expr) => {{
+        let mut t0 = 0;
+        while t0 < $a.t {
+            let tn = ($a.t - t0).min(4);
+            let mut r0 = $rows.start;
+            while r0 < $rows.end {
+                let rn = ($rows.end - r0).min($r);
+                // SAFETY: the tile lies inside `rows` and `a`'s tokens; the caller's contract
+                // covers the rest.
+                unsafe {
+                    match (tn, rn) {
+                        (1, 1) => $tile::<1, 1>($w, $a, t0, r0, $out),
+                        (1, 2) => $tile::<1, 2>($w, $a, t0, r0, $out),
+                        (1, 3) => $tile::<1, 3>($w, $a, t0, r0, $out),
+                        (1, 4) => $tile::<1, 4>($w, $a, t0, r0, $out),
+                        (2, 1) => $tile::<2, 1>($w, $a, t0, r0, $out),
+                        (2, 2) => $tile::<2, 2>($w, $a, t0, r0, $out),
+                        (2, 3) => $tile::<2, 3>($w, $a, t0, r0, $out),
+                        (2, 4) => $tile::<2, 4>($w, $a, t0, r0, $out),
+                        (3, 1) => $tile::<3, 1>($w, $a, t0, r0, $out),
+                        (3, 2) => $tile::<3, 2>($w, $a, t0, r0, $out),
+                        (3, 3) => $tile::<3, 3>($w, $a, t0, r0, $out),
+                        (3, 4) => $tile::<3, 4>($w, $a, t0, r0, $out),
+                        (4, 1) => $tile::<4, 1>($w, $a, t0, r0, $out),
+                        (4, 2) => $tile::<4, 2>($w, $a, t0, r0, $out),
+                        (4, 3) => $tile::<4, 3>($w, $a, t0, r0, $out),
+                        _ => $tile::<4, 4>($w, $a, t0, r0, $out),
+                    }
+                }
+                r0 += rn;
+            }
+            t0 += tn;
+        }
+    }};
+}
+
 macro_rules! kernels {
     ($name:ident, $features:literal, $rows_per_tile:literal, $dot:item) => {
         pub mod $name {
@@ -71,47 +110,7 @@ macro_rules! kernels {
             /// other thread writes these rows.
             #[target_feature(enable = $features)]
             pub unsafe fn rows(w: &QWeights, a: &Acts, rows: Range<usize>, out: *mut f32) {
-                const R: usize = $rows_per_tile;
-                let mut t0 = 0;
-                while t0 < a.t {
-                    let tn = (a.t - t0).min(4);
-                    let mut r0 = rows.start;
-                    while r0 < rows.end {
-                        let rn = (rows.end - r0).min(R);
-                        // SAFETY: the tile lies inside `rows` and `a`'s tokens.
-                        unsafe {
-                            match tn {
-                                1 => by_rows::<1>(w, a, t0, r0, rn, out),
-                                2 => by_rows::<2>(w, a, t0, r0, rn, out),
-                                3 => by_rows::<3>(w, a, t0, r0, rn, out),
-                                _ => by_rows::<4>(w, a, t0, r0, rn, out),
-                            }
-                        }
-                        r0 += rn;
-                    }
-                    t0 += tn;
-                }
-            }
-
-            #[inline]
-            #[target_feature(enable = $features)]
-            unsafe fn by_rows<const T: usize>(
-                w: &QWeights,
-                a: &Acts,
-                t0: usize,
-                r0: usize,
-                rn: usize,
-                out: *mut f32,
-            ) {
-                // SAFETY: as the caller's.
-                unsafe {
-                    match rn {
-                        1 => tile::<T, 1>(w, a, t0, r0, out),
-                        2 => tile::<T, 2>(w, a, t0, r0, out),
-                        3 => tile::<T, 3>(w, a, t0, r0, out),
-                        _ => tile::<T, 4>(w, a, t0, r0, out),
-                    }
-                }
+                drive_tiles!(tile, $rows_per_tile, w, a, rows, out);
             }
 
             /// Tokens `t0..t0 + T` by rows `r0..r0 + R`.
@@ -297,47 +296,7 @@ pub mod vnni512 {
             // SAFETY: as the caller's.
             return unsafe { super::vnni::rows(w, a, rows, out) };
         }
-        const R: usize = 4;
-        let mut t0 = 0;
-        while t0 < a.t {
-            let tn = (a.t - t0).min(4);
-            let mut r0 = rows.start;
-            while r0 < rows.end {
-                let rn = (rows.end - r0).min(R);
-                // SAFETY: the tile lies inside `rows` and `a`'s tokens.
-                unsafe {
-                    match tn {
-                        1 => by_rows::<1>(w, a, t0, r0, rn, out),
-                        2 => by_rows::<2>(w, a, t0, r0, rn, out),
-                        3 => by_rows::<3>(w, a, t0, r0, rn, out),
-                        _ => by_rows::<4>(w, a, t0, r0, rn, out),
-                    }
-                }
-                r0 += rn;
-            }
-            t0 += tn;
-        }
-    }
-
-    #[inline]
-    #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni")]
-    unsafe fn by_rows<const T: usize>(
-        w: &QWeights,
-        a: &Acts,
-        t0: usize,
-        r0: usize,
-        rn: usize,
-        out: *mut f32,
-    ) {
-        // SAFETY: as the caller's.
-        unsafe {
-            match rn {
-                1 => tile::<T, 1>(w, a, t0, r0, out),
-                2 => tile::<T, 2>(w, a, t0, r0, out),
-                3 => tile::<T, 3>(w, a, t0, r0, out),
-                _ => tile::<T, 4>(w, a, t0, r0, out),
-            }
-        }
+        drive_tiles!(tile, 4, w, a, rows, out);
     }
 
     /// Two consecutive floats at `p`, each spread over 8 lanes (or four, each over 4 lanes,
