@@ -167,27 +167,10 @@ macro_rules! kernels {
                                 });
                             }
                         }
-                        Codes::I8 => {
-                            for b in 0..nb {
-                                let (x, xd) = acts!(b);
-                                unroll4!(R, r, {
-                                    let p = qs.add((r0 + r) * k + b * BLOCK);
-                                    if T == 1 {
-                                        fetch(p.wrapping_add(R * k));
-                                    }
-                                    let wv = _mm256_lddqu_si256(p as *const __m256i);
-                                    let wa = _mm256_abs_epi8(wv);
-                                    let wd = _mm256_broadcast_ss(&*sc.add((r0 + r) * nb + b));
-                                    unroll4!(T, i, {
-                                        let xs = _mm256_sign_epi8(x[i], wv);
-                                        let p = _mm256_cvtepi32_ps(dot(wa, xs));
-                                        let s = _mm256_mul_ps(wd, xd[i]);
-                                        acc[r][i] = _mm256_fmadd_ps(p, s, acc[r][i]);
-                                    });
-                                });
-                            }
-                        }
-                        Codes::I8Half => {
+                        Codes::I8 | Codes::I8Half => {
+                            // Q6_K's scales cover 16 elements: lanes 0..4 hold elements 0..16,
+                            // lanes 4..8 the rest.
+                            let halves = w.codes == Codes::I8Half;
                             for b in 0..nb {
                                 let (x, xd) = acts!(b);
                                 unroll4!(R, r, {
@@ -198,11 +181,14 @@ macro_rules! kernels {
                                     let wv = _mm256_lddqu_si256(p as *const __m256i);
                                     let wa = _mm256_abs_epi8(wv);
                                     let blk = (r0 + r) * nb + b;
-                                    // Lanes 0..4 hold elements 0..16, lanes 4..8 the rest.
-                                    let wd = _mm256_set_m128(
-                                        _mm_broadcast_ss(&*sc.add(2 * blk + 1)),
-                                        _mm_broadcast_ss(&*sc.add(2 * blk)),
-                                    );
+                                    let wd = if halves {
+                                        _mm256_set_m128(
+                                            _mm_broadcast_ss(&*sc.add(2 * blk + 1)),
+                                            _mm_broadcast_ss(&*sc.add(2 * blk)),
+                                        )
+                                    } else {
+                                        _mm256_broadcast_ss(&*sc.add(blk))
+                                    };
                                     unroll4!(T, i, {
                                         let xs = _mm256_sign_epi8(x[i], wv);
                                         let p = _mm256_cvtepi32_ps(dot(wa, xs));
