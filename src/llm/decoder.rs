@@ -161,6 +161,13 @@ impl Decoder {
             Err(_) => QLinear::from_arc(embedding.clone())?,
         };
         let norm = vector(tensor("output_norm.weight")?)?;
+        let (vocab, width) = embedding.shape().dims2()?;
+        if width != hidden || output.dims()? != (vocab, hidden) {
+            bail!(
+                "the embeddings are {vocab}x{width} and the output {:?} for a width of {hidden}",
+                output.dims()?
+            );
+        }
         let mut layers = Vec::with_capacity(layers_n);
         for i in 0..layers_n {
             let mut w = |n: &str| tensor(&format!("blk.{i}.{n}"));
@@ -201,15 +208,49 @@ impl Decoder {
                     up: QLinear::new(w("ffn_up.weight")?)?,
                 }
             };
+            // A damaged header must fail here, not as a panic in the forward pass.
+            let (q_rows, kv_rows) = (heads * head_dim, kv_heads * head_dim);
+            let wo = QLinear::new(w("attn_output.weight")?)?;
+            let down = QLinear::new(w("ffn_down.weight")?)?;
+            let inner = down.dims()?.1;
+            let mut expect = vec![
+                ("attn_output", wo.dims()?, (hidden, q_rows)),
+                ("ffn_down", down.dims()?, (hidden, inner)),
+            ];
+            match &qkv {
+                Qkv::Fused(l) => {
+                    expect.push(("attn_qkv", l.weight.dims()?, (q_rows + 2 * kv_rows, hidden)))
+                }
+                Qkv::Separate { q, k, v } => {
+                    expect.push(("attn_q", q.weight.dims()?, (q_rows, hidden)));
+                    expect.push(("attn_k", k.weight.dims()?, (kv_rows, hidden)));
+                    expect.push(("attn_v", v.weight.dims()?, (kv_rows, hidden)));
+                }
+            }
+            match &ffn {
+                Ffn::Fused { gate_up, inner: i } => {
+                    expect.push(("ffn_up", gate_up.dims()?, (2 * i, hidden)));
+                    expect.push(("ffn_down", down.dims()?, (hidden, *i)));
+                }
+                Ffn::Separate { gate, up } => {
+                    expect.push(("ffn_gate", gate.dims()?, (inner, hidden)));
+                    expect.push(("ffn_up", up.dims()?, (inner, hidden)));
+                }
+            }
+            for (name, got, want) in expect {
+                if got != want {
+                    bail!("blk.{i}.{name} is {got:?}, the metadata says {want:?}");
+                }
+            }
             layers.push(Layer {
                 attn_norm: vector(w("attn_norm.weight")?)?,
                 qkv,
                 q_norm,
                 k_norm,
-                wo: QLinear::new(w("attn_output.weight")?)?,
+                wo,
                 ffn_norm: vector(w("ffn_norm.weight")?)?,
                 ffn,
-                down: QLinear::new(w("ffn_down.weight")?)?,
+                down,
                 cache: KvCache::new(kv_heads, head_dim, None),
             });
         }
