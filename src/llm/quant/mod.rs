@@ -29,6 +29,14 @@ use half::f16;
 /// Activations and 32-element weight blocks share this size.
 const BLOCK: usize = 32;
 
+/// The super-block of the K types (Q4_K, Q5_K, Q6_K): one float scale (and offset) per 256
+/// elements, small integer scales per 16 or 32 inside it.
+const SUPER: usize = 256;
+
+/// Rows of the super-block layout are stored in groups of this many, their super-blocks
+/// interleaved, so that a tile of rows reads one contiguous stream.
+const GROUP_ROWS: usize = 4;
+
 /// A family of kernels, one per instruction set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Path {
@@ -110,22 +118,42 @@ enum Codes {
     U4,
     /// One signed byte per element, a scale per 32.
     I8,
-    /// One signed byte per element, a scale per 16 (Q6_K's sub-blocks).
+    /// One signed byte per element, a scale per 16.
     I8Half,
+    /// The GGUF's own super-blocks of 256 (Q4_K, Q5_K, Q6_K), byte for byte, so that a
+    /// product reads no more than the file holds: rows in groups of [`GROUP_ROWS`], super-block
+    /// `s` of the group's rows one after another (see [`QWeights::record`]). Kernels apply the
+    /// integer sub-block scales in integer arithmetic and convert to float once per 256.
+    Super,
+}
+
+/// One super-block, decoded: element `e` is `d * sc[e / 16] * q[e] - dmin * mn[e / 16]`.
+/// (Q6_K's codes are stored unsigned, 0..64: its offset of 32 is the min `32 * d * sc`.)
+struct SuperBlock {
+    q: [u8; SUPER],
+    sc: [i8; 16],
+    mn: [i8; 16],
+    d: f32,
+    dmin: f32,
 }
 
 /// A weight matrix of `n` rows (outputs) by `k` columns (inputs) in one of folio's layouts.
-/// Element `(r, c)` is `code * scale + min` of its block.
+/// Element `(r, c)` is `code * scale + min` of its block (block layouts), or as its
+/// [`SuperBlock`] says.
 pub struct QWeights {
     n: usize,
     k: usize,
     codes: Codes,
-    /// Row-major codes: `k / 2` bytes per row for [`Codes::U4`], `k` otherwise.
+    /// Row-major codes: `k / 2` bytes per row for [`Codes::U4`], `k` for the other block
+    /// layouts; the GGUF records for [`Codes::Super`].
     qs: Vec<u8>,
-    /// A scale per block of 32 (per 16 for [`Codes::I8Half`]), row-major.
+    /// A scale per block of 32 (per 16 for [`Codes::I8Half`]), row-major; empty for the
+    /// super-block layouts.
     scales: Vec<f32>,
     /// An offset per block of 32, for types that have one.
     mins: Option<Vec<f32>>,
+    /// Bytes per GGUF record ([`Codes::Super`] only).
+    rec: usize,
     source: GgmlDType,
 }
 
@@ -142,13 +170,13 @@ fn half_at(b: &[u8], at: usize) -> f32 {
 }
 
 /// The 6-bit scale and min of sub-block `j` of a Q4_K/Q5_K super-block (ggml's packing).
-fn k_scale_min(j: usize, s: &[u8]) -> (f32, f32) {
+fn k_scale_min(j: usize, s: &[u8]) -> (u8, u8) {
     if j < 4 {
-        ((s[j] & 63) as f32, (s[j + 4] & 63) as f32)
+        (s[j] & 63, s[j + 4] & 63)
     } else {
         (
-            ((s[j + 4] & 0xF) | ((s[j - 4] >> 6) << 4)) as f32,
-            ((s[j + 4] >> 4) | ((s[j] >> 6) << 4)) as f32,
+            (s[j + 4] & 0xF) | ((s[j - 4] >> 6) << 4),
+            (s[j + 4] >> 4) | ((s[j] >> 6) << 4),
         )
     }
 }
@@ -156,10 +184,10 @@ fn k_scale_min(j: usize, s: &[u8]) -> (f32, f32) {
 /// The layout a GGUF type converts to, or `None` when it has no kernel here.
 fn codes_for(t: GgmlDType) -> Option<(Codes, bool)> {
     Some(match t {
-        GgmlDType::Q4_0 | GgmlDType::Q4_1 | GgmlDType::Q4K => (Codes::U4, true),
+        GgmlDType::Q4_0 | GgmlDType::Q4_1 => (Codes::U4, true),
         GgmlDType::Q5_0 | GgmlDType::Q8_0 => (Codes::I8, false),
-        GgmlDType::Q5_1 | GgmlDType::Q5K => (Codes::I8, true),
-        GgmlDType::Q6K => (Codes::I8Half, false),
+        GgmlDType::Q5_1 => (Codes::I8, true),
+        GgmlDType::Q4K | GgmlDType::Q5K | GgmlDType::Q6K => (Codes::Super, false),
         _ => return None,
     })
 }
@@ -217,55 +245,65 @@ fn decode_block(t: GgmlDType, b: &[u8], out: &mut Vec<Sub>) {
             s.d = [half_at(b, 0); 2];
             out.push(s);
         }
-        GgmlDType::Q4K | GgmlDType::Q5K => {
-            // d, dmin, 12 bytes of scales, [32 bytes of high bits (Q5_K)], 128 bytes of nibbles.
-            let (d, dmin, scales) = (half_at(b, 0), half_at(b, 2), &b[4..16]);
-            let (qh, ql) = if t == GgmlDType::Q5K {
-                (Some(&b[16..48]), &b[48..176])
-            } else {
-                (None, &b[16..144])
-            };
-            for j in 0..8 {
-                let (sc, mn) = k_scale_min(j, scales);
-                let chunk = &ql[(j / 2) * 32..(j / 2) * 32 + 32];
-                let mut s = blank();
-                for l in 0..BLOCK {
-                    let nib = if j % 2 == 0 {
-                        chunk[l] & 0xF
-                    } else {
-                        chunk[l] >> 4
-                    };
-                    let high = qh.map_or(0, |h| ((h[l] >> j) & 1) << 4);
-                    s.q[l] = (nib | high) as i8;
-                }
-                s.d = [d * sc; 2];
-                s.m = -dmin * mn;
-                out.push(s);
-            }
-        }
-        GgmlDType::Q6K => {
-            // 128 bytes of low nibbles, 64 of high bit pairs, 16 signed scales, d.
-            let (ql, qh, sc, d) = (&b[0..128], &b[128..192], &b[192..208], half_at(b, 208));
-            let mut vals = [0i8; 256];
-            for half in 0..2 {
-                let (ql, qh, y) = (&ql[half * 64..], &qh[half * 32..], half * 128);
-                for l in 0..32 {
-                    let q = |lo: u8, shift: u32| (lo | ((qh[l] >> shift) & 3) << 4) as i8 - 32;
-                    vals[y + l] = q(ql[l] & 0xF, 0);
-                    vals[y + l + 32] = q(ql[l + 32] & 0xF, 2);
-                    vals[y + l + 64] = q(ql[l] >> 4, 4);
-                    vals[y + l + 96] = q(ql[l + 32] >> 4, 6);
-                }
-            }
-            for j in 0..8 {
-                let mut s = blank();
-                s.q.copy_from_slice(&vals[j * 32..j * 32 + 32]);
-                s.d = [d * sc[2 * j] as i8 as f32, d * sc[2 * j + 1] as i8 as f32];
-                out.push(s);
-            }
-        }
         _ => {}
     }
+}
+
+/// Decodes one GGUF record of type `t` (Q4_K, Q5_K or Q6_K): the reference the kernels are
+/// tested against.
+fn decode_super(t: GgmlDType, b: &[u8]) -> SuperBlock {
+    let mut out = SuperBlock {
+        q: [0; SUPER],
+        sc: [0; 16],
+        mn: [0; 16],
+        d: 0.0,
+        dmin: 0.0,
+    };
+    if t == GgmlDType::Q6K {
+        // 128 bytes of low nibbles, 64 of high bit pairs, 16 signed scales, d.
+        let (ql, qh, sc) = (&b[0..128], &b[128..192], &b[192..208]);
+        for half in 0..2 {
+            let (ql, qh, y) = (&ql[half * 64..], &qh[half * 32..], half * 128);
+            for l in 0..32 {
+                let q = |lo: u8, shift: u32| lo | ((qh[l] >> shift) & 3) << 4;
+                out.q[y + l] = q(ql[l] & 0xF, 0);
+                out.q[y + l + 32] = q(ql[l + 32] & 0xF, 2);
+                out.q[y + l + 64] = q(ql[l] >> 4, 4);
+                out.q[y + l + 96] = q(ql[l + 32] >> 4, 6);
+            }
+        }
+        for (g, &v) in sc.iter().enumerate() {
+            out.sc[g] = v as i8;
+            out.mn[g] = v as i8;
+        }
+        out.d = half_at(b, 208);
+        out.dmin = 32.0 * out.d;
+        return out;
+    }
+    // d, dmin, 12 bytes of scales, [32 bytes of high bits (Q5_K)], 128 bytes of nibbles.
+    let (qh, ql) = if t == GgmlDType::Q5K {
+        (Some(&b[16..48]), &b[48..176])
+    } else {
+        (None, &b[16..144])
+    };
+    for j in 0..8 {
+        let (sc, mn) = k_scale_min(j, &b[4..16]);
+        // Six bits: both fit a signed byte.
+        out.sc[2 * j..2 * j + 2].fill(sc as i8);
+        out.mn[2 * j..2 * j + 2].fill(mn as i8);
+        let group = &ql[(j / 2) * 32..][..32];
+        for l in 0..32 {
+            let nib = if j % 2 == 0 {
+                group[l] & 0xF
+            } else {
+                group[l] >> 4
+            };
+            out.q[j * 32 + l] = nib | qh.map_or(0, |h| ((h[l] >> j) & 1) << 4);
+        }
+    }
+    out.d = half_at(b, 0);
+    out.dmin = half_at(b, 2);
+    out
 }
 
 impl QWeights {
@@ -284,6 +322,27 @@ impl QWeights {
         if data.len() != n * (k / bs) * ts {
             bail!("{source:?} tensor of {n}x{k} has {} bytes", data.len());
         }
+        if codes == Codes::Super {
+            // Rows padded to whole groups (the padding is zeros and never read out).
+            let (ns, groups) = (k / SUPER, n.div_ceil(GROUP_ROWS));
+            let mut qs = vec![0u8; groups * GROUP_ROWS * ns * ts];
+            for (r, row) in data.chunks_exact(ns * ts).enumerate() {
+                for (sb, block) in row.chunks_exact(ts).enumerate() {
+                    let at = Self::record_index(r, sb, ns) * ts;
+                    qs[at..at + ts].copy_from_slice(block);
+                }
+            }
+            return Ok(Some(QWeights {
+                n,
+                k,
+                codes,
+                qs,
+                scales: Vec::new(),
+                mins: None,
+                rec: ts,
+                source,
+            }));
+        }
         let blocks = n * k / BLOCK;
         let per_block = if codes == Codes::I8Half { 2 } else { 1 };
         let mut w = QWeights {
@@ -293,6 +352,7 @@ impl QWeights {
             qs: Vec::with_capacity(if codes == Codes::U4 { n * k / 2 } else { n * k }),
             scales: Vec::with_capacity(blocks * per_block),
             mins: has_min.then(|| Vec::with_capacity(blocks)),
+            rec: 0,
             source,
         };
         let mut subs = Vec::with_capacity(8);
@@ -324,7 +384,30 @@ impl QWeights {
     }
 
     /// Row `r` as floats (tests, and checks against other decoders).
+    /// Where super-block `s` of row `r` starts, in records: groups of [`GROUP_ROWS`] rows,
+    /// then super-blocks, then the group's rows.
+    fn record_index(r: usize, s: usize, ns: usize) -> usize {
+        ((r / GROUP_ROWS) * ns + s) * GROUP_ROWS + r % GROUP_ROWS
+    }
+
+    /// Super-block `s` of row `r`, decoded ([`Codes::Super`] only).
+    fn record(&self, r: usize, s: usize) -> SuperBlock {
+        let at = Self::record_index(r, s, self.k / SUPER) * self.rec;
+        decode_super(self.source, &self.qs[at..at + self.rec])
+    }
+
     pub fn dequantize_row(&self, r: usize) -> Vec<f32> {
+        if self.codes == Codes::Super {
+            return (0..self.k / SUPER)
+                .flat_map(|s| {
+                    let b = self.record(r, s);
+                    (0..SUPER).map(move |e| {
+                        let g = e / 16;
+                        b.d * b.sc[g] as f32 * b.q[e] as f32 - b.dmin * b.mn[g] as f32
+                    })
+                })
+                .collect();
+        }
         let nb = self.k / BLOCK;
         let mut out = Vec::with_capacity(self.k);
         for b in 0..nb {
@@ -350,7 +433,8 @@ impl QWeights {
                 let byte = self.qs[r * self.k / 2 + b * 16 + i % 16];
                 (if i < 16 { byte & 0xF } else { byte >> 4 }) as i32
             }
-            _ => self.qs[r * self.k + c] as i8 as i32,
+            Codes::Super => self.record(r, c / SUPER).q[c % SUPER] as i32,
+            Codes::I8 | Codes::I8Half => self.qs[r * self.k + c] as i8 as i32,
         }
     }
 
@@ -366,7 +450,11 @@ impl QWeights {
         if t == 0 {
             return;
         }
-        let acts = Acts::quantize(x, t, self.k);
+        let acts = if self.codes == Codes::Super {
+            Acts::quantize_super(x, t, self.k)
+        } else {
+            Acts::quantize(x, t, self.k)
+        };
         // Groups of rows, each written by one worker for every token.
         const GROUP: usize = 16;
         let groups = self.n.div_ceil(GROUP);
@@ -406,6 +494,10 @@ impl QWeights {
     /// # Safety
     /// As [`QWeights::rows`].
     unsafe fn rows_scalar(&self, a: &Acts, rows: Range<usize>, out: *mut f32) {
+        if self.codes == Codes::Super {
+            // SAFETY: the caller's contract.
+            return unsafe { self.rows_scalar_super(a, rows, out) };
+        }
         let nb = self.k / BLOCK;
         for r in rows {
             for t in 0..a.t {
@@ -434,18 +526,86 @@ impl QWeights {
             }
         }
     }
+
+    /// The reference kernel of the super-block layouts: integer sums per super-block, scaled
+    /// by the integer sub-block scales, then by the two floats.
+    ///
+    /// # Safety
+    /// As [`QWeights::rows`].
+    unsafe fn rows_scalar_super(&self, a: &Acts, rows: Range<usize>, out: *mut f32) {
+        let ns = self.k / SUPER;
+        for r in rows {
+            let blocks: Vec<SuperBlock> = (0..ns).map(|s| self.record(r, s)).collect();
+            for t in 0..a.t {
+                let mut sum = 0f32;
+                for (s, b) in blocks.iter().enumerate() {
+                    let (mut dots, mut offs) = (0i32, 0i32);
+                    for g in 0..16 {
+                        let at = t * self.k + s * SUPER + g * 16;
+                        let dot: i32 = (0..16)
+                            .map(|e| b.q[g * 16 + e] as i32 * a.q[at + e] as i32)
+                            .sum();
+                        dots += b.sc[g] as i32 * dot;
+                        offs += b.mn[g] as i32 * a.bs[(t * ns + s) * 16 + g] as i32;
+                    }
+                    sum += a.d[t * ns + s] * (b.d * dots as f32 - b.dmin * offs as f32);
+                }
+                // SAFETY: in bounds and this worker's alone, by the caller's contract.
+                unsafe { *out.add(t * self.n + r) = sum };
+            }
+        }
+    }
 }
 
-/// Activations quantized to bytes in blocks of 32: `q * d` per block, and `s = d * sum(q)` for
-/// the weight types with offsets.
+/// Activations quantized to bytes: `q * d`, with a scale `d` per 32 elements for the block
+/// layouts, per 256 for the super-block ones. For the block layouts' offsets, `s = d *
+/// sum(q)` per block; for the super-blocks', `bs` is `sum(q)` per 16 elements.
 struct Acts {
     t: usize,
     q: Vec<i8>,
     d: Vec<f32>,
     s: Vec<f32>,
+    bs: Vec<i16>,
+}
+
+/// `x` to bytes, `x ≈ q * d`, with `d` from the largest magnitude; returns `d`.
+fn to_bytes(x: &[f32], q: &mut [i8]) -> f32 {
+    let amax = x.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let scale = amax / 127.0;
+    let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
+    for (q, &v) in q.iter_mut().zip(x) {
+        *q = (v * inv).round().clamp(-127.0, 127.0) as i8;
+    }
+    scale
 }
 
 impl Acts {
+    /// The scale step of element `c` of token `tok` (tests bound rounding with it).
+    #[cfg(test)]
+    fn step(&self, tok: usize, c: usize, k: usize) -> f32 {
+        let span = self.t * k / self.d.len();
+        self.d[tok * (k / span) + c / span]
+    }
+
+    /// For the super-block layouts: a scale per 256, sums per 16.
+    fn quantize_super(x: &[f32], t: usize, k: usize) -> Acts {
+        let mut a = Acts {
+            t,
+            q: vec![0; t * k],
+            d: Vec::with_capacity(t * k / SUPER),
+            s: Vec::new(),
+            bs: Vec::with_capacity(t * k / 16),
+        };
+        for (xs, qs) in x.chunks_exact(SUPER).zip(a.q.chunks_exact_mut(SUPER)) {
+            a.d.push(to_bytes(xs, qs));
+            a.bs.extend(
+                qs.chunks_exact(16)
+                    .map(|g| g.iter().map(|&v| v as i16).sum::<i16>()),
+            );
+        }
+        a
+    }
+
     fn quantize(x: &[f32], t: usize, k: usize) -> Acts {
         let nb = k / BLOCK;
         let mut a = Acts {
@@ -453,23 +613,15 @@ impl Acts {
             q: vec![0; t * k],
             d: vec![0.0; t * nb],
             s: vec![0.0; t * nb],
+            bs: Vec::new(),
         };
         for ((xb, qb), (d, s)) in x
             .chunks_exact(BLOCK)
             .zip(a.q.chunks_exact_mut(BLOCK))
             .zip(a.d.iter_mut().zip(a.s.iter_mut()))
         {
-            let amax = xb.iter().fold(0f32, |m, v| m.max(v.abs()));
-            let scale = amax / 127.0;
-            let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
-            let mut sum = 0i32;
-            for (q, &v) in qb.iter_mut().zip(xb) {
-                let c = (v * inv).round().clamp(-127.0, 127.0) as i32;
-                *q = c as i8;
-                sum += c;
-            }
-            *d = scale;
-            *s = scale * sum as f32;
+            *d = to_bytes(xb, qb);
+            *s = *d * qb.iter().map(|&v| v as i32).sum::<i32>() as f32;
         }
         a
     }
@@ -494,6 +646,15 @@ impl QLinear {
         match QWeights::from_qtensor(&t)? {
             Some(w) => Ok(QLinear::Folio(w)),
             None => Ok(QLinear::Candle(QMatMul::from_arc(t)?)),
+        }
+    }
+
+    /// `(n, k)`: outputs by inputs.
+    pub fn dims(&self) -> Result<(usize, usize)> {
+        match self {
+            QLinear::Folio(w) => Ok(w.dims()),
+            QLinear::Candle(QMatMul::QTensor(t)) => t.shape().dims2(),
+            QLinear::Candle(QMatMul::Tensor(t) | QMatMul::TensorF16(t)) => t.dims2(),
         }
     }
 
@@ -602,7 +763,11 @@ mod tests {
             let q = quantized(ty, n, k, seed);
             let w = QWeights::from_qtensor(&q).unwrap().unwrap();
             let x = noise(seed + 1, t * k);
-            let acts = Acts::quantize(&x, t, k);
+            let acts = if w.codes == Codes::Super {
+                Acts::quantize_super(&x, t, k)
+            } else {
+                Acts::quantize(&x, t, k)
+            };
             let rows: Vec<Vec<f32>> = (0..n).map(|r| w.dequantize_row(r)).collect();
             for path in Path::ALL.into_iter().filter(|p| p.supported()) {
                 let mut out = vec![0f32; t * n];
@@ -612,7 +777,7 @@ mod tests {
                     for (r, wr) in rows.iter().enumerate() {
                         let exact: f64 = wr.iter().zip(xr).map(|(a, b)| *a as f64 * *b as f64).sum();
                         let bound: f64 = wr.iter().enumerate().map(|(c, v)| {
-                            v.abs() as f64 * acts.d[tok * (k / BLOCK) + c / BLOCK] as f64 * 0.5
+                            v.abs() as f64 * acts.step(tok, c, k) as f64 * 0.5
                         }).sum::<f64>() * 1.001 + 1e-3 * (1.0 + exact.abs());
                         let got = out[tok * n + r] as f64;
                         prop_assert!((got - exact).abs() <= bound,

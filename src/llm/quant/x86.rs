@@ -75,14 +75,17 @@ macro_rules! drive_tiles {
 }
 
 macro_rules! kernels {
-    ($name:ident, $features:literal, $rows_per_tile:literal, $dot:item) => {
+    ($name:ident, $features:literal, $rows_per_tile:literal, $($dot:item),*) => {
         pub mod $name {
             use std::arch::x86_64::*;
             use std::ops::Range;
 
-            use super::super::{Acts, BLOCK, Codes, QWeights};
+            use candle_core::quantized::GgmlDType;
+            use half::f16;
 
-            $dot
+            use super::super::{Acts, BLOCK, Codes, GROUP_ROWS, QWeights, SUPER};
+
+            $($dot)*
 
             #[inline]
             #[target_feature(enable = $features)]
@@ -110,7 +113,196 @@ macro_rules! kernels {
             /// other thread writes these rows.
             #[target_feature(enable = $features)]
             pub unsafe fn rows(w: &QWeights, a: &Acts, rows: Range<usize>, out: *mut f32) {
-                drive_tiles!(tile, $rows_per_tile, w, a, rows, out);
+                if w.codes == Codes::Super {
+                    drive_tiles!(tile_super, $rows_per_tile, w, a, rows, out);
+                } else {
+                    drive_tiles!(tile, $rows_per_tile, w, a, rows, out);
+                }
+            }
+
+            /// Tokens `t0..t0 + T` by rows `r0..r0 + R` of GGUF super-blocks (the rows lie in
+            /// one group, so their records are adjacent). Per 32 elements, the byte products
+            /// (pairs summed to 16 bits) are multiplied by the integer sub-block scales and
+            /// summed to 32 bits; floats appear once per 256.
+            #[inline]
+            #[target_feature(enable = $features)]
+            unsafe fn tile_super<const T: usize, const R: usize>(
+                w: &QWeights,
+                a: &Acts,
+                t0: usize,
+                r0: usize,
+                out: *mut f32,
+            ) {
+                // SAFETY: as the caller's.
+                unsafe {
+                    match w.source {
+                        GgmlDType::Q4K => tile_k::<T, R, 4>(w, a, t0, r0, out),
+                        GgmlDType::Q5K => tile_k::<T, R, 5>(w, a, t0, r0, out),
+                        _ => tile_k::<T, R, 6>(w, a, t0, r0, out),
+                    }
+                }
+            }
+
+            /// The integer scales and mins of a record, one byte per 16 elements, and its two
+            /// float scales.
+            #[inline]
+            #[target_feature(enable = $features)]
+            unsafe fn header<const BITS: u8>(rec: *const u8) -> (__m128i, __m128i, f32, f32) {
+                let half = |at: usize| {
+                    // SAFETY: the record holds these bytes.
+                    let b = unsafe { [*rec.add(at), *rec.add(at + 1)] };
+                    f16::from_le_bytes(b).to_f32()
+                };
+                // SAFETY: the record holds these bytes (a Q6_K record is 210 long).
+                unsafe {
+                    if BITS == 6 {
+                        let sc = _mm_lddqu_si128(rec.add(192) as *const __m128i);
+                        let d = half(208);
+                        return (sc, sc, d, 32.0 * d);
+                    }
+                    // Twelve bytes of six-bit scales and mins (ggml's packing, see
+                    // `k_scale_min`), unpacked four at a time.
+                    let word = |at: usize| (rec.add(at) as *const u32).read_unaligned();
+                    let (a, b, c) = (word(4), word(8), word(12));
+                    const LOW6: u32 = 0x3F3F_3F3F;
+                    const LOW4: u32 = 0x0F0F_0F0F;
+                    const TOP2: u32 = 0x0303_0303;
+                    let sc = (a & LOW6) as u64 | (((c & LOW4) | ((a >> 6) & TOP2) << 4) as u64) << 32;
+                    let mn = (b & LOW6) as u64 | ((((c >> 4) & LOW4) | ((b >> 6) & TOP2) << 4) as u64) << 32;
+                    // One byte per 32 elements -> one per 16.
+                    let twice = _mm_set_epi8(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
+                    (
+                        _mm_shuffle_epi8(_mm_cvtsi64_si128(sc as i64), twice),
+                        _mm_shuffle_epi8(_mm_cvtsi64_si128(mn as i64), twice),
+                        half(0),
+                        half(2),
+                    )
+                }
+            }
+
+            /// The unsigned codes of elements `64j..64j + 64` of a record, as two vectors.
+            #[inline]
+            #[target_feature(enable = $features)]
+            unsafe fn codes<const BITS: u8>(rec: *const u8, j: usize) -> (__m256i, __m256i) {
+                let nib = _mm256_set1_epi8(0x0F);
+                let load = |at: usize| {
+                    // SAFETY: the record holds these bytes.
+                    unsafe { _mm256_lddqu_si256(rec.add(at) as *const __m256i) }
+                };
+                let shr = |v: __m256i, n: usize| _mm256_srl_epi16(v, _mm_cvtsi64_si128(n as i64));
+                match BITS {
+                    4 => {
+                        let raw = load(16 + 32 * j);
+                        (_mm256_and_si256(raw, nib), _mm256_and_si256(shr(raw, 4), nib))
+                    }
+                    5 => {
+                        // Bit `s` of byte `l` of the 32 high-bit bytes belongs to element
+                        // `32s + l`.
+                        let (raw, hb, one) = (load(48 + 32 * j), load(16), _mm256_set1_epi8(1));
+                        let high = |s: usize| _mm256_slli_epi16(_mm256_and_si256(shr(hb, s), one), 4);
+                        (
+                            _mm256_or_si256(_mm256_and_si256(raw, nib), high(2 * j)),
+                            _mm256_or_si256(_mm256_and_si256(shr(raw, 4), nib), high(2 * j + 1)),
+                        )
+                    }
+                    _ => {
+                        // Q6_K: each half of 128 elements has 64 bytes of nibbles and 32 of
+                        // bit pairs; `j` odd takes the high nibbles and the upper pairs.
+                        let (h, u) = (j / 2, 4 * (j % 2));
+                        let (lo0, lo1, hb) = (load(64 * h), load(64 * h + 32), load(128 + 32 * h));
+                        let three = _mm256_set1_epi8(3);
+                        let high = |s: usize| _mm256_slli_epi16(_mm256_and_si256(shr(hb, s), three), 4);
+                        (
+                            _mm256_or_si256(_mm256_and_si256(shr(lo0, u), nib), high(u)),
+                            _mm256_or_si256(_mm256_and_si256(shr(lo1, u), nib), high(u + 2)),
+                        )
+                    }
+                }
+            }
+
+            /// [`tile_super`] for one type.
+            #[inline]
+            #[target_feature(enable = $features)]
+            unsafe fn tile_k<const T: usize, const R: usize, const BITS: u8>(
+                w: &QWeights,
+                a: &Acts,
+                t0: usize,
+                r0: usize,
+                out: *mut f32,
+            ) {
+                let (k, n, rs) = (w.k, w.n, w.rec);
+                let ns = k / SUPER;
+                debug_assert!(t0 + T <= a.t && r0 + R <= n && r0 % GROUP_ROWS + R <= GROUP_ROWS);
+                let mut acc = [[_mm256_setzero_ps(); T]; R];
+                let (aq, ad, bs) = (a.q.as_ptr(), a.d.as_ptr(), a.bs.as_ptr());
+                // SAFETY: every offset below is inside its buffer: tokens below `a.t`, rows
+                // below `n` (stored in whole groups), super-blocks below `ns` (the sizes
+                // `QWeights` and `Acts` were built with).
+                unsafe {
+                    let first = w.qs.as_ptr().add(QWeights::record_index(r0, 0, ns) * rs);
+                    for s in 0..ns {
+                        let base = first.add(s * GROUP_ROWS * rs);
+                        if T == 1 {
+                            // The group's records two super-blocks on.
+                            let ahead = base.wrapping_add(2 * GROUP_ROWS * rs);
+                            for line in (0..R * rs).step_by(64) {
+                                fetch(ahead.wrapping_add(line));
+                            }
+                        }
+                        let mut isum = [[_mm256_setzero_si256(); T]; R];
+                        let mut sc = [_mm_setzero_si128(); R];
+                        let mut mn = [_mm_setzero_si128(); R];
+                        let mut dd = [[0f32; 2]; R];
+                        unroll4!(R, r, {
+                            let (s16, m16, d, dmin) = header::<BITS>(base.add(r * rs));
+                            sc[r] = s16;
+                            mn[r] = m16;
+                            dd[r] = [d, dmin];
+                        });
+                        unroll4!(4, j, {
+                            let mut x = [[_mm256_setzero_si256(); 2]; T];
+                            unroll4!(T, i, {
+                                let at = (t0 + i) * k + s * SUPER + j * 64;
+                                x[i][0] = _mm256_lddqu_si256(aq.add(at) as *const __m256i);
+                                x[i][1] = _mm256_lddqu_si256(aq.add(at + 32) as *const __m256i);
+                            });
+                            // Byte g of the scales covers elements 16g..16g + 16: the first 32
+                            // elements take scales 4j and 4j + 1, the next 4j + 2 and 4j + 3.
+                            let g = 4 * j as i64;
+                            let each = 0x0101_0101_0101_0101;
+                            let pick0 = _mm_set_epi64x((g + 1) * each, g * each);
+                            let pick1 = _mm_set_epi64x((g + 3) * each, (g + 2) * each);
+                            unroll4!(R, r, {
+                                let (v0, v1) = codes::<BITS>(base.add(r * rs), j);
+                                let s0 = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc[r], pick0));
+                                let s1 = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc[r], pick1));
+                                unroll4!(T, i, {
+                                    let p0 = _mm256_maddubs_epi16(v0, x[i][0]);
+                                    let p1 = _mm256_maddubs_epi16(v1, x[i][1]);
+                                    isum[r][i] = scaled(isum[r][i], p0, s0);
+                                    isum[r][i] = scaled(isum[r][i], p1, s1);
+                                });
+                            });
+                        });
+                        unroll4!(R, r, {
+                            let m16 = _mm256_cvtepi8_epi16(mn[r]);
+                            unroll4!(T, i, {
+                                let xs = (t0 + i) * ns + s;
+                                let xd = *ad.add(xs);
+                                let b16 = _mm256_lddqu_si256(bs.add(xs * 16) as *const __m256i);
+                                let offs = _mm256_cvtepi32_ps(_mm256_madd_epi16(m16, b16));
+                                let sums = _mm256_cvtepi32_ps(isum[r][i]);
+                                acc[r][i] = _mm256_fmadd_ps(sums, _mm256_set1_ps(dd[r][0] * xd), acc[r][i]);
+                                acc[r][i] = _mm256_fnmadd_ps(offs, _mm256_set1_ps(dd[r][1] * xd), acc[r][i]);
+                            });
+                        });
+                    }
+                    unroll4!(R, r, {
+                        unroll4!(T, i, {
+                            *out.add((t0 + i) * n + r0 + r) = hsum(acc[r][i]);
+                        });
+                    });
+                }
             }
 
             /// Tokens `t0..t0 + T` by rows `r0..r0 + R`.
@@ -198,6 +390,8 @@ macro_rules! kernels {
                                 });
                             }
                         }
+                        // `tile_super`'s.
+                        Codes::Super => {}
                     }
                     // The offsets: each block's offset times its activation sum, 8 blocks at a
                     // time, then whatever is left.
@@ -245,6 +439,12 @@ kernels!(
     #[target_feature(enable = "avx2,fma")]
     fn dot(w: __m256i, x: __m256i) -> __m256i {
         _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), _mm256_set1_epi16(1))
+    },
+    /// `acc` plus 16-bit `p` times 16-bit scales `s`, pairs summed into 8 lanes.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn scaled(acc: __m256i, p: __m256i, s: __m256i) -> __m256i {
+        _mm256_add_epi32(acc, _mm256_madd_epi16(p, s))
     }
 );
 
@@ -258,6 +458,13 @@ kernels!(
     #[target_feature(enable = "avx2,fma,avx512f,avx512vl,avx512vnni")]
     fn dot(w: __m256i, x: __m256i) -> __m256i {
         _mm256_dpbusd_epi32(_mm256_setzero_si256(), w, x)
+    },
+    /// `acc` plus 16-bit `p` times 16-bit scales `s`, pairs summed into 8 lanes, in one
+    /// instruction.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,avx512f,avx512vl,avx512vnni")]
+    fn scaled(acc: __m256i, p: __m256i, s: __m256i) -> __m256i {
+        _mm256_dpwssd_epi32(acc, p, s)
     }
 );
 
@@ -278,7 +485,8 @@ pub mod vnni512 {
     /// thread writes these rows.
     #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni")]
     pub unsafe fn rows(w: &QWeights, a: &Acts, rows: Range<usize>, out: *mut f32) {
-        if !(w.k / BLOCK).is_multiple_of(2) || w.codes == Codes::U4 || a.t < 4 {
+        let bytes = matches!(w.codes, Codes::I8 | Codes::I8Half);
+        if !(w.k / BLOCK).is_multiple_of(2) || !bytes || a.t < 4 {
             // SAFETY: as the caller's.
             return unsafe { super::vnni::rows(w, a, rows, out) };
         }
@@ -350,6 +558,8 @@ pub mod vnni512 {
                             let z = _mm512_maskz_loadu_epi8(all, p as *const i8);
                             (z, spread(sc.add(2 * blk), 0b1111, quarters), true)
                         }
+                        // Never here: `rows` sends them to the 256-bit kernel.
+                        Codes::Super => (_mm512_setzero_si512(), _mm512_setzero_ps(), false),
                     };
                     if signed {
                         // |w| times x with w's sign: unsigned by signed bytes.
