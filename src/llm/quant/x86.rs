@@ -81,7 +81,6 @@ macro_rules! kernels {
             use std::ops::Range;
 
             use candle_core::quantized::GgmlDType;
-            use half::f16;
 
             use super::super::{Acts, BLOCK, Codes, GROUP_ROWS, QWeights, SUPER};
 
@@ -143,40 +142,49 @@ macro_rules! kernels {
                 }
             }
 
-            /// The integer scales and mins of a record, one byte per 16 elements, and its two
-            /// float scales.
+            /// The integer scales of a record as 16-bit words, both 128-bit lanes alike (see
+            /// [`pick`]); its mins, one word per 16 elements; and `[d, dmin]` in lanes 0 and 1.
             #[inline]
             #[target_feature(enable = $features)]
-            unsafe fn header<const BITS: u8>(rec: *const u8) -> (__m128i, __m128i, f32, f32) {
-                let half = |at: usize| {
-                    // SAFETY: the record holds these bytes.
-                    let b = unsafe { [*rec.add(at), *rec.add(at + 1)] };
-                    f16::from_le_bytes(b).to_f32()
-                };
+            unsafe fn header<const BITS: u8>(rec: *const u8) -> ([__m256i; 2], __m256i, __m128) {
+                let words = |b: __m128i| _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(b));
                 // SAFETY: the record holds these bytes (a Q6_K record is 210 long).
                 unsafe {
+                    let half2 = |at: usize| {
+                        _mm_cvtph_ps(_mm_cvtsi32_si128((rec.add(at) as *const i32).read_unaligned()))
+                    };
                     if BITS == 6 {
                         let sc = _mm_lddqu_si128(rec.add(192) as *const __m128i);
-                        let d = half(208);
-                        return (sc, sc, d, 32.0 * d);
+                        // d, and 32 d for the codes' offset of 32.
+                        let d = _mm_mul_ps(_mm_broadcastss_ps(half2(208)), _mm_setr_ps(1.0, 32.0, 0.0, 0.0));
+                        let hi = _mm_unpackhi_epi64(sc, sc);
+                        return ([words(sc), words(hi)], _mm256_cvtepi8_epi16(sc), d);
                     }
-                    // Twelve bytes of six-bit scales and mins (ggml's packing, see
-                    // `k_scale_min`), unpacked four at a time.
-                    let word = |at: usize| (rec.add(at) as *const u32).read_unaligned();
-                    let (a, b, c) = (word(4), word(8), word(12));
-                    const LOW6: u32 = 0x3F3F_3F3F;
-                    const LOW4: u32 = 0x0F0F_0F0F;
-                    const TOP2: u32 = 0x0303_0303;
-                    let sc = (a & LOW6) as u64 | (((c & LOW4) | ((a >> 6) & TOP2) << 4) as u64) << 32;
-                    let mn = (b & LOW6) as u64 | ((((c >> 4) & LOW4) | ((b >> 6) & TOP2) << 4) as u64) << 32;
-                    // One byte per 32 elements -> one per 16.
-                    let twice = _mm_set_epi8(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
-                    (
-                        _mm_shuffle_epi8(_mm_cvtsi64_si128(sc as i64), twice),
-                        _mm_shuffle_epi8(_mm_cvtsi64_si128(mn as i64), twice),
-                        half(0),
-                        half(2),
-                    )
+                    // 8 scales, then 8 mins (`store_record`); each min covers 32 elements,
+                    // two words of the result.
+                    let both = _mm_lddqu_si128(rec.add(4) as *const __m128i);
+                    let twice = _mm_set_epi8(15, 15, 14, 14, 13, 13, 12, 12, 11, 11, 10, 10, 9, 9, 8, 8);
+                    let mn = _mm_shuffle_epi8(both, twice);
+                    let sc = words(both);
+                    ([sc, sc], _mm256_cvtepi8_epi16(mn), half2(0))
+                }
+            }
+
+            /// The 16 scale words of 32-element chunk `c` (0..8), from [`header`]'s scales.
+            #[inline]
+            #[target_feature(enable = $features)]
+            fn pick<const BITS: u8>(sc: &[__m256i; 2], c: usize) -> __m256i {
+                // Words as byte pairs: `w` repeated in a lane is the control (2w, 2w + 1)*8.
+                let word = |w: i64| (2 * w) | (2 * w + 1) << 8;
+                let lane = |w: i64| _mm_set1_epi16(word(w) as i16);
+                if BITS == 6 {
+                    // A scale per 16: the low lane takes the even one, the high lane the odd.
+                    let w = 2 * (c as i64 % 4);
+                    let ctl = _mm256_set_m128i(lane(w + 1), lane(w));
+                    _mm256_shuffle_epi8(sc[c / 4], ctl)
+                } else {
+                    // A scale per 32, in every lane.
+                    _mm256_shuffle_epi8(sc[0], _mm256_set_m128i(lane(c as i64), lane(c as i64)))
                 }
             }
 
@@ -192,13 +200,13 @@ macro_rules! kernels {
                 let shr = |v: __m256i, n: usize| _mm256_srl_epi16(v, _mm_cvtsi64_si128(n as i64));
                 match BITS {
                     4 => {
-                        let raw = load(16 + 32 * j);
+                        let raw = load(20 + 32 * j);
                         (_mm256_and_si256(raw, nib), _mm256_and_si256(shr(raw, 4), nib))
                     }
                     5 => {
                         // Bit `s` of byte `l` of the 32 high-bit bytes belongs to element
                         // `32s + l`.
-                        let (raw, hb, one) = (load(48 + 32 * j), load(16), _mm256_set1_epi8(1));
+                        let (raw, hb, one) = (load(52 + 32 * j), load(20), _mm256_set1_epi8(1));
                         let high = |s: usize| _mm256_slli_epi16(_mm256_and_si256(shr(hb, s), one), 4);
                         (
                             _mm256_or_si256(_mm256_and_si256(raw, nib), high(2 * j)),
@@ -242,22 +250,12 @@ macro_rules! kernels {
                     let first = w.qs.as_ptr().add(QWeights::record_index(r0, 0, ns) * rs);
                     for s in 0..ns {
                         let base = first.add(s * GROUP_ROWS * rs);
-                        if T == 1 {
-                            // The group's records two super-blocks on.
-                            let ahead = base.wrapping_add(2 * GROUP_ROWS * rs);
-                            for line in (0..R * rs).step_by(64) {
-                                fetch(ahead.wrapping_add(line));
-                            }
-                        }
                         let mut isum = [[_mm256_setzero_si256(); T]; R];
-                        let mut sc = [_mm_setzero_si128(); R];
-                        let mut mn = [_mm_setzero_si128(); R];
-                        let mut dd = [[0f32; 2]; R];
+                        let mut sc = [[_mm256_setzero_si256(); 2]; R];
+                        let mut mn = [_mm256_setzero_si256(); R];
+                        let mut dd = [_mm_setzero_ps(); R];
                         unroll4!(R, r, {
-                            let (s16, m16, d, dmin) = header::<BITS>(base.add(r * rs));
-                            sc[r] = s16;
-                            mn[r] = m16;
-                            dd[r] = [d, dmin];
+                            (sc[r], mn[r], dd[r]) = header::<BITS>(base.add(r * rs));
                         });
                         unroll4!(4, j, {
                             let mut x = [[_mm256_setzero_si256(); 2]; T];
@@ -266,16 +264,9 @@ macro_rules! kernels {
                                 x[i][0] = _mm256_lddqu_si256(aq.add(at) as *const __m256i);
                                 x[i][1] = _mm256_lddqu_si256(aq.add(at + 32) as *const __m256i);
                             });
-                            // Byte g of the scales covers elements 16g..16g + 16: the first 32
-                            // elements take scales 4j and 4j + 1, the next 4j + 2 and 4j + 3.
-                            let g = 4 * j as i64;
-                            let each = 0x0101_0101_0101_0101;
-                            let pick0 = _mm_set_epi64x((g + 1) * each, g * each);
-                            let pick1 = _mm_set_epi64x((g + 3) * each, (g + 2) * each);
                             unroll4!(R, r, {
                                 let (v0, v1) = codes::<BITS>(base.add(r * rs), j);
-                                let s0 = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc[r], pick0));
-                                let s1 = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc[r], pick1));
+                                let (s0, s1) = (pick::<BITS>(&sc[r], 2 * j), pick::<BITS>(&sc[r], 2 * j + 1));
                                 unroll4!(T, i, {
                                     let p0 = _mm256_maddubs_epi16(v0, x[i][0]);
                                     let p1 = _mm256_maddubs_epi16(v1, x[i][1]);
@@ -285,15 +276,15 @@ macro_rules! kernels {
                             });
                         });
                         unroll4!(R, r, {
-                            let m16 = _mm256_cvtepi8_epi16(mn[r]);
                             unroll4!(T, i, {
                                 let xs = (t0 + i) * ns + s;
-                                let xd = *ad.add(xs);
+                                let f = _mm_mul_ps(dd[r], _mm_broadcast_ss(&*ad.add(xs)));
                                 let b16 = _mm256_lddqu_si256(bs.add(xs * 16) as *const __m256i);
-                                let offs = _mm256_cvtepi32_ps(_mm256_madd_epi16(m16, b16));
+                                let offs = _mm256_cvtepi32_ps(_mm256_madd_epi16(mn[r], b16));
                                 let sums = _mm256_cvtepi32_ps(isum[r][i]);
-                                acc[r][i] = _mm256_fmadd_ps(sums, _mm256_set1_ps(dd[r][0] * xd), acc[r][i]);
-                                acc[r][i] = _mm256_fnmadd_ps(offs, _mm256_set1_ps(dd[r][1] * xd), acc[r][i]);
+                                acc[r][i] = _mm256_fmadd_ps(sums, _mm256_broadcastss_ps(f), acc[r][i]);
+                                let fm = _mm256_broadcastss_ps(_mm_movehdup_ps(f));
+                                acc[r][i] = _mm256_fnmadd_ps(offs, fm, acc[r][i]);
                             });
                         });
                     }
@@ -430,19 +421,19 @@ macro_rules! kernels {
 
 kernels!(
     avx2,
-    "avx2,fma",
+    "avx2,fma,f16c",
     2,
     /// Unsigned bytes `w` times signed bytes `x`, summed in groups of 4 into 8 lanes. The
     /// 16-bit pair sums cannot saturate: `w` is at most 128 (a code or its magnitude) and `x`
     /// at most 127 in magnitude.
     #[inline]
-    #[target_feature(enable = "avx2,fma")]
+    #[target_feature(enable = "avx2,fma,f16c")]
     fn dot(w: __m256i, x: __m256i) -> __m256i {
         _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), _mm256_set1_epi16(1))
     },
     /// `acc` plus 16-bit `p` times 16-bit scales `s`, pairs summed into 8 lanes.
     #[inline]
-    #[target_feature(enable = "avx2,fma")]
+    #[target_feature(enable = "avx2,fma,f16c")]
     fn scaled(acc: __m256i, p: __m256i, s: __m256i) -> __m256i {
         _mm256_add_epi32(acc, _mm256_madd_epi16(p, s))
     }
@@ -450,19 +441,19 @@ kernels!(
 
 kernels!(
     vnni,
-    "avx2,fma,avx512f,avx512vl,avx512vnni",
+    "avx2,fma,f16c,avx512f,avx512vl,avx512vnni",
     4,
     /// Unsigned bytes `w` times signed bytes `x`, summed in groups of 4 into 8 lanes, in one
     /// instruction.
     #[inline]
-    #[target_feature(enable = "avx2,fma,avx512f,avx512vl,avx512vnni")]
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
     fn dot(w: __m256i, x: __m256i) -> __m256i {
         _mm256_dpbusd_epi32(_mm256_setzero_si256(), w, x)
     },
     /// `acc` plus 16-bit `p` times 16-bit scales `s`, pairs summed into 8 lanes, in one
     /// instruction.
     #[inline]
-    #[target_feature(enable = "avx2,fma,avx512f,avx512vl,avx512vnni")]
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
     fn scaled(acc: __m256i, p: __m256i, s: __m256i) -> __m256i {
         _mm256_dpwssd_epi32(acc, p, s)
     }
@@ -483,7 +474,7 @@ pub mod vnni512 {
     /// # Safety
     /// The CPU has AVX-512 F, BW, VL and VNNI; `out` points at `a.t * w.n` floats and no other
     /// thread writes these rows.
-    #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni")]
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
     pub unsafe fn rows(w: &QWeights, a: &Acts, rows: Range<usize>, out: *mut f32) {
         let bytes = matches!(w.codes, Codes::I8 | Codes::I8Half);
         if !(w.k / BLOCK).is_multiple_of(2) || !bytes || a.t < 4 {
@@ -496,7 +487,7 @@ pub mod vnni512 {
     /// Two consecutive floats at `p`, each spread over 8 lanes (or four, each over 4 lanes,
     /// with `idx` = [`QUARTERS`]).
     #[inline]
-    #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni")]
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
     unsafe fn spread(p: *const f32, mask: __mmask8, idx: __m512i) -> __m512 {
         // SAFETY: the caller's `p` holds the floats `mask` selects; masked loads read no more.
         let v = unsafe { _mm_maskz_loadu_ps(mask, p) };
@@ -505,7 +496,7 @@ pub mod vnni512 {
 
     /// Tokens `t0..t0 + T` by rows `r0..r0 + R`, two blocks at a time.
     #[inline]
-    #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni")]
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
     unsafe fn tile<const T: usize, const R: usize>(
         w: &QWeights,
         a: &Acts,
