@@ -15,6 +15,7 @@ pub mod index;
 pub mod ingest;
 pub mod llm;
 pub mod models;
+pub mod simd;
 pub mod snippet;
 pub mod tui;
 pub mod watch;

@@ -212,16 +212,9 @@ fn attention(qkv: &[f32], lens: &[usize], heads: usize, hidden: usize) -> Vec<f3
                 scores.clear();
                 scores.resize(len, 0.0);
                 for (d, &x) in row(i, 0).iter().enumerate() {
-                    let x = x * scale;
-                    for (s, &k) in scores.iter_mut().zip(&kt[d * len..(d + 1) * len]) {
-                        *s += x * k;
-                    }
+                    axpy(&mut scores, x * scale, &kt[d * len..(d + 1) * len]);
                 }
-                let max = scores.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
-                scores
-                    .iter_mut()
-                    .for_each(|x| *x = crate::llm::exp(*x - max));
-                let inv = 1.0 / scores.iter().sum::<f32>();
+                let inv = 1.0 / softmax_unnormalised(&mut scores);
                 // SAFETY: each (text, head) item owns its rows' slice of the head's columns;
                 // items are disjoint, each handed to one worker; `out` outlives the call.
                 let o = unsafe {
@@ -231,10 +224,7 @@ fn attention(qkv: &[f32], lens: &[usize], heads: usize, hidden: usize) -> Vec<f3
                     )
                 };
                 for (&p, v) in scores.iter().zip(vs.chunks_exact(hd)) {
-                    let w = p * inv;
-                    for (x, &y) in o.iter_mut().zip(v) {
-                        *x += w * y;
-                    }
+                    axpy(o, p * inv, v);
                 }
             }
         }
@@ -243,11 +233,27 @@ fn attention(qkv: &[f32], lens: &[usize], heads: usize, hidden: usize) -> Vec<f3
     out
 }
 
-/// `x * Phi(x)` in place (BERT's exact GELU), with erf by Abramowitz and Stegun 7.1.26
-/// (error below 1.5e-7), branch-free so that it vectorises; libm's erf was a tenth of the
-/// encoder's time.
-fn gelu_erf(v: &mut [f32]) {
-    let run = |chunk: &mut [f32]| {
+crate::simd::avx2! {
+    /// `y += a * x`.
+    fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
+        for (y, &x) in y.iter_mut().zip(x) {
+            *y += a * x;
+        }
+    }
+}
+
+crate::simd::avx2! {
+    /// `e^(x - max)` in place; returns the sum.
+    fn softmax_unnormalised(v: &mut [f32]) -> f32 {
+        let max = v.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+        v.iter_mut().for_each(|x| *x = crate::llm::exp(*x - max));
+        v.iter().sum::<f32>()
+    }
+}
+
+crate::simd::avx2! {
+    /// [`gelu_erf`] of one slice.
+    fn gelu_chunk(chunk: &mut [f32]) {
         for x in chunk {
             let z = *x * std::f32::consts::FRAC_1_SQRT_2;
             let a = z.abs();
@@ -260,7 +266,14 @@ fn gelu_erf(v: &mut [f32]) {
             let erf = if z < 0.0 { -erf_abs } else { erf_abs };
             *x *= 0.5 * (1.0 + erf);
         }
-    };
+    }
+}
+
+/// `x * Phi(x)` in place (BERT's exact GELU), with erf by Abramowitz and Stegun 7.1.26
+/// (error below 1.5e-7), branch-free so that it vectorises; libm's erf was a tenth of the
+/// encoder's time.
+fn gelu_erf(v: &mut [f32]) {
+    let run = gelu_chunk;
     const CHUNK: usize = 1 << 14;
     if v.len() <= CHUNK {
         return run(v);

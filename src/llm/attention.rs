@@ -264,6 +264,7 @@ impl Scratch {
     }
 }
 
+crate::simd::avx2! {
 /// The query heads of KV head `kvh` at rows `rows` against the keys at positions `keys`,
 /// with an online softmax: partial (max, sum, unnormalised output) per query into `part`.
 #[allow(clippy::too_many_arguments)]
@@ -351,6 +352,7 @@ fn tile(
         dst[1] = sc.sum[i];
         dst[2..].copy_from_slice(&sc.o[i * hd..][..hd]);
     }
+}
 }
 
 /// `e^x` to within a few units in the last place, branch-free so that loops over it

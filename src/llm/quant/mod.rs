@@ -622,6 +622,7 @@ struct Acts {
     bs: Vec<i16>,
 }
 
+crate::simd::avx2! {
 /// `x` to bytes, `x ≈ q * d`, with `d` from the largest magnitude; returns `d`.
 fn to_bytes(x: &[f32], q: &mut [i8]) -> f32 {
     let amax = x.iter().fold(0f32, |m, v| m.max(v.abs()));
@@ -631,6 +632,7 @@ fn to_bytes(x: &[f32], q: &mut [i8]) -> f32 {
         *q = (v * inv).round().clamp(-127.0, 127.0) as i8;
     }
     scale
+}
 }
 
 impl Acts {
