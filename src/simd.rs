@@ -21,23 +21,47 @@ macro_rules! avx2 {
     ) => {
         $(#[$meta])*
         $vis fn $name($($arg: $ty),*) $(-> $ret)? {
-            #[inline(always)]
-            #[allow(clippy::too_many_arguments)]
-            fn body($($arg: $ty),*) $(-> $ret)? $body
-
-            #[cfg(target_arch = "x86_64")]
-            #[target_feature(enable = "avx2,fma")]
-            #[allow(clippy::too_many_arguments)]
-            fn fast($($arg: $ty),*) $(-> $ret)? {
-                body($($arg),*)
-            }
-
+            $crate::simd::avx2!(@copies [] ($($arg: $ty),*) ($($ret)?) $body);
             #[cfg(target_arch = "x86_64")]
             if $crate::simd::use_avx2() {
                 // SAFETY: the CPU has AVX2 and FMA (checked by `use_avx2()`).
                 return unsafe { fast($($arg),*) };
             }
             body($($arg),*)
+        }
+    };
+    (
+        $(#[$meta:meta])*
+        $vis:vis unsafe fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block
+    ) => {
+        $(#[$meta])*
+        $vis unsafe fn $name($($arg: $ty),*) $(-> $ret)? {
+            $crate::simd::avx2!(@copies [unsafe] ($($arg: $ty),*) ($($ret)?) $body);
+            #[cfg(target_arch = "x86_64")]
+            if $crate::simd::use_avx2() {
+                // SAFETY: the CPU has AVX2 and FMA (checked by `use_avx2()`); the rest is
+                // the caller's contract.
+                return unsafe { fast($($arg),*) };
+            }
+            // SAFETY: the caller's contract.
+            unsafe { body($($arg),*) }
+        }
+    };
+    // The two copies: `body` for the baseline, `fast` for AVX2 with FMA.
+    (@copies [$($unsafe:tt)?] ($($arg:ident: $ty:ty),*) ($($ret:ty)?) $body:block) => {
+        #[inline(always)]
+        #[allow(clippy::too_many_arguments)]
+        $($unsafe)? fn body($($arg: $ty),*) $(-> $ret)? $body
+
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2,fma")]
+        #[allow(clippy::too_many_arguments)]
+        $($unsafe)? fn fast($($arg: $ty),*) $(-> $ret)? {
+            // SAFETY: as for the function being defined.
+            #[allow(unused_unsafe)]
+            unsafe {
+                body($($arg),*)
+            }
         }
     };
 }

@@ -176,7 +176,6 @@ impl Encoder {
 /// query's scores are a vector sum over dimensions and its output a sum of value rows.
 fn attention(qkv: &[f32], lens: &[usize], heads: usize, hidden: usize) -> Vec<f32> {
     let hd = hidden / heads;
-    let width = 3 * hidden;
     let scale = 1.0 / (hd as f32).sqrt();
     let n: usize = lens.iter().sum();
     let mut out = vec![0f32; n * hidden];
@@ -191,63 +190,87 @@ fn attention(qkv: &[f32], lens: &[usize], heads: usize, hidden: usize) -> Vec<f3
     let items = lens.len() * heads;
     let dst = out.as_mut_ptr() as usize;
     let run = |range: std::ops::Range<usize>| {
-        let (mut kt, mut vs, mut scores) = (Vec::new(), Vec::new(), Vec::new());
+        let mut scratch = (Vec::new(), Vec::new(), Vec::new());
         for item in range {
             let (seq, head) = (item / heads, item % heads);
-            let (s0, len) = (starts[seq], lens[seq]);
-            let row = |i: usize, part: usize| {
-                let at = (s0 + i) * width + part * hidden + head * hd;
-                &qkv[at..at + hd]
+            let h = Head {
+                qkv,
+                hidden,
+                hd,
+                scale,
+                start: starts[seq],
+                len: lens[seq],
+                head,
             };
-            kt.clear();
-            kt.resize(hd * len, 0.0);
-            vs.clear();
-            for j in 0..len {
-                for (d, &x) in row(j, 1).iter().enumerate() {
-                    kt[d * len + j] = x;
-                }
-                vs.extend_from_slice(row(j, 2));
-            }
-            for i in 0..len {
-                scores.clear();
-                scores.resize(len, 0.0);
-                for (d, &x) in row(i, 0).iter().enumerate() {
-                    axpy(&mut scores, x * scale, &kt[d * len..(d + 1) * len]);
-                }
-                let inv = 1.0 / softmax_unnormalised(&mut scores);
-                // SAFETY: each (text, head) item owns its rows' slice of the head's columns;
-                // items are disjoint, each handed to one worker; `out` outlives the call.
-                let o = unsafe {
-                    std::slice::from_raw_parts_mut(
-                        (dst as *mut f32).add((s0 + i) * hidden + head * hd),
-                        hd,
-                    )
-                };
-                for (&p, v) in scores.iter().zip(vs.chunks_exact(hd)) {
-                    axpy(o, p * inv, v);
-                }
-            }
+            // SAFETY: each (text, head) item writes only its rows' slice of the head's
+            // columns; items are disjoint, each handed to one worker; `out` outlives the call.
+            unsafe { attend_head(&h, &mut scratch, dst as *mut f32) };
         }
     };
     candle_core::utils::barrier_pool().execute_chunked(items, run);
     out
 }
 
-crate::simd::avx2! {
-    /// `y += a * x`.
-    fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
-        for (y, &x) in y.iter_mut().zip(x) {
-            *y += a * x;
-        }
-    }
+/// One (text, head) of [`attention`].
+struct Head<'a> {
+    qkv: &'a [f32],
+    hidden: usize,
+    hd: usize,
+    scale: f32,
+    /// The text's first row and length.
+    start: usize,
+    len: usize,
+    head: usize,
 }
 
+/// Keys transposed, values gathered and scores: buffers reused between heads.
+type Scratch = (Vec<f32>, Vec<f32>, Vec<f32>);
+
 crate::simd::avx2! {
-    /// `e^(x - max)` in place; returns the sum.
-    fn softmax_unnormalised(v: &mut [f32]) -> f32 {
-        let max = v.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
-        v.iter_mut().for_each(|x| *x = crate::llm::exp(*x - max));
-        v.iter().sum::<f32>()
+    /// Attention of one head within one text, into that head's columns of `out`
+    /// (`(tokens, hidden)`, row major).
+    ///
+    /// # Safety
+    /// `out` holds the text's rows and no other thread writes this head's columns of them.
+    unsafe fn attend_head(h: &Head, scratch: &mut Scratch, out: *mut f32) {
+        let (kt, vs, scores) = scratch;
+        let (hd, len, width) = (h.hd, h.len, 3 * h.hidden);
+        let row = |i: usize, part: usize| {
+            let at = (h.start + i) * width + part * h.hidden + h.head * hd;
+            &h.qkv[at..at + hd]
+        };
+        kt.clear();
+        kt.resize(hd * len, 0.0);
+        vs.clear();
+        for j in 0..len {
+            for (d, &x) in row(j, 1).iter().enumerate() {
+                kt[d * len + j] = x;
+            }
+            vs.extend_from_slice(row(j, 2));
+        }
+        for i in 0..len {
+            scores.clear();
+            scores.resize(len, 0.0);
+            for (d, &x) in row(i, 0).iter().enumerate() {
+                let x = x * h.scale;
+                for (s, &k) in scores.iter_mut().zip(&kt[d * len..(d + 1) * len]) {
+                    *s += x * k;
+                }
+            }
+            let max = scores.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+            scores.iter_mut().for_each(|x| *x = crate::llm::exp(*x - max));
+            let inv = 1.0 / scores.iter().sum::<f32>();
+            // SAFETY: the caller's contract.
+            let o = unsafe {
+                std::slice::from_raw_parts_mut(out.add((h.start + i) * h.hidden + h.head * hd), hd)
+            };
+            for (&p, v) in scores.iter().zip(vs.chunks_exact(hd)) {
+                let w = p * inv;
+                for (x, &y) in o.iter_mut().zip(v) {
+                    *x += w * y;
+                }
+            }
+        }
     }
 }
 

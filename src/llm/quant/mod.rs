@@ -622,8 +622,8 @@ struct Acts {
     bs: Vec<i16>,
 }
 
-crate::simd::avx2! {
 /// `x` to bytes, `x ≈ q * d`, with `d` from the largest magnitude; returns `d`.
+#[inline]
 fn to_bytes(x: &[f32], q: &mut [i8]) -> f32 {
     let amax = x.iter().fold(0f32, |m, v| m.max(v.abs()));
     let scale = amax / 127.0;
@@ -633,6 +633,32 @@ fn to_bytes(x: &[f32], q: &mut [i8]) -> f32 {
     }
     scale
 }
+
+crate::simd::avx2! {
+    /// Blocks of 32: a scale `d` and `s = d * sum(q)` per block.
+    fn quantize_blocks(x: &[f32], q: &mut [i8], d: &mut [f32], s: &mut [f32]) {
+        for ((xb, qb), (d, s)) in x
+            .chunks_exact(BLOCK)
+            .zip(q.chunks_exact_mut(BLOCK))
+            .zip(d.iter_mut().zip(s.iter_mut()))
+        {
+            *d = to_bytes(xb, qb);
+            *s = *d * qb.iter().map(|&v| v as i32).sum::<i32>() as f32;
+        }
+    }
+}
+
+crate::simd::avx2! {
+    /// Super-blocks of 256: a scale per super-block, sums of `q` per 16.
+    fn quantize_supers(x: &[f32], q: &mut [i8], d: &mut Vec<f32>, bs: &mut Vec<i16>) {
+        for (xs, qs) in x.chunks_exact(SUPER).zip(q.chunks_exact_mut(SUPER)) {
+            d.push(to_bytes(xs, qs));
+            bs.extend(
+                qs.chunks_exact(16)
+                    .map(|g| g.iter().map(|&v| v as i16).sum::<i16>()),
+            );
+        }
+    }
 }
 
 impl Acts {
@@ -652,13 +678,7 @@ impl Acts {
             s: Vec::new(),
             bs: Vec::with_capacity(t * k / 16),
         };
-        for (xs, qs) in x.chunks_exact(SUPER).zip(a.q.chunks_exact_mut(SUPER)) {
-            a.d.push(to_bytes(xs, qs));
-            a.bs.extend(
-                qs.chunks_exact(16)
-                    .map(|g| g.iter().map(|&v| v as i16).sum::<i16>()),
-            );
-        }
+        quantize_supers(x, &mut a.q, &mut a.d, &mut a.bs);
         a
     }
 
@@ -671,14 +691,7 @@ impl Acts {
             s: vec![0.0; t * nb],
             bs: Vec::new(),
         };
-        for ((xb, qb), (d, s)) in x
-            .chunks_exact(BLOCK)
-            .zip(a.q.chunks_exact_mut(BLOCK))
-            .zip(a.d.iter_mut().zip(a.s.iter_mut()))
-        {
-            *d = to_bytes(xb, qb);
-            *s = *d * qb.iter().map(|&v| v as i32).sum::<i32>() as f32;
-        }
+        quantize_blocks(x, &mut a.q, &mut a.d, &mut a.s);
         a
     }
 }
