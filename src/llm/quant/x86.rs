@@ -275,16 +275,23 @@ macro_rules! kernels {
                                 });
                             });
                         });
+                        // Per token its scale and sums of 16, per row its d and dmin, each
+                        // spread once and shared by the tile.
+                        let mut xd = [_mm256_setzero_ps(); T];
+                        let mut b16 = [_mm256_setzero_si256(); T];
+                        unroll4!(T, i, {
+                            let xs = (t0 + i) * ns + s;
+                            xd[i] = _mm256_broadcast_ss(&*ad.add(xs));
+                            b16[i] = _mm256_lddqu_si256(bs.add(xs * 16) as *const __m256i);
+                        });
                         unroll4!(R, r, {
+                            let wd = _mm256_broadcastss_ps(dd[r]);
+                            let wm = _mm256_broadcastss_ps(_mm_movehdup_ps(dd[r]));
                             unroll4!(T, i, {
-                                let xs = (t0 + i) * ns + s;
-                                let f = _mm_mul_ps(dd[r], _mm_broadcast_ss(&*ad.add(xs)));
-                                let b16 = _mm256_lddqu_si256(bs.add(xs * 16) as *const __m256i);
-                                let offs = _mm256_cvtepi32_ps(_mm256_madd_epi16(mn[r], b16));
+                                let offs = _mm256_cvtepi32_ps(_mm256_madd_epi16(mn[r], b16[i]));
                                 let sums = _mm256_cvtepi32_ps(isum[r][i]);
-                                acc[r][i] = _mm256_fmadd_ps(sums, _mm256_broadcastss_ps(f), acc[r][i]);
-                                let fm = _mm256_broadcastss_ps(_mm_movehdup_ps(f));
-                                acc[r][i] = _mm256_fnmadd_ps(offs, fm, acc[r][i]);
+                                acc[r][i] = _mm256_fmadd_ps(sums, _mm256_mul_ps(wd, xd[i]), acc[r][i]);
+                                acc[r][i] = _mm256_fnmadd_ps(offs, _mm256_mul_ps(wm, xd[i]), acc[r][i]);
                             });
                         });
                     }
