@@ -24,7 +24,7 @@ use folio::index::search::{Filter, Mode, Passage, SearchOptions};
 use folio::index::{Chunking, Index};
 use folio::ingest::pdf::PdfExtractor;
 use folio::ingest::pipeline::{self, IndexOptions, Observer, Progress, RunReport};
-use folio::llm::{Llm, StopReason};
+use folio::llm::{Llm, LlmError, StopReason};
 use folio::models;
 use folio::snippet::snippet;
 
@@ -866,8 +866,16 @@ fn search(s: &Settings, a: SearchArgs) -> Result<ExitCode> {
 
 fn load_llm(s: &Settings) -> Result<Llm> {
     let path = models::resolve_llm(&s.llm, &s.models_dir, &mut |m| note(m))?;
-    Llm::load_with(&path, s.requantize)
-        .with_context(|| format!("loading the language model {}", path.display()))
+    Llm::load_with(&path, s.requantize).map_err(|e| {
+        // File and architecture errors name the file already.
+        let named = matches!(e, LlmError::File { .. } | LlmError::Architecture { .. });
+        let what = if named {
+            "loading the language model".to_string()
+        } else {
+            format!("loading the language model {}", path.display())
+        };
+        anyhow::Error::new(e).context(what)
+    })
 }
 
 /// Where a user's own prompt templates live: `prompts/` beside the config file.

@@ -85,8 +85,9 @@ fn main() -> ExitCode {
     match cli::run(cli) {
         Ok(code) => code,
         Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("error: {}", cli::terminal_safe(&format!("{e:#}")));
+            let message = folio::error_chain(e.as_ref());
+            tracing::error!("{message}");
+            eprintln!("error: {}", cli::terminal_safe(&message));
             ExitCode::from(1)
         }
     }

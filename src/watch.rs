@@ -570,7 +570,10 @@ impl Worker {
                     return Ok(());
                 }
                 Err(e) => {
-                    self.back_off(&format!("the index cannot be opened ({e})"));
+                    self.back_off(&format!(
+                        "the index cannot be opened ({})",
+                        crate::error_chain(&e)
+                    ));
                     return Ok(());
                 }
             },
@@ -594,7 +597,7 @@ impl Worker {
                 Ok(())
             }
             Err(e) => {
-                tracing::error!(error = %e, "applying changes failed");
+                tracing::error!(error = %crate::error_chain(&e), "applying changes failed");
                 drop(index);
                 // Reopening repairs whatever the run left half done. It can fail for the same
                 // reason (a full disk): then the watcher keeps running without an index and
@@ -603,11 +606,14 @@ impl Worker {
                     Ok(i) => {
                         self.index = Some(i);
                         self.back_off(&format!(
-                            "applying changes failed ({e}); the index was repaired"
+                            "applying changes failed ({}); the index was repaired",
+                            crate::error_chain(&e)
                         ));
                     }
                     Err(e2) => self.back_off(&format!(
-                        "applying changes failed ({e}), and reopening the index too ({e2})"
+                        "applying changes failed ({}), and reopening the index too ({})",
+                        crate::error_chain(&e),
+                        crate::error_chain(&e2)
                     )),
                 }
                 Ok(())

@@ -35,7 +35,7 @@ pub enum AnswerError {
     Search(#[from] SearchError),
     #[error(transparent)]
     Llm(#[from] LlmError),
-    #[error("embedding: {0}")]
+    #[error("embedding")]
     Embed(#[from] crate::embed::EmbedError),
     #[error("prompt template {0}")]
     Prompt(String),

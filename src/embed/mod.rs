@@ -22,7 +22,7 @@ use tokenizers::{Tokenizer, TruncationParams};
 pub enum EmbedError {
     #[error("{path}: {message}")]
     Load { path: PathBuf, message: String },
-    #[error("embedding failed: {0}")]
+    #[error("embedding failed")]
     Model(#[from] candle_core::Error),
     #[error("tokenizer: {0}")]
     Tokenizer(String),

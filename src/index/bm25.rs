@@ -28,11 +28,11 @@ const WRITER_HEAP: usize = 64 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Bm25Error {
-    #[error("BM25 index: {0}")]
+    #[error("BM25 index")]
     Tantivy(#[from] tantivy::TantivyError),
     #[error("BM25 index at {path}: {message}")]
     Open { path: String, message: String },
-    #[error("BM25 store: {0}")]
+    #[error("BM25 store")]
     Io(#[from] std::io::Error),
     #[error("BM25 index was opened read-only")]
     ReadOnly,

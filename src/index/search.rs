@@ -109,7 +109,7 @@ pub enum SearchError {
     Index(#[from] IndexError),
     #[error("invalid --path glob: {0}")]
     Glob(String),
-    #[error("embedding the query: {0}")]
+    #[error("embedding the query")]
     Embed(#[from] crate::embed::EmbedError),
     #[error("dense search needs the embedding model")]
     NoEmbedder,

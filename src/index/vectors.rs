@@ -26,9 +26,9 @@ const TABLE: &str = "chunks";
 
 #[derive(Debug, thiserror::Error)]
 pub enum VectorError {
-    #[error("vector index: {0}")]
+    #[error("vector index")]
     Lance(#[from] lancedb::Error),
-    #[error("vector index: {0}")]
+    #[error("vector index")]
     Arrow(#[from] arrow_schema::ArrowError),
     #[error("vector index: {0}")]
     Other(String),

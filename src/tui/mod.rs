@@ -36,7 +36,7 @@ use worker::{Setup, Workers};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TuiError {
-    #[error("the terminal: {0}")]
+    #[error("the terminal")]
     Terminal(#[from] std::io::Error),
     #[error("folio's terminal UI needs a terminal (standard input and output are not one)")]
     NotATerminal,

@@ -216,8 +216,8 @@ fn load_and_serve(
         "the embedding model".into(),
     )));
     let embedder = match crate::models::resolve_embed(&s.embed_model, &s.models_dir, &mut |_| {})
-        .map_err(|e| e.to_string())
-        .and_then(|d| Embedder::load(&d, s.embed_batch).map_err(|e| e.to_string()))
+        .map_err(|e| crate::error_chain(&e))
+        .and_then(|d| Embedder::load(&d, s.embed_batch).map_err(|e| crate::error_chain(&e)))
     {
         Ok(e) => Arc::new(e),
         Err(why) => {
@@ -255,7 +255,7 @@ fn load_and_serve(
                         std::thread::spawn(move || forward_watch(rx, &dir, events));
                     }
                     Err(e) => {
-                        base.error = Some(e.to_string());
+                        base.error = Some(crate::error_chain(&e));
                         send(WorkerEvent::Index(base.clone()));
                     }
                 }
@@ -273,7 +273,7 @@ fn load_and_serve(
             std::thread::spawn(move || follow(&dir, base, events));
         }
         Err(e) => {
-            base.error = Some(e.to_string());
+            base.error = Some(crate::error_chain(&e));
             send(WorkerEvent::Index(base.clone()));
         }
     }
@@ -295,8 +295,8 @@ fn load_and_serve(
         .unwrap_or_else(|| "SmolLM2-135M-Instruct".into());
     send(WorkerEvent::Model(ModelState::Loading(llm_name.clone())));
     let llm = crate::models::resolve_llm(&s.llm, &s.models_dir, &mut |_| {})
-        .map_err(|e| e.to_string())
-        .and_then(|p| Llm::load_with(&p, s.requantize).map_err(|e| e.to_string()));
+        .map_err(|e| crate::error_chain(&e))
+        .and_then(|p| Llm::load_with(&p, s.requantize).map_err(|e| crate::error_chain(&e)));
     let mut llm = match llm {
         Ok(l) => {
             let shown = if l.info().base_model {
@@ -369,7 +369,7 @@ fn load_and_serve(
         }));
         match result {
             Ok(Ok(a)) => turn(TurnEvent::Answered(Box::new(a))),
-            Ok(Err(e)) => turn(TurnEvent::Failed(e.to_string())),
+            Ok(Err(e)) => turn(TurnEvent::Failed(crate::error_chain(&e))),
             Err(panic) => {
                 let why = crate::panic_message(&*panic);
                 tracing::error!(%why, "answering panicked");
@@ -403,7 +403,10 @@ fn serve_searches(
                 let passages = match i.search(Some(embedder), &query, &opts) {
                     Ok(p) => p,
                     Err(e) => {
-                        let _ = events.send(WorkerEvent::Notice(format!("search: {e}")));
+                        let _ = events.send(WorkerEvent::Notice(format!(
+                            "search: {}",
+                            crate::error_chain(&e)
+                        )));
                         Vec::new()
                     }
                 };
@@ -424,9 +427,9 @@ fn fresh_reader(reader: Option<Index>, dir: &Path, embedder: &Embedder) -> Resul
         Some(mut r) => r.refresh().map(|_| r),
         None => Index::open_reader(dir),
     }
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| crate::error_chain(&e))?;
     idx.check_model(embedder.info())
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| crate::error_chain(&e))?;
     Ok(idx)
 }
 
@@ -517,7 +520,7 @@ pub fn load_preview(
     let kind = Kind::of(path).ok_or("not a document folio reads")?;
     let mtime = std::fs::metadata(path)
         .and_then(|m| m.modified())
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| crate::error_chain(&e))?;
     let units = match cache.get(&p.path, mtime) {
         Some(u) => u,
         None => {
@@ -527,7 +530,7 @@ pub fn load_preview(
                     .map_err(|e| crate::ingest::extract::ExtractError::Io(e.to_string()))
                     .and_then(|b| extract_bytes(k, &b)),
             }
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| crate::error_chain(&e))?;
             let units = Arc::new(units);
             cache.put(&p.path, mtime, units.clone());
             units

@@ -1227,3 +1227,61 @@ fn common_failures_print_one_clear_line() {
         )
     );
 }
+
+/// A damaged model file and a damaged index: the file named once, the library's message once
+/// (wrappers used to repeat their cause, and `loading the language model` its path).
+#[test]
+fn wrapped_failures_say_each_cause_once() {
+    let t = tempfile::tempdir().unwrap();
+    let base = fs::canonicalize(t.path()).unwrap();
+    let b = base.display();
+    let stderr = |args: &[&str]| {
+        let out = folio(&base, args, None);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let docs = base.join("docs");
+    fs::create_dir(&docs).unwrap();
+    fs::write(
+        docs.join("terms.md"),
+        "# Terms\n\nInvoices are paid within 30 days.\n",
+    )
+    .unwrap();
+    let idx = format!("{b}/idx");
+    let indexed = folio(
+        &base,
+        &["index", docs.to_str().unwrap(), "--index", &idx],
+        None,
+    );
+    assert!(indexed.status.success());
+
+    let bad = format!("{b}/bad.gguf");
+    fs::write(&bad, "not a model").unwrap();
+    assert_eq!(
+        stderr(&[
+            "ask",
+            "When are invoices paid?",
+            "--index",
+            &idx,
+            "--llm",
+            &bad
+        ]),
+        format!("error: loading the language model: {bad}: not a GGUF file (no GGUF header)\n")
+    );
+
+    for f in fs::read_dir(base.join("idx/bm25")).unwrap() {
+        let f = f.unwrap().path();
+        if f.extension().is_some_and(|e| e == "idx") {
+            fs::remove_file(f).unwrap();
+        }
+    }
+    let err = stderr(&["search", "invoices", "--index", &idx]);
+    assert!(
+        err.starts_with("error: BM25 index: ") && err.lines().count() == 1,
+        "{err}"
+    );
+    let parts: Vec<&str> = err.trim_end().split(": ").collect();
+    for (i, p) in parts.iter().enumerate() {
+        assert!(!parts[i + 1..].contains(p), "{p:?} is said twice: {err}");
+    }
+}
