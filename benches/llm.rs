@@ -391,11 +391,14 @@ fn ask_rows(
         }
         let t0 = Instant::now();
         let mut first = None;
-        let a = answer::ask(
-            &idx,
-            &e,
+        let mut engine = answer::Engine {
+            index: &idx,
+            embedder: &e,
             llm,
-            &prompts,
+            prompts: &prompts,
+        };
+        let a = answer::ask(
+            &mut engine,
             &beir.queries[q],
             &ask_opts,
             &cancel,

@@ -933,40 +933,37 @@ fn ask(dirs: &Dirs, s: &Settings, a: AskArgs) -> Result<ExitCode> {
         writeln!(out, "{dim}({}){reset}\n", i.note())?;
     }
     let mut streamed = false;
-    let answer = answer::ask(
-        &idx,
-        &embedder,
-        &mut llm,
-        &prompts,
-        &a.question,
-        &opts,
-        &CANCEL,
-        &mut |event| {
-            if json {
-                return;
-            }
-            match event {
-                Event::Evidence(ev) if !ev.is_empty() => {
-                    let _ = writeln!(out, "{bold}Evidence, quoted from the documents:{reset}");
-                    for e in ev {
-                        let _ = writeln!(out, "  [{}] {}", e.n, source_line(&e.passage));
-                        let _ = writeln!(out, "      \"{}\"", one_line(&e.quote));
-                    }
-                    let _ = writeln!(out);
-                    let _ = out.flush();
+    let mut engine = answer::Engine {
+        index: &idx,
+        embedder: &embedder,
+        llm: &mut llm,
+        prompts: &prompts,
+    };
+    let answer = answer::ask(&mut engine, &a.question, &opts, &CANCEL, &mut |event| {
+        if json {
+            return;
+        }
+        match event {
+            Event::Evidence(ev) if !ev.is_empty() => {
+                let _ = writeln!(out, "{bold}Evidence, quoted from the documents:{reset}");
+                for e in ev {
+                    let _ = writeln!(out, "  [{}] {}", e.n, source_line(&e.passage));
+                    let _ = writeln!(out, "      \"{}\"", one_line(&e.quote));
                 }
-                Event::Token(t) => {
-                    if !streamed {
-                        let _ = write!(out, "{bold}The model:{reset} ");
-                    }
-                    streamed = true;
-                    let _ = write!(out, "{}", terminal_safe(t));
-                    let _ = out.flush();
-                }
-                _ => {}
+                let _ = writeln!(out);
+                let _ = out.flush();
             }
-        },
-    )?;
+            Event::Token(t) => {
+                if !streamed {
+                    let _ = write!(out, "{bold}The model:{reset} ");
+                }
+                streamed = true;
+                let _ = write!(out, "{}", terminal_safe(t));
+                let _ = out.flush();
+            }
+            _ => {}
+        }
+    })?;
     if json {
         writeln!(out, "{}", serde_json::to_string(&answer)?)?;
         return Ok(ExitCode::SUCCESS);

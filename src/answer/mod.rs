@@ -599,19 +599,31 @@ pub fn gather(
     })
 }
 
-/// Answers `question` from `index`. `on_event` sees the evidence, the passages, then each
-/// piece of generated text.
-#[allow(clippy::too_many_arguments)]
+/// What answers a question: the index, the sentence encoder, the language model and the
+/// prompt templates.
+pub struct Engine<'a> {
+    pub index: &'a Index,
+    pub embedder: &'a Embedder,
+    pub llm: &'a mut Llm,
+    pub prompts: &'a Prompts,
+}
+
+/// Answers `question` from the engine's index. `on_event` sees the evidence, the passages,
+/// then each piece of generated text.
 pub fn ask(
-    index: &Index,
-    embedder: &Embedder,
-    llm: &mut Llm,
-    prompts: &Prompts,
+    engine: &mut Engine<'_>,
     question: &str,
     opts: &AskOptions,
     cancel: &AtomicBool,
     on_event: &mut dyn FnMut(Event<'_>),
 ) -> Result<Answer, AnswerError> {
+    let Engine {
+        index,
+        embedder,
+        llm,
+        prompts,
+    } = engine;
+    let (index, embedder, prompts) = (*index, *embedder, *prompts);
     let t0 = Instant::now();
     let mut timings = Timings::default();
     let ms = |t: Instant| t.elapsed().as_secs_f64() * 1000.0;
@@ -712,11 +724,14 @@ pub fn ask(
     let t_check = Instant::now();
     let model_answer = generation.text.trim().to_string();
     let ranges: Vec<Vec<(usize, usize)>> = windows.iter().map(|w| w.ranges.clone()).collect();
-    let mut answer = check_answer(
+    let draft = Draft {
         question,
-        &model_answer,
-        &passages,
-        &ranges,
+        model_answer: &model_answer,
+        passages: &passages,
+        ranges: &ranges,
+    };
+    let mut answer = check_answer(
+        &draft,
         embedder,
         opts.min_support,
         signals.relevance,
@@ -787,21 +802,33 @@ fn lead(
     }
 }
 
+/// A model's answer and what it was given: the question, the passages it read, and
+/// (`ranges[p]`) the byte ranges of passage `p`'s text that its prompt held.
+#[derive(Clone, Copy)]
+pub struct Draft<'a> {
+    pub question: &'a str,
+    pub model_answer: &'a str,
+    pub passages: &'a [Passage],
+    pub ranges: &'a [Vec<(usize, usize)>],
+}
+
 /// Attributes every sentence of `model_answer` to the sentences of `passages` that the model
 /// read (`ranges[p]`: byte ranges of passage `p`'s text in its prompt) and assembles the
 /// result: `Answered` when a sentence is supported and its figures with it, otherwise
 /// `Abstained` with the reason, for the caller's policy to decide what leads.
-#[allow(clippy::too_many_arguments)]
 pub fn check_answer(
-    question: &str,
-    model_answer: &str,
-    passages: &[Passage],
-    ranges: &[Vec<(usize, usize)>],
+    draft: &Draft<'_>,
     embedder: &Embedder,
     min_support: f32,
     relevance: f32,
     cache: &mut HashMap<String, Vec<f32>>,
 ) -> Result<Answer, AnswerError> {
+    let Draft {
+        question,
+        model_answer,
+        passages,
+        ranges,
+    } = *draft;
     let raw: Vec<String> = text::sentences(model_answer)
         .into_iter()
         .map(|(s, e)| model_answer[s..e].to_string())

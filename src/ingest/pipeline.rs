@@ -238,13 +238,12 @@ pub fn index_folders(
     }
     let index_dir =
         std::fs::canonicalize(index.dir()).unwrap_or_else(|_| index.dir().to_path_buf());
-    let mut candidates = Vec::new();
-    let mut walk_problems = Vec::new();
+    let mut walked = Found::default();
     let mut unsupported = 0;
     for root in &canon {
         let found = walk(root, &walk_options(opts, &canon));
         unsupported += found.unsupported;
-        push_found(found, &index_dir, &mut candidates, &mut walk_problems);
+        push_found(found, &index_dir, &mut walked);
     }
     let roots: Vec<String> = canon.iter().map(|r| crate::fsutil::path_key(r)).collect();
     let scope = Scope {
@@ -253,16 +252,7 @@ pub fn index_folders(
         named: false,
         compact: true,
     };
-    let mut report = run(
-        index,
-        embedder,
-        pdf,
-        &scope,
-        candidates,
-        walk_problems,
-        opts,
-        observer,
-    )?;
+    let mut report = run(index, embedder, pdf, &scope, walked, opts, observer)?;
     report.unsupported = unsupported;
     Ok(report)
 }
@@ -282,8 +272,7 @@ pub fn index_paths(
 ) -> Result<RunReport, IngestError> {
     let index_dir =
         std::fs::canonicalize(index.dir()).unwrap_or_else(|_| index.dir().to_path_buf());
-    let mut candidates = Vec::new();
-    let mut walk_problems = Vec::new();
+    let mut walked = Found::default();
     let mut rescanned = Vec::new();
     let mut unsupported = 0;
     for root in roots {
@@ -306,7 +295,7 @@ pub fn index_paths(
         }
         let found = super::walk::walk_targets(root, &present, &walk_options(opts, roots));
         unsupported += found.unsupported;
-        push_found(found, &index_dir, &mut candidates, &mut walk_problems);
+        push_found(found, &index_dir, &mut walked);
     }
     if rescanned.is_empty() {
         return Ok(RunReport::default());
@@ -317,26 +306,20 @@ pub fn index_paths(
         named: true,
         compact: false,
     };
-    let mut report = run(
-        index,
-        embedder,
-        pdf,
-        &scope,
-        candidates,
-        walk_problems,
-        opts,
-        observer,
-    )?;
+    let mut report = run(index, embedder, pdf, &scope, walked, opts, observer)?;
     report.unsupported = unsupported;
     Ok(report)
 }
 
-fn push_found(
-    found: super::walk::WalkResult,
-    index_dir: &Path,
-    candidates: &mut Vec<Candidate>,
-    problems: &mut Vec<(String, Problem)>,
-) {
+/// What a walk found: files to consider, and paths it skipped with their reason.
+#[derive(Default)]
+struct Found {
+    candidates: Vec<Candidate>,
+    problems: Vec<(String, Problem)>,
+}
+
+fn push_found(found: super::walk::WalkResult, index_dir: &Path, into: &mut Found) {
+    let (candidates, problems) = (&mut into.candidates, &mut into.problems);
     for f in found.files {
         if f.path.starts_with(index_dir) {
             continue;
@@ -407,29 +390,26 @@ pub fn index_documents(
         named: false,
         compact: true,
     };
-    run(
-        index,
-        embedder,
-        &pdf,
-        &scope,
+    let found = Found {
         candidates,
-        Vec::new(),
-        opts,
-        observer,
-    )
+        problems: Vec::new(),
+    };
+    run(index, embedder, &pdf, &scope, found, opts, observer)
 }
 
-#[allow(clippy::too_many_arguments)]
 fn run(
     index: &mut Index,
     embedder: &Embedder,
     pdf: &PdfExtractor,
     scope: &Scope,
-    candidates: Vec<Candidate>,
-    walk_problems: Vec<(String, Problem)>,
+    found: Found,
     opts: &IndexOptions,
     observer: &mut dyn Observer,
 ) -> Result<RunReport, IngestError> {
+    let Found {
+        candidates,
+        problems: walk_problems,
+    } = found;
     let started = Instant::now();
     let mut report = RunReport::default();
     let chunking = opts.chunking();

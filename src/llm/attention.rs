@@ -203,7 +203,12 @@ pub fn attend(
                     t * s.heads * stride,
                 )
             };
-            tile(q, rows, pos, kvh, span, s, cache, &mut scratch, part);
+            let item = Item {
+                rows,
+                kvh,
+                keys: span,
+            };
+            tile(q, pos, &item, s, cache, &mut scratch, part);
         }
     };
     if items == 1 || t * s.heads * keys * hd < 1 << 14 {
@@ -264,21 +269,27 @@ impl Scratch {
     }
 }
 
-crate::simd::avx2! {
-/// The query heads of KV head `kvh` at rows `rows` against the keys at positions `keys`,
-/// with an online softmax: partial (max, sum, unnormalised output) per query into `part`.
-#[allow(clippy::too_many_arguments)]
-fn tile(
-    q: &[f32],
+/// A work item of [`attend`]: the query heads of KV head `kvh` at query rows `rows`, against
+/// the keys at positions `keys`.
+struct Item {
     rows: std::ops::Range<usize>,
-    pos: usize,
     kvh: usize,
     keys: std::ops::Range<usize>,
+}
+
+crate::simd::avx2! {
+/// One [`Item`] (queries `q` at positions from `pos`) with an online softmax: partial (max,
+/// sum, unnormalised output) per query into `part`.
+fn tile(
+    q: &[f32],
+    pos: usize,
+    item: &Item,
     s: Shape,
     cache: &KvCache,
     sc: &mut Scratch,
     part: &mut [f32],
 ) {
+    let (rows, kvh, keys) = (item.rows.clone(), item.kvh, item.keys.clone());
     let (hd, group) = (s.head_dim, s.heads / s.kv_heads);
     let n = rows.len() * group;
     // Query i is row rows.start + i / group, head kvh * group + i % group.

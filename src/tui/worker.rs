@@ -198,7 +198,6 @@ fn status_from(m: &Manifest, base: &IndexStatus) -> IndexStatus {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn load_and_serve(
     setup: Setup,
     events: Sender<WorkerEvent>,
@@ -352,20 +351,17 @@ fn load_and_serve(
         opts.indexing = crate::index::progress::read(&index_dir).or(indexing);
         // A panic in a model or the index fails this question, not every later one.
         let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            answer::ask(
-                &idx,
-                &embedder,
-                &mut llm,
-                &prompts,
-                &question,
-                &opts,
-                &cancel,
-                &mut |e| match e {
-                    Event::Evidence(e) => turn(TurnEvent::Evidence(e.to_vec())),
-                    Event::Passages(p) => turn(TurnEvent::Passages(p.to_vec())),
-                    Event::Token(t) => turn(TurnEvent::Token(t.to_string())),
-                },
-            )
+            let mut engine = answer::Engine {
+                index: &idx,
+                embedder: &embedder,
+                llm: &mut llm,
+                prompts: &prompts,
+            };
+            answer::ask(&mut engine, &question, &opts, &cancel, &mut |e| match e {
+                Event::Evidence(e) => turn(TurnEvent::Evidence(e.to_vec())),
+                Event::Passages(p) => turn(TurnEvent::Passages(p.to_vec())),
+                Event::Token(t) => turn(TurnEvent::Token(t.to_string())),
+            })
         }));
         match result {
             Ok(Ok(a)) => turn(TurnEvent::Answered(Box::new(a))),
