@@ -26,8 +26,8 @@ use folio::embed::Embedder;
 use folio::eval::{Beir, percentile};
 use folio::index::Index;
 use folio::index::search::Filter;
-use folio::ingest::pipeline::{IndexOptions, Quiet, index_documents};
 use folio::llm::{GenerateOptions, Llm};
+use folio::pipeline::{IndexOptions, Quiet, index_documents};
 use serde_json::json;
 
 struct Args {
@@ -349,7 +349,7 @@ fn ask_rows(
             .take(10)
             .flat_map(|q| beir.qrels[*q].keys().map(String::as_str))
             .collect();
-        let mut docs: Vec<folio::ingest::pipeline::InlineDoc> = Vec::new();
+        let mut docs: Vec<folio::pipeline::InlineDoc> = Vec::new();
         let mut rest = Vec::new();
         for d in Beir::load(&args.data, "train").expect("SciFact").corpus {
             if wanted.contains(d.key.as_str()) {

@@ -17,7 +17,7 @@ use folio::index::Index;
 use folio::index::search::{Mode, SearchOptions};
 use folio::index::vectors::{VectorRow, Vectors};
 use folio::ingest::chunk::ChunkOptions;
-use folio::ingest::pipeline::{IndexOptions, Quiet, RunReport, index_documents};
+use folio::pipeline::{IndexOptions, Quiet, RunReport, index_documents};
 use serde_json::json;
 
 struct Args {

@@ -23,9 +23,9 @@ use folio::index::manifest::ProblemStatus;
 use folio::index::search::{Filter, Mode, Passage, SearchOptions};
 use folio::index::{Chunking, Index};
 use folio::ingest::pdf::PdfExtractor;
-use folio::ingest::pipeline::{self, IndexOptions, Observer, Progress, RunReport};
 use folio::llm::{Llm, LlmError, StopReason};
 use folio::models;
+use folio::pipeline::{self, IndexOptions, Observer, Progress, RunReport};
 use folio::snippet::snippet;
 
 use crate::{Cli, Command, Global};

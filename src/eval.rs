@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::embed::Embedder;
 use crate::index::Index;
 use crate::index::search::{Mode, SearchError, SearchOptions};
-use crate::ingest::pipeline::InlineDoc;
+use crate::pipeline::InlineDoc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {

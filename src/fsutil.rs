@@ -183,6 +183,15 @@ pub fn human_bytes(n: u64) -> String {
     }
 }
 
+/// Modification time of `meta` in nanoseconds since the epoch (0 if unknown).
+pub fn mtime_nanos(meta: &std::fs::Metadata) -> i64 {
+    meta.modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

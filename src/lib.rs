@@ -8,6 +8,7 @@
 
 pub mod answer;
 pub mod config;
+pub mod doc;
 pub mod embed;
 pub mod eval;
 pub mod fsutil;
@@ -15,6 +16,7 @@ pub mod index;
 pub mod ingest;
 pub mod llm;
 pub mod models;
+pub mod pipeline;
 pub mod simd;
 pub mod snippet;
 pub mod tui;

@@ -232,7 +232,7 @@ const VERIFIED: &str = ".verified";
 /// Size and modification time (ns) of a file, as recorded in [`VERIFIED`].
 fn stamp(path: &Path) -> Option<(u64, i64)> {
     let m = fs::metadata(path).ok()?;
-    Some((m.len(), crate::ingest::walk::mtime_nanos(&m)))
+    Some((m.len(), crate::fsutil::mtime_nanos(&m)))
 }
 
 fn read_verified(dir: &Path) -> Vec<(String, u64, i64, String)> {

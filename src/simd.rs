@@ -1,14 +1,90 @@
-//! Runtime choice of instruction set for the hot loops written as plain Rust (attention,
-//! activation quantization, the encoder's GELU): [`avx2!`] compiles a function twice, for the
-//! baseline x86-64 and for AVX2 with FMA, and runs the second where the CPU has them. The
-//! binary itself targets the baseline, so it runs on any x86-64; the compiler vectorises each
-//! copy for its own instruction set. The hand-written kernels (`llm::quant`) choose their
-//! paths the same way, from [`crate::llm::quant::Path::current`].
+//! Runtime choice of instruction set: [`Path`] is the family of kernels this CPU runs (or
+//! `FOLIO_KERNELS` forces), which the hand-written kernels (`llm::quant`, attention) dispatch
+//! on; [`avx2!`] compiles a plain-Rust hot loop (activation quantization, attention tiles, the
+//! encoder's GELU) twice, for the baseline x86-64 and for AVX2 with FMA, and runs the second
+//! where the CPU has them. Nothing here depends on the rest of folio.
+
+use std::sync::OnceLock;
+
+/// A family of kernels, one per instruction set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Path {
+    Scalar,
+    Avx2,
+    Avx512Vnni,
+}
+
+impl Path {
+    pub const ALL: [Path; 3] = [Path::Scalar, Path::Avx2, Path::Avx512Vnni];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Path::Scalar => "scalar",
+            Path::Avx2 => "avx2",
+            Path::Avx512Vnni => "avx512vnni",
+        }
+    }
+
+    /// Whether this CPU runs the path.
+    pub fn supported(self) -> bool {
+        match self {
+            Path::Scalar => true,
+            #[cfg(target_arch = "x86_64")]
+            Path::Avx2 => {
+                std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+                    && std::arch::is_x86_feature_detected!("f16c")
+            }
+            #[cfg(target_arch = "x86_64")]
+            Path::Avx512Vnni => {
+                Path::Avx2.supported()
+                    && std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx512vl")
+                    && std::arch::is_x86_feature_detected!("avx512bw")
+                    && std::arch::is_x86_feature_detected!("avx512vnni")
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => false,
+        }
+    }
+
+    /// The fastest path this CPU runs.
+    pub fn best() -> Path {
+        Path::ALL
+            .into_iter()
+            .rev()
+            .find(|p| p.supported())
+            .unwrap_or(Path::Scalar)
+    }
+
+    /// The path every product uses: `FOLIO_KERNELS` (scalar, avx2, avx512vnni) when set and
+    /// supported, else the best one.
+    pub fn current() -> Path {
+        static CHOSEN: OnceLock<Path> = OnceLock::new();
+        *CHOSEN.get_or_init(|| {
+            let wanted = std::env::var("FOLIO_KERNELS").ok();
+            match wanted.as_deref().map(str::trim) {
+                None | Some("") | Some("auto") => Path::best(),
+                Some(name) => match Path::ALL.into_iter().find(|p| p.name() == name) {
+                    Some(p) if p.supported() => p,
+                    Some(_) => {
+                        tracing::warn!(name, "FOLIO_KERNELS names kernels this CPU lacks");
+                        Path::best()
+                    }
+                    None => {
+                        tracing::warn!(name, "FOLIO_KERNELS is not scalar, avx2 or avx512vnni");
+                        Path::best()
+                    }
+                },
+            }
+        })
+    }
+}
 
 /// Whether the AVX2 copies run: the CPU has AVX2 and FMA and `FOLIO_KERNELS` does not ask
 /// for the scalar kernels.
 pub fn use_avx2() -> bool {
-    crate::llm::quant::Path::current() != crate::llm::quant::Path::Scalar
+    Path::current() != Path::Scalar
 }
 
 /// Defines a function whose body is compiled for the baseline and for AVX2 with FMA, and picks

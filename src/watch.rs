@@ -28,7 +28,7 @@ use crate::embed::Embedder;
 use crate::index::manifest::ProblemStatus;
 use crate::index::{Index, IndexError};
 use crate::ingest::pdf::PdfExtractor;
-use crate::ingest::pipeline::{self, IndexOptions, IngestError, Observer, Progress, RunReport};
+use crate::pipeline::{self, IndexOptions, IngestError, Observer, Progress, RunReport};
 
 /// How to watch.
 #[derive(Debug, Clone)]

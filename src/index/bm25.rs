@@ -21,7 +21,7 @@ use tantivy::tokenizer::{
 };
 use tantivy::{DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, Term, doc};
 
-use crate::ingest::chunk::Chunk;
+use crate::doc::Chunk;
 
 const ANALYZER: &str = "folio_en";
 const WRITER_HEAP: usize = 64 << 20;

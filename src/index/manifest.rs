@@ -12,7 +12,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::ingest::Kind;
+use crate::doc::Kind;
 
 /// A file whose passages are in the index.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -22,8 +22,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::doc::Chunk;
 use crate::embed::ModelInfo;
-use crate::ingest::chunk::Chunk;
 use bm25::Bm25;
 use manifest::{FileRecord, Manifest, Problem};
 use vectors::{VectorRow, Vectors};
@@ -31,7 +31,7 @@ use vectors::{VectorRow, Vectors};
 /// Version of the on-disk layout; an index of another version is refused, not misread.
 pub const FORMAT_VERSION: u32 = 1;
 /// The file that marks a folder as a folio index (and keeps the walk out of it).
-pub const MARKER: &str = "folio-index.json";
+pub const MARKER: &str = crate::doc::INDEX_MARKER;
 const MANIFEST: &str = "manifest.json";
 const JOURNAL: &str = "journal.json";
 const LOCK: &str = "LOCK";

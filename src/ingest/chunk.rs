@@ -10,7 +10,8 @@
 
 use unicode_segmentation::UnicodeSegmentation;
 
-use super::Unit;
+pub use crate::doc::Chunk;
+use crate::doc::Unit;
 
 /// Sizes in word pieces of the embedding model, special tokens excluded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -21,32 +22,6 @@ pub struct ChunkOptions {
     pub max: usize,
     /// Tokens of trailing pieces repeated in the next passage.
     pub overlap: usize,
-}
-
-/// One passage.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Chunk {
-    /// Position of the passage within its file, from 0.
-    pub ordinal: u32,
-    pub page: Option<u32>,
-    pub heading: Vec<String>,
-    /// Character offsets of `text` in its unit's text (its page, or the whole file).
-    pub start: usize,
-    pub end: usize,
-    pub text: String,
-    /// Heading context embedded in front of `text` (empty when `text` starts with its heading).
-    pub context: String,
-}
-
-impl Chunk {
-    /// The text the embedding model reads for this passage.
-    pub fn embed_text(&self) -> String {
-        if self.context.is_empty() {
-            self.text.clone()
-        } else {
-            format!("{}\n{}", self.context, self.text)
-        }
-    }
 }
 
 const CONTEXT_SEP: &str = " > ";

@@ -2,7 +2,7 @@
 //!
 //! The walk honours `.gitignore`, `.ignore` and `.folioignore` files (in and outside git
 //! repositories), skips hidden files and folders, never descends into a folio index (a folder
-//! holding [`crate::index::MARKER`]), and sorts what it finds into documents, files skipped for a
+//! holding [`crate::doc::INDEX_MARKER`]), and sorts what it finds into documents, files skipped for a
 //! reason worth showing (too large), and files of types folio does not read (only counted).
 
 use std::collections::HashSet;
@@ -32,14 +32,7 @@ pub struct WalkResult {
     pub unsupported: usize,
 }
 
-/// Modification time of `meta` in nanoseconds since the epoch (0 if unknown).
-pub fn mtime_nanos(meta: &std::fs::Metadata) -> i64 {
-    meta.modified()
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0)
-}
+pub use crate::fsutil::mtime_nanos;
 
 /// Canonical roots with repeats removed and every root inside another one folded into it, in
 /// order; and the folded ones, each with the root that holds it. Walking `d` and `d/sub` both
@@ -135,7 +128,7 @@ fn walk_filtered(
                 return false;
             }
             (e.depth() == 0 || keep(e.path(), is_dir))
-                && !(is_dir && e.path().join(crate::index::MARKER).exists())
+                && !(is_dir && e.path().join(crate::doc::INDEX_MARKER).exists())
         })
         .build();
     for entry in walker {
@@ -254,7 +247,7 @@ mod tests {
         fs::create_dir(root.join("private")).unwrap();
         fs::write(root.join("private/secret.md"), "s").unwrap();
         fs::create_dir(root.join("idx")).unwrap();
-        fs::write(root.join("idx").join(crate::index::MARKER), "{}").unwrap();
+        fs::write(root.join("idx").join(crate::doc::INDEX_MARKER), "{}").unwrap();
         fs::write(root.join("idx/notes.md"), "n").unwrap();
         fs::create_dir(root.join("sub")).unwrap();
         fs::write(root.join("sub/page.HTML"), "<p>x</p>").unwrap();

@@ -18,9 +18,9 @@ use crate::index::manifest::Manifest;
 use crate::index::search::{Filter, Mode, Passage, SearchOptions};
 use crate::index::{Index, IndexError, read_manifest};
 use crate::ingest::pdf::{PdfExtractor, pages_to_units};
-use crate::ingest::pipeline::IndexOptions;
 use crate::ingest::{Kind, Unit, extract::extract_bytes};
 use crate::llm::Llm;
+use crate::pipeline::IndexOptions;
 use crate::watch::{WatchEvent, WatchOptions, Watcher};
 
 /// What the UI hands to the workers.

@@ -10,7 +10,7 @@ use folio::embed::Embedder;
 use folio::index::Index;
 use folio::ingest::chunk::ChunkOptions;
 use folio::ingest::pdf::PdfExtractor;
-use folio::ingest::pipeline::{IndexOptions, Quiet, RunReport, index_folders};
+use folio::pipeline::{IndexOptions, Quiet, RunReport, index_folders};
 use lopdf::content::{Content, Operation};
 use lopdf::{Document, Object, Stream, dictionary};
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use folio::index::Index;
 use folio::index::search::{Mode, SearchOptions};
-use folio::ingest::pipeline::RunReport;
+use folio::pipeline::RunReport;
 use folio::watch::{WatchEvent, WatchOptions, Watcher};
 
 use crate::common::{self, models_dir, options, pdf, shared_embedder};

@@ -20,11 +20,12 @@
 mod x86;
 
 use std::ops::Range;
-use std::sync::OnceLock;
 
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Module, Result, Storage, Tensor, bail};
 use half::f16;
+
+pub use crate::simd::Path;
 
 /// Activations and 32-element weight blocks share this size.
 const BLOCK: usize = 32;
@@ -36,81 +37,6 @@ const SUPER: usize = 256;
 /// Rows of the super-block layout are stored in groups of this many, their super-blocks
 /// interleaved, so that a tile of rows reads one contiguous stream.
 const GROUP_ROWS: usize = 4;
-
-/// A family of kernels, one per instruction set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Path {
-    Scalar,
-    Avx2,
-    Avx512Vnni,
-}
-
-impl Path {
-    pub const ALL: [Path; 3] = [Path::Scalar, Path::Avx2, Path::Avx512Vnni];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Path::Scalar => "scalar",
-            Path::Avx2 => "avx2",
-            Path::Avx512Vnni => "avx512vnni",
-        }
-    }
-
-    /// Whether this CPU runs the path.
-    pub fn supported(self) -> bool {
-        match self {
-            Path::Scalar => true,
-            #[cfg(target_arch = "x86_64")]
-            Path::Avx2 => {
-                std::arch::is_x86_feature_detected!("avx2")
-                    && std::arch::is_x86_feature_detected!("fma")
-                    && std::arch::is_x86_feature_detected!("f16c")
-            }
-            #[cfg(target_arch = "x86_64")]
-            Path::Avx512Vnni => {
-                Path::Avx2.supported()
-                    && std::arch::is_x86_feature_detected!("avx512f")
-                    && std::arch::is_x86_feature_detected!("avx512vl")
-                    && std::arch::is_x86_feature_detected!("avx512bw")
-                    && std::arch::is_x86_feature_detected!("avx512vnni")
-            }
-            #[cfg(not(target_arch = "x86_64"))]
-            _ => false,
-        }
-    }
-
-    /// The fastest path this CPU runs.
-    pub fn best() -> Path {
-        Path::ALL
-            .into_iter()
-            .rev()
-            .find(|p| p.supported())
-            .unwrap_or(Path::Scalar)
-    }
-
-    /// The path every product uses: `FOLIO_KERNELS` (scalar, avx2, avx512vnni) when set and
-    /// supported, else the best one.
-    pub fn current() -> Path {
-        static CHOSEN: OnceLock<Path> = OnceLock::new();
-        *CHOSEN.get_or_init(|| {
-            let wanted = std::env::var("FOLIO_KERNELS").ok();
-            match wanted.as_deref().map(str::trim) {
-                None | Some("") | Some("auto") => Path::best(),
-                Some(name) => match Path::ALL.into_iter().find(|p| p.name() == name) {
-                    Some(p) if p.supported() => p,
-                    Some(_) => {
-                        tracing::warn!(name, "FOLIO_KERNELS names kernels this CPU lacks");
-                        Path::best()
-                    }
-                    None => {
-                        tracing::warn!(name, "FOLIO_KERNELS is not scalar, avx2 or avx512vnni");
-                        Path::best()
-                    }
-                },
-            }
-        })
-    }
-}
 
 /// How the integer codes of a weight matrix are stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,4 +1,6 @@
-//! An indexing run: from candidate files to committed batches.
+//! The write pipeline, above [`crate::ingest`], [`crate::embed`] and [`crate::index`]: walk ->
+//! extract -> chunk -> embed -> commit, for a run over folders, over changed paths (the
+//! watcher) or over documents given inline (evaluation sets).
 //!
 //! The run compares every candidate with the manifest. A file whose size and modification time
 //! match is unchanged and not even read; one whose bytes hash the same is only touched; the rest
@@ -15,16 +17,16 @@ use std::time::Instant;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
-use super::Kind;
-use super::Unit;
-use super::chunk::{Chunk, ChunkOptions, chunk_units, whole_units};
-use super::extract::{ExtractError, extract_bytes, titled_unit};
-use super::pdf::{PdfExtractor, pages_to_units};
-use super::walk::walk;
+use crate::doc::Kind;
+use crate::doc::Unit;
 use crate::embed::Embedder;
 use crate::index::manifest::{EXTRACTORS, FileRecord, Folders, Problem, ProblemStatus, RunSummary};
 use crate::index::progress::{self as run_progress, Indexing};
 use crate::index::{Batch, Chunking, Index, IndexError, Upsert};
+use crate::ingest::chunk::{Chunk, ChunkOptions, chunk_units, whole_units};
+use crate::ingest::extract::{ExtractError, extract_bytes, titled_unit};
+use crate::ingest::pdf::{PdfExtractor, pages_to_units};
+use crate::ingest::walk::{self, walk};
 
 #[derive(Debug, Clone)]
 pub struct IndexOptions {
@@ -196,8 +198,8 @@ enum Outcome {
     Problem(String, Problem),
 }
 
-fn walk_options(opts: &IndexOptions, roots: &[PathBuf]) -> super::walk::WalkOptions {
-    super::walk::WalkOptions {
+fn walk_options(opts: &IndexOptions, roots: &[PathBuf]) -> walk::WalkOptions {
+    walk::WalkOptions {
         max_bytes: opts.max_bytes,
         follow_links: opts.follow_links,
         roots: roots.to_vec(),
@@ -228,7 +230,7 @@ pub fn index_folders(
         }
         canon.push(c);
     }
-    let (canon, folded) = super::walk::fold_roots(canon);
+    let (canon, folded) = walk::fold_roots(canon);
     for (inner, outer) in &folded {
         observer.note(&format!(
             "{} is inside {}: its files are indexed once, as part of it",
@@ -293,7 +295,7 @@ pub fn index_paths(
         if present.is_empty() {
             continue;
         }
-        let found = super::walk::walk_targets(root, &present, &walk_options(opts, roots));
+        let found = walk::walk_targets(root, &present, &walk_options(opts, roots));
         unsupported += found.unsupported;
         push_found(found, &index_dir, &mut walked);
     }
@@ -318,7 +320,7 @@ struct Found {
     problems: Vec<(String, Problem)>,
 }
 
-fn push_found(found: super::walk::WalkResult, index_dir: &Path, into: &mut Found) {
+fn push_found(found: walk::WalkResult, index_dir: &Path, into: &mut Found) {
     let (candidates, problems) = (&mut into.candidates, &mut into.problems);
     for f in found.files {
         if f.path.starts_with(index_dir) {
@@ -340,7 +342,7 @@ fn push_found(found: super::walk::WalkResult, index_dir: &Path, into: &mut Found
                 status: ProblemStatus::Skipped,
                 reason,
                 size: meta.as_ref().map(|m| m.len()).unwrap_or(0),
-                mtime: meta.as_ref().map(super::walk::mtime_nanos).unwrap_or(0),
+                mtime: meta.as_ref().map(walk::mtime_nanos).unwrap_or(0),
                 extractors: EXTRACTORS.to_string(),
             },
         ));

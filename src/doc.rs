@@ -1,0 +1,86 @@
+//! The vocabulary every stage shares: a [`Unit`] of extracted text (a PDF page or a whole
+//! file) with its heading [`Section`]s, the file [`Kind`]s folio reads, and the [`Chunk`] (a
+//! passage) that is embedded and indexed. Extraction produces units, chunking turns them into
+//! chunks, the index stores chunks; none of them needs to know the others, only this module.
+
+/// The file that marks a folder as a folio index; the walk never enters a folder holding one.
+pub const INDEX_MARKER: &str = "folio-index.json";
+
+/// The text of one page of a PDF, or of a whole text, Markdown or HTML file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unit {
+    /// 1-based page number for PDFs.
+    pub page: Option<u32>,
+    pub text: String,
+    /// Where heading paths start, as byte offsets into `text`, ascending. Each runs until the
+    /// next; text before the first has no heading.
+    pub sections: Vec<Section>,
+}
+
+/// The start of a run of text under one heading path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Section {
+    pub start: usize,
+    pub heading: Vec<String>,
+}
+
+impl Unit {
+    /// A unit without headings.
+    pub fn plain(page: Option<u32>, text: String) -> Unit {
+        Unit {
+            page,
+            text,
+            sections: Vec::new(),
+        }
+    }
+}
+
+/// The document formats folio reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Pdf,
+    Markdown,
+    Text,
+    Html,
+}
+
+impl Kind {
+    /// The kind a file name's extension says it has, if folio reads it.
+    pub fn of(path: &std::path::Path) -> Option<Kind> {
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        match ext.as_str() {
+            "pdf" => Some(Kind::Pdf),
+            "md" | "markdown" | "mdown" | "mkd" => Some(Kind::Markdown),
+            "txt" | "text" => Some(Kind::Text),
+            "html" | "htm" | "xhtml" => Some(Kind::Html),
+            _ => None,
+        }
+    }
+}
+
+/// One passage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chunk {
+    /// Position of the passage within its file, from 0.
+    pub ordinal: u32,
+    pub page: Option<u32>,
+    pub heading: Vec<String>,
+    /// Character offsets of `text` in its unit's text (its page, or the whole file).
+    pub start: usize,
+    pub end: usize,
+    pub text: String,
+    /// Heading context embedded in front of `text` (empty when `text` starts with its heading).
+    pub context: String,
+}
+
+impl Chunk {
+    /// The text the embedding model reads for this passage.
+    pub fn embed_text(&self) -> String {
+        if self.context.is_empty() {
+            self.text.clone()
+        } else {
+            format!("{}\n{}", self.context, self.text)
+        }
+    }
+}
