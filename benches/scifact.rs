@@ -14,7 +14,7 @@ use folio::config::{Dirs, Settings};
 use folio::embed::Embedder;
 use folio::eval::{Beir, ModeScores, percentile, score_mode};
 use folio::index::Index;
-use folio::index::search::{Mode, SearchOptions};
+use folio::index::search::{Retrievers, SearchOptions};
 use folio::index::vectors::{VectorRow, Vectors};
 use folio::ingest::chunk::ChunkOptions;
 use folio::pipeline::{IndexOptions, Quiet, RunReport, index_documents};
@@ -130,8 +130,8 @@ fn index_corpus(
 fn scores(dir: &Path, data: &Path, e: &Embedder, s: &Settings, split: &str) -> Vec<ModeScores> {
     let idx = Index::open_reader(dir).expect("index");
     let beir = Beir::load(data, split).expect("BEIR set");
-    let base = SearchOptions::from_settings(s, Mode::Hybrid);
-    [Mode::Bm25, Mode::Dense, Mode::Hybrid]
+    let base = SearchOptions::from_settings(s, Retrievers::Hybrid);
+    [Retrievers::Bm25, Retrievers::Dense, Retrievers::Hybrid]
         .into_iter()
         .map(|m| score_mode(&idx, e, &beir, &base, m).expect("scoring"))
         .collect()
@@ -141,7 +141,7 @@ fn scores(dir: &Path, data: &Path, e: &Embedder, s: &Settings, split: &str) -> V
 fn latency(dir: &Path, data: &Path, e: &Embedder, s: &Settings, split: &str) -> (f64, f64) {
     let idx = Index::open_reader(dir).expect("index");
     let beir = Beir::load(data, split).expect("BEIR set");
-    let opts = SearchOptions::from_settings(s, Mode::Hybrid);
+    let opts = SearchOptions::from_settings(s, Retrievers::Hybrid);
     let mut qids: Vec<&String> = beir.qrels.keys().collect();
     qids.sort();
     let mut times = Vec::new();

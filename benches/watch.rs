@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use folio::eval::percentile;
 use folio::index::Index;
-use folio::index::search::{Mode, SearchOptions};
+use folio::index::search::{Retrievers, SearchOptions};
 
 struct Args {
     data: PathBuf,
@@ -154,7 +154,7 @@ fn main() {
         data: base.join("data"),
         cache: base.join("cache"),
     });
-    let mut opts = SearchOptions::from_settings(&settings, Mode::Bm25);
+    let mut opts = SearchOptions::from_settings(&settings, Retrievers::Bm25);
     opts.k = 5;
     wait(&mut idx, Duration::from_secs(60), |i| {
         search_hits(i, &opts, "seed") > 0

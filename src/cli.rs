@@ -15,12 +15,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use folio::answer::{self, AskOptions, Event, Outcome, Reason, prompt::Prompts};
-use folio::config::{Dirs, Settings, Source};
+use folio::config::{Dirs, Origin, Settings};
 use folio::embed::Embedder;
 use folio::eval::{Beir, Calibration, ModeScores, calibrate_relevance, score_mode};
 use folio::fsutil::{create_private_dir, dir_size, human_bytes, peak_rss_bytes};
 use folio::index::manifest::ProblemStatus;
-use folio::index::search::{Filter, Mode, Passage, SearchOptions};
+use folio::index::search::{Filter, Passage, Retrievers, SearchOptions};
 use folio::index::{Chunking, Index};
 use folio::ingest::pdf::PdfExtractor;
 use folio::llm::{Llm, LlmError, StopReason};
@@ -94,7 +94,7 @@ pub struct SearchArgs {
     pub query: String,
     /// bm25, dense or hybrid.
     #[arg(long, default_value = "hybrid")]
-    pub mode: Mode,
+    pub mode: Retrievers,
     /// Number of passages (1 to 10000).
     #[arg(short, value_parser = count::<{ folio::index::search::MAX_K }>)]
     pub k: Option<usize>,
@@ -150,7 +150,7 @@ pub struct EvalArgs {
     pub split: String,
     /// Modes to score, comma-separated.
     #[arg(long, default_value = "bm25,dense,hybrid", value_delimiter = ',')]
-    pub modes: Vec<Mode>,
+    pub modes: Vec<Retrievers>,
     /// Embed each document whole, cut at the model's limit (MTEB's layout): the check that the
     /// embedder reproduces the model's published score.
     #[arg(long)]
@@ -221,13 +221,13 @@ fn settings(g: &Global) -> Result<(Dirs, Settings)> {
         .collect();
     let mut s = Settings::load(&dirs, g.config.as_deref(), &env)?;
     if let Some(i) = &g.index {
-        s.set("index.dir", &i.to_string_lossy(), Source::Flag)?;
+        s.set("index.dir", &i.to_string_lossy(), Origin::Flag)?;
     }
     if let Some(m) = &g.embed_model {
-        s.set("models.embed", &m.to_string_lossy(), Source::Flag)?;
+        s.set("models.embed", &m.to_string_lossy(), Origin::Flag)?;
     }
     if let Some(m) = &g.llm {
-        s.set("models.llm", &m.to_string_lossy(), Source::Flag)?;
+        s.set("models.llm", &m.to_string_lossy(), Origin::Flag)?;
     }
     Ok((dirs, s))
 }
@@ -241,7 +241,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Status(a) => status(&s, a),
         Command::Search(a) => {
             if let Some(k) = a.k {
-                s.set("search.k", &k.to_string(), Source::Flag)?;
+                s.set("search.k", &k.to_string(), Origin::Flag)?;
             }
             search(&s, a)
         }
@@ -259,7 +259,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             ];
             for (key, v) in flags {
                 if let Some(v) = v {
-                    s.set(key, &v, Source::Flag)?;
+                    s.set(key, &v, Origin::Flag)?;
                 }
             }
             ask(&dirs, &s, a)
@@ -815,7 +815,7 @@ struct SearchJson<'a> {
 
 fn search(s: &Settings, a: SearchArgs) -> Result<ExitCode> {
     let mut idx = Index::open_reader(&s.index_dir)?;
-    let embedder = if a.mode == Mode::Bm25 {
+    let embedder = if a.mode == Retrievers::Bm25 {
         None
     } else {
         let e = load_embedder(s)?;
@@ -1205,7 +1205,7 @@ fn eval(dirs: &Dirs, s: &Settings, a: EvalArgs) -> Result<ExitCode> {
     let embedder = load_embedder(s)?;
     let opts = IndexOptions::from_settings(s, &embedder, a.whole_docs);
     // Its own index per configuration, so that a re-run reuses it and user indexes stay clean.
-    let index_dir = if s.source("index.dir") == Source::Flag {
+    let index_dir = if s.source("index.dir") == Origin::Flag {
         s.index_dir.clone()
     } else {
         let c = opts.chunking();
@@ -1238,7 +1238,7 @@ fn eval(dirs: &Dirs, s: &Settings, a: EvalArgs) -> Result<ExitCode> {
     bar.bar.finish_and_clear();
     drop(idx);
     let idx = Index::open_reader(&index_dir)?;
-    let base = SearchOptions::from_settings(s, Mode::Hybrid);
+    let base = SearchOptions::from_settings(s, Retrievers::Hybrid);
     let mut scores = Vec::new();
     for mode in &a.modes {
         if !a.json {

@@ -14,20 +14,20 @@ use serde::Serialize;
 /// Where a setting's value came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Source {
+pub enum Origin {
     Default,
     File(PathBuf),
     Env(String),
     Flag,
 }
 
-impl fmt::Display for Source {
+impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Source::Default => write!(f, "default"),
-            Source::File(p) => write!(f, "file {}", p.display()),
-            Source::Env(v) => write!(f, "env {v}"),
-            Source::Flag => write!(f, "flag"),
+            Origin::Default => write!(f, "default"),
+            Origin::File(p) => write!(f, "file {}", p.display()),
+            Origin::Env(v) => write!(f, "env {v}"),
+            Origin::Flag => write!(f, "flag"),
         }
     }
 }
@@ -155,7 +155,7 @@ macro_rules! settings {
         #[derive(Debug, Clone)]
         pub struct Settings {
             $( $(#[doc = $doc])* pub $field: $ty, )*
-            sources: BTreeMap<&'static str, Source>,
+            sources: BTreeMap<&'static str, Origin>,
             /// The config file that was read, if any.
             pub config_file: Option<PathBuf>,
         }
@@ -174,7 +174,7 @@ macro_rules! settings {
             }
 
             /// Sets `key` from text; unknown keys are an error naming `origin`.
-            pub fn set(&mut self, key: &str, raw: &str, source: Source) -> Result<(), ConfigError> {
+            pub fn set(&mut self, key: &str, raw: &str, source: Origin) -> Result<(), ConfigError> {
                 let origin = source.to_string();
                 match key {
                     $( $key => {
@@ -189,7 +189,7 @@ macro_rules! settings {
             }
 
             /// `(key, value, source)` for every setting.
-            pub fn entries(&self) -> Vec<(&'static str, String, Source)> {
+            pub fn entries(&self) -> Vec<(&'static str, String, Origin)> {
                 vec![$( ($key, Value::show(&self.$field), self.source($key)), )*]
             }
         }
@@ -280,12 +280,12 @@ settings! {
 
 impl Settings {
     /// Where `key`'s value came from.
-    pub fn source(&self, key: &str) -> Source {
-        self.sources.get(key).cloned().unwrap_or(Source::Default)
+    pub fn source(&self, key: &str) -> Origin {
+        self.sources.get(key).cloned().unwrap_or(Origin::Default)
     }
 
     /// Defaults, then the config file, then `FOLIO_*` variables from `env`. Flags come after,
-    /// through [`Settings::set`] with [`Source::Flag`].
+    /// through [`Settings::set`] with [`Origin::Flag`].
     pub fn load(
         dirs: &Dirs,
         config_file: Option<&Path>,
@@ -315,7 +315,7 @@ impl Settings {
                 path: path.to_path_buf(),
                 message: e.to_string(),
             })?;
-        let origin = Source::File(path.to_path_buf());
+        let origin = Origin::File(path.to_path_buf());
         for (section, value) in &table {
             let toml::Value::Table(inner) = value else {
                 return Err(ConfigError::UnknownKey {
@@ -346,7 +346,7 @@ impl Settings {
                 Self::KEYS.iter().copied().find(|k| env_name(k) == *name)
             };
             if let Some(key) = key {
-                self.set(key, raw, Source::Env(name.clone()))?;
+                self.set(key, raw, Origin::Env(name.clone()))?;
             }
         }
         Ok(())
@@ -388,15 +388,15 @@ mod tests {
         assert_eq!(s.chunk_tokens, 120);
         assert_eq!(
             s.source("chunk.tokens"),
-            Source::Env("FOLIO_CHUNK_TOKENS".into())
+            Origin::Env("FOLIO_CHUNK_TOKENS".into())
         );
         assert_eq!(s.chunk_overlap, 10);
-        assert!(matches!(s.source("chunk.overlap"), Source::File(_)));
+        assert!(matches!(s.source("chunk.overlap"), Origin::File(_)));
         assert_eq!(s.fusion, Fusion::Convex);
         assert_eq!(s.models_dir, PathBuf::from("/m"));
         assert_eq!(s.k, 10);
-        assert_eq!(s.source("search.k"), Source::Default);
-        s.set("chunk.tokens", "100", Source::Flag).unwrap();
+        assert_eq!(s.source("search.k"), Origin::Default);
+        s.set("chunk.tokens", "100", Origin::Flag).unwrap();
         assert_eq!(s.chunk_tokens, 100);
         assert_eq!(s.index_dir, t.path().join("data/index"));
     }

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::embed::Embedder;
 use crate::index::Index;
-use crate::index::search::{Mode, SearchError, SearchOptions};
+use crate::index::search::{Retrievers, SearchError, SearchOptions};
 use crate::pipeline::InlineDoc;
 
 #[derive(Debug, thiserror::Error)]
@@ -179,7 +179,7 @@ pub fn rank_documents(hits: &[(u64, f32)], doc_of: &dyn Fn(u64) -> Option<String
 /// Scores of one retrieval mode.
 #[derive(Debug, Clone, Serialize)]
 pub struct ModeScores {
-    pub mode: Mode,
+    pub mode: Retrievers,
     pub ndcg10: f64,
     pub recall100: f64,
     pub mrr10: f64,
@@ -206,7 +206,7 @@ pub fn score_mode(
     embedder: &Embedder,
     beir: &Beir,
     base: &SearchOptions,
-    mode: Mode,
+    mode: Retrievers,
 ) -> Result<ModeScores, EvalError> {
     let id_paths = index.id_paths();
     let doc_of = |id: u64| {

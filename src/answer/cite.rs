@@ -84,7 +84,7 @@ pub fn is_abstention(sentence: &str) -> bool {
 /// A sentence of a numbered passage: `passage` indexes the passage list (0-based; cited as
 /// `passage + 1`), `start..end` are byte offsets in its text.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Source {
+pub struct SourceSpan {
     pub passage: usize,
     pub start: usize,
     pub end: usize,
@@ -115,7 +115,7 @@ pub fn support_score(embedding_sim: f32, sentence: &str, source: &str) -> f32 {
 /// A source of a passage the model cited wins over a slightly better one it did not cite.
 pub fn check(
     sentences: &[String],
-    sources: &[Source],
+    sources: &[SourceSpan],
     source_texts: &[&str],
     sims: &[Vec<f32>],
     threshold: f32,
@@ -204,8 +204,8 @@ mod tests {
         assert!(!is_abstention("Notice is sixty days."));
     }
 
-    fn src(p: usize) -> Source {
-        Source {
+    fn src(p: usize) -> SourceSpan {
+        SourceSpan {
             passage: p,
             start: 0,
             end: 0,

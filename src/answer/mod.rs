@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use crate::embed::Embedder;
 use crate::index::Index;
-use crate::index::search::{Filter, Mode, Passage, SearchError, SearchOptions};
+use crate::index::search::{Filter, Passage, Retrievers, SearchError, SearchOptions};
 use crate::llm::template::Message;
 use crate::llm::{GenerateOptions, Llm, LlmError, StopReason};
 use prompt::{PromptPassage, Prompts};
@@ -61,7 +61,7 @@ pub struct AskOptions {
 impl AskOptions {
     /// The settings' answering options; `filter` restricts retrieval.
     pub fn from_settings(s: &crate::config::Settings, filter: Filter) -> Self {
-        let mut search = SearchOptions::from_settings(s, Mode::Hybrid);
+        let mut search = SearchOptions::from_settings(s, Retrievers::Hybrid);
         search.filter = filter;
         AskOptions {
             search,
@@ -839,7 +839,7 @@ pub fn check_answer(
         for (start, end) in text::sentences(&passage.text) {
             let inside = read.is_none_or(|r| r.iter().any(|&(s, e)| start < e && end > s));
             if inside {
-                sources.push(cite::Source {
+                sources.push(cite::SourceSpan {
                     passage: p,
                     start,
                     end,

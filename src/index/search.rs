@@ -19,19 +19,19 @@ use crate::embed::Embedder;
 /// Which retrievers a search runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Mode {
+pub enum Retrievers {
     Bm25,
     Dense,
     Hybrid,
 }
 
-impl FromStr for Mode {
+impl FromStr for Retrievers {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
-            "bm25" => Ok(Mode::Bm25),
-            "dense" => Ok(Mode::Dense),
-            "hybrid" => Ok(Mode::Hybrid),
+            "bm25" => Ok(Retrievers::Bm25),
+            "dense" => Ok(Retrievers::Dense),
+            "hybrid" => Ok(Retrievers::Hybrid),
             o => Err(format!("unknown mode {o} (bm25, dense or hybrid)")),
         }
     }
@@ -56,7 +56,7 @@ impl Filter {
 
 #[derive(Debug, Clone)]
 pub struct SearchOptions {
-    pub mode: Mode,
+    pub mode: Retrievers,
     pub k: usize,
     pub depth: usize,
     pub fusion: Fusion,
@@ -69,7 +69,7 @@ pub struct SearchOptions {
 }
 
 impl SearchOptions {
-    pub fn from_settings(s: &Settings, mode: Mode) -> Self {
+    pub fn from_settings(s: &Settings, mode: Retrievers) -> Self {
         SearchOptions {
             mode,
             k: s.k,
@@ -188,9 +188,9 @@ impl Index {
                 .map_err(IndexError::from)?)
         };
         let mut hits = match opts.mode {
-            Mode::Bm25 => bm25(opts.k).map_err(IndexError::from)?,
-            Mode::Dense => dense(opts.k)?,
-            Mode::Hybrid => {
+            Retrievers::Bm25 => bm25(opts.k).map_err(IndexError::from)?,
+            Retrievers::Dense => dense(opts.k)?,
+            Retrievers::Hybrid => {
                 let b = bm25(depth).map_err(IndexError::from)?;
                 let d = dense(depth)?;
                 let lists = [

@@ -1,6 +1,6 @@
 //! The terminal UI's state and how actions change it. Nothing here does IO: [`App::update`]
 //! turns a key, a mouse event, a tick or a worker's report into a new state and a list of
-//! [`Command`]s for the runtime to carry out (ask, search, cancel, open a file, quit).
+//! [`Effect`]s for the runtime to carry out (ask, search, cancel, open a file, quit).
 
 use std::time::{Duration, Instant};
 
@@ -32,7 +32,7 @@ impl Focus {
 
 /// What the question box does with Enter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
+pub enum InputMode {
     Ask,
     /// Hybrid search as you type; no model involved.
     Search,
@@ -52,7 +52,7 @@ pub enum TurnState {
 /// One question and its answer.
 #[derive(Debug, Clone)]
 pub struct Turn {
-    /// The id of its `Command::Ask` (0 when it never reached a worker); the workers' reports
+    /// The id of its `Effect::Ask` (0 when it never reached a worker); the workers' reports
     /// name it, so that a late report of a cancelled turn cannot land in the next one.
     pub id: u64,
     pub question: String,
@@ -127,7 +127,7 @@ impl Turn {
 
 /// A row of the sources pane.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Source {
+pub struct SourceRow {
     pub passage: Passage,
     /// The citation number, for cited passages.
     pub cited: Option<usize>,
@@ -170,7 +170,7 @@ pub struct PreviewDoc {
 
 /// Something for the runtime to do.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Command {
+pub enum Effect {
     Ask {
         id: u64,
         question: String,
@@ -253,7 +253,7 @@ pub struct Areas {
 #[derive(Debug)]
 pub struct App {
     pub focus: Focus,
-    pub mode: Mode,
+    pub mode: InputMode,
     pub input: String,
     /// Cursor position in `input`, in characters.
     pub cursor: usize,
@@ -289,7 +289,7 @@ impl App {
     pub fn new(color: bool) -> App {
         App {
             focus: Focus::Input,
-            mode: Mode::Ask,
+            mode: InputMode::Ask,
             input: String::new(),
             cursor: 0,
             turns: Vec::new(),
@@ -345,12 +345,12 @@ impl App {
 
     /// The sources pane's rows: in search mode the results; otherwise the shown turn's cited
     /// passages (by citation number), then the other passages it retrieved.
-    pub fn sources(&self) -> Vec<Source> {
-        if self.mode == Mode::Search {
+    pub fn sources(&self) -> Vec<SourceRow> {
+        if self.mode == InputMode::Search {
             return self
                 .search_results
                 .iter()
-                .map(|p| Source {
+                .map(|p| SourceRow {
                     passage: p.clone(),
                     cited: None,
                     quote: String::new(),
@@ -360,14 +360,14 @@ impl App {
         let Some(turn) = self.current() else {
             return Vec::new();
         };
-        let mut out: Vec<Source> = Vec::new();
+        let mut out: Vec<SourceRow> = Vec::new();
         if let Some(a) = &turn.answer {
             for c in &a.citations {
                 if let Some(p) = &c.passage
                     && c.valid
                     && !out.iter().any(|s| s.passage.chunk == p.chunk)
                 {
-                    out.push(Source {
+                    out.push(SourceRow {
                         passage: p.clone(),
                         cited: Some(c.n),
                         quote: c.quote.clone(),
@@ -376,7 +376,7 @@ impl App {
             }
             for p in &a.passages {
                 if !out.iter().any(|s| s.passage.chunk == p.chunk) {
-                    out.push(Source {
+                    out.push(SourceRow {
                         passage: p.clone(),
                         cited: None,
                         quote: String::new(),
@@ -384,7 +384,7 @@ impl App {
                 }
             }
         } else {
-            out.extend(turn.passages.iter().map(|p| Source {
+            out.extend(turn.passages.iter().map(|p| SourceRow {
                 passage: p.clone(),
                 cited: None,
                 quote: String::new(),
@@ -393,12 +393,12 @@ impl App {
         out
     }
 
-    pub fn selected_source(&self) -> Option<Source> {
+    pub fn selected_source(&self) -> Option<SourceRow> {
         self.sources().into_iter().nth(self.selected)
     }
 
     /// Applies one action; returns what the runtime must do.
-    pub fn update(&mut self, action: Action) -> Vec<Command> {
+    pub fn update(&mut self, action: Action) -> Vec<Effect> {
         match action {
             Action::Key(k) => self.on_key(k),
             Action::Mouse(m) => self.on_mouse(m),
@@ -408,7 +408,7 @@ impl App {
         }
     }
 
-    fn on_tick(&mut self, now: Instant) -> Vec<Command> {
+    fn on_tick(&mut self, now: Instant) -> Vec<Effect> {
         match self.search_due {
             Some(due) if now >= due && self.search_ready => {
                 self.search_due = None;
@@ -417,14 +417,14 @@ impl App {
                     self.search_results.clear();
                     Vec::new()
                 } else {
-                    vec![Command::Search(q)]
+                    vec![Effect::Search(q)]
                 }
             }
             _ => Vec::new(),
         }
     }
 
-    fn on_key(&mut self, k: KeyEvent) -> Vec<Command> {
+    fn on_key(&mut self, k: KeyEvent) -> Vec<Effect> {
         let ctrl = k.modifiers.contains(KeyModifiers::CONTROL);
         // Keys that act everywhere.
         if ctrl && matches!(k.code, KeyCode::Char('c')) {
@@ -432,11 +432,11 @@ impl App {
                 return self.cancel();
             }
             self.quit = true;
-            return vec![Command::Quit];
+            return vec![Effect::Quit];
         }
         if ctrl && matches!(k.code, KeyCode::Char('q')) {
             self.quit = true;
-            return vec![Command::Quit];
+            return vec![Effect::Quit];
         }
         if self.help {
             // Any key closes the overlay.
@@ -469,7 +469,7 @@ impl App {
         match k.code {
             KeyCode::Char('q') => {
                 self.quit = true;
-                vec![Command::Quit]
+                vec![Effect::Quit]
             }
             KeyCode::Char('?') => {
                 self.help = true;
@@ -480,12 +480,12 @@ impl App {
                 Vec::new()
             }
             KeyCode::Char('/') => {
-                self.set_mode(Mode::Search);
+                self.set_mode(InputMode::Search);
                 self.focus = Focus::Input;
                 Vec::new()
             }
             KeyCode::Char('a') | KeyCode::Char('i') => {
-                self.set_mode(Mode::Ask);
+                self.set_mode(InputMode::Ask);
                 self.focus = Focus::Input;
                 Vec::new()
             }
@@ -501,7 +501,7 @@ impl App {
             }
             KeyCode::Char('o') => self
                 .selected_source()
-                .map(|s| vec![Command::Open(s.passage)])
+                .map(|s| vec![Effect::Open(s.passage)])
                 .unwrap_or_default(),
             KeyCode::Char('[') | KeyCode::Char('h') => {
                 self.show_turn(self.shown.saturating_sub(1));
@@ -524,21 +524,21 @@ impl App {
 
     /// Cancels the active turn. One still waiting for the model or for its passages ends at
     /// once; one generating ends when the worker reports what it had.
-    fn cancel(&mut self) -> Vec<Command> {
+    fn cancel(&mut self) -> Vec<Effect> {
         if let Some(t) = self.turns.last_mut()
             && matches!(t.state, TurnState::WaitingForModel | TurnState::Retrieving)
         {
             t.state = TurnState::Cancelled;
         }
-        vec![Command::Cancel]
+        vec![Effect::Cancel]
     }
 
-    fn set_mode(&mut self, mode: Mode) {
+    fn set_mode(&mut self, mode: InputMode) {
         if self.mode != mode {
             self.mode = mode;
             self.selected = 0;
             self.preview = None;
-            if mode == Mode::Search && !self.input.trim().is_empty() {
+            if mode == InputMode::Search && !self.input.trim().is_empty() {
                 self.search_due = Some(Instant::now());
             }
         }
@@ -551,22 +551,22 @@ impl App {
             self.answer_scroll = 0;
             self.follow_answer = false;
             self.preview = None;
-            self.set_mode(Mode::Ask);
+            self.set_mode(InputMode::Ask);
         }
     }
 
-    fn open_preview(&mut self) -> Vec<Command> {
+    fn open_preview(&mut self) -> Vec<Effect> {
         match self.selected_source() {
             Some(s) => {
                 self.preview_scroll = 0;
                 self.focus = Focus::Preview;
-                vec![Command::Preview(s.passage)]
+                vec![Effect::Preview(s.passage)]
             }
             None => Vec::new(),
         }
     }
 
-    fn move_by(&mut self, by: isize) -> Vec<Command> {
+    fn move_by(&mut self, by: isize) -> Vec<Effect> {
         let step = |v: u16, max: u16| (v as isize + by).clamp(0, max as isize) as u16;
         match self.focus {
             Focus::Answer => {
@@ -593,14 +593,14 @@ impl App {
         Vec::new()
     }
 
-    fn open_preview_keep_focus(&mut self) -> Vec<Command> {
+    fn open_preview_keep_focus(&mut self) -> Vec<Effect> {
         let focus = self.focus;
         let c = self.open_preview();
         self.focus = focus;
         c
     }
 
-    fn on_input_key(&mut self, k: KeyEvent) -> Vec<Command> {
+    fn on_input_key(&mut self, k: KeyEvent) -> Vec<Effect> {
         let ctrl = k.modifiers.contains(KeyModifiers::CONTROL);
         let len = self.input.chars().count();
         let mut edited = false;
@@ -646,7 +646,7 @@ impl App {
             }
             _ => {}
         }
-        if edited && self.mode == Mode::Search {
+        if edited && self.mode == InputMode::Search {
             self.search_due = Some(Instant::now() + SEARCH_DEBOUNCE);
         }
         Vec::new()
@@ -654,7 +654,7 @@ impl App {
 
     /// A paste goes into the question box as one line: its line breaks would otherwise arrive
     /// as Enter and ask the first line alone.
-    fn on_paste(&mut self, text: &str) -> Vec<Command> {
+    fn on_paste(&mut self, text: &str) -> Vec<Effect> {
         let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
         if flat.is_empty() {
             return Vec::new();
@@ -663,23 +663,23 @@ impl App {
         let at = byte_at(&self.input, self.cursor);
         self.input.insert_str(at, &flat);
         self.cursor += flat.chars().count();
-        if self.mode == Mode::Search {
+        if self.mode == InputMode::Search {
             self.search_due = Some(Instant::now() + SEARCH_DEBOUNCE);
         }
         Vec::new()
     }
 
-    fn submit(&mut self) -> Vec<Command> {
+    fn submit(&mut self) -> Vec<Effect> {
         let q = self.input.trim().to_string();
         if q.is_empty() {
             return Vec::new();
         }
         match self.mode {
-            Mode::Search => {
+            InputMode::Search => {
                 self.search_due = None;
-                vec![Command::Search(q)]
+                vec![Effect::Search(q)]
             }
-            Mode::Ask => {
+            InputMode::Ask => {
                 if self.generating() {
                     self.notice = Some("still answering: Esc cancels".into());
                     return Vec::new();
@@ -696,7 +696,7 @@ impl App {
                     Vec::new()
                 } else {
                     self.asked += 1;
-                    vec![Command::Ask {
+                    vec![Effect::Ask {
                         id: self.asked,
                         question: q.clone(),
                         indexing: self.indexing(),
@@ -727,7 +727,7 @@ impl App {
         }
     }
 
-    fn on_mouse(&mut self, m: MouseEvent) -> Vec<Command> {
+    fn on_mouse(&mut self, m: MouseEvent) -> Vec<Effect> {
         let at = Position::new(m.column, m.row);
         let pane = [
             (self.areas.input, Focus::Input),
@@ -773,7 +773,7 @@ impl App {
         }
     }
 
-    fn on_worker(&mut self, e: WorkerEvent) -> Vec<Command> {
+    fn on_worker(&mut self, e: WorkerEvent) -> Vec<Effect> {
         match e {
             WorkerEvent::Model(m) => {
                 if let ModelState::Ready(name) = &m {
@@ -803,7 +803,7 @@ impl App {
             }
             WorkerEvent::SearchResults { query, passages } => {
                 // Results of a query the user has typed past are dropped.
-                if self.mode == Mode::Search && query == self.input.trim() {
+                if self.mode == InputMode::Search && query == self.input.trim() {
                     self.search_query = query;
                     self.search_results = passages;
                     self.selected = self
@@ -850,7 +850,7 @@ pub(crate) mod tests {
         Action::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL))
     }
 
-    pub fn typed(app: &mut App, s: &str) -> Vec<Command> {
+    pub fn typed(app: &mut App, s: &str) -> Vec<Effect> {
         let mut out = Vec::new();
         for c in s.chars() {
             out.extend(app.update(key(KeyCode::Char(c))));
@@ -914,7 +914,7 @@ pub(crate) mod tests {
         let cmds = app.update(key(KeyCode::Enter));
         assert_eq!(
             cmds,
-            vec![Command::Ask {
+            vec![Effect::Ask {
                 id: 1,
                 question: "q?y".into(),
                 indexing: None,
@@ -945,7 +945,7 @@ pub(crate) mod tests {
             KeyModifiers::SHIFT,
         )));
         assert_eq!(app.focus, Focus::Answer);
-        assert_eq!(app.update(key(KeyCode::Char('q'))), vec![Command::Quit]);
+        assert_eq!(app.update(key(KeyCode::Char('q'))), vec![Effect::Quit]);
         assert!(app.quit);
     }
 
@@ -955,7 +955,7 @@ pub(crate) mod tests {
         typed(&mut app, "what?");
         assert_eq!(
             app.update(key(KeyCode::Enter)),
-            vec![Command::Ask {
+            vec![Effect::Ask {
                 id: 1,
                 question: "what?".into(),
                 indexing: None,
@@ -965,7 +965,7 @@ pub(crate) mod tests {
         assert!(app.generating());
         // Ctrl-C cancels rather than quits while a question is pending; the turn ends now,
         // and the worker's later report of it changes nothing.
-        assert_eq!(app.update(ctrl('c')), vec![Command::Cancel]);
+        assert_eq!(app.update(ctrl('c')), vec![Effect::Cancel]);
         assert!(!app.quit);
         assert_eq!(app.turns[0].state, TurnState::Cancelled);
         app.update(turn(1, TurnEvent::Failed("cancelled".into())));
@@ -997,7 +997,7 @@ pub(crate) mod tests {
         let cmds = app.update(key(KeyCode::Enter));
         assert_eq!(
             cmds,
-            vec![Command::Ask {
+            vec![Effect::Ask {
                 id: 2,
                 question: "second".into(),
                 indexing: None,
@@ -1129,7 +1129,7 @@ pub(crate) mod tests {
         let indexing = Some(Indexing { done: 1, total: 2 });
         assert_eq!(
             cmds,
-            vec![Command::Ask {
+            vec![Effect::Ask {
                 id: 1,
                 question: "q".into(),
                 indexing,
@@ -1164,7 +1164,7 @@ pub(crate) mod tests {
             .collect();
         app.update(turn(1, TurnEvent::Passages(ps.clone())));
         // While answering, Esc cancels (even in the box) rather than leaving the box.
-        assert_eq!(app.update(key(KeyCode::Esc)), vec![Command::Cancel]);
+        assert_eq!(app.update(key(KeyCode::Esc)), vec![Effect::Cancel]);
         app.update(key(KeyCode::Tab));
         app.update(key(KeyCode::Tab));
         assert_eq!(app.focus, Focus::Sources);
@@ -1173,7 +1173,7 @@ pub(crate) mod tests {
         app.update(key(KeyCode::Down));
         assert_eq!(app.selected, 2, "selection stops at the last source");
         let cmds = app.update(key(KeyCode::Enter));
-        assert_eq!(cmds, vec![Command::Preview(ps[2].clone())]);
+        assert_eq!(cmds, vec![Effect::Preview(ps[2].clone())]);
         assert_eq!(app.focus, Focus::Preview);
         app.update(Action::Worker(WorkerEvent::Preview(PreviewDoc {
             chunk: "02".into(),
@@ -1186,12 +1186,12 @@ pub(crate) mod tests {
         let cmds = app.update(key(KeyCode::Char('k')));
         assert_eq!(
             cmds,
-            vec![Command::Preview(ps[1].clone())],
+            vec![Effect::Preview(ps[1].clone())],
             "the preview follows"
         );
         assert_eq!(
             app.update(key(KeyCode::Char('o'))),
-            vec![Command::Open(ps[1].clone())]
+            vec![Effect::Open(ps[1].clone())]
         );
     }
 
@@ -1201,14 +1201,14 @@ pub(crate) mod tests {
         app.update(Action::Worker(WorkerEvent::SearchReady));
         app.update(key(KeyCode::Esc));
         app.update(key(KeyCode::Char('/')));
-        assert_eq!((app.mode, app.focus), (Mode::Search, Focus::Input));
+        assert_eq!((app.mode, app.focus), (InputMode::Search, Focus::Input));
         typed(&mut app, "ter");
         let now = Instant::now();
         assert!(app.update(Action::Tick(now)).is_empty(), "debounced");
         let later = now + SEARCH_DEBOUNCE * 2;
         assert_eq!(
             app.update(Action::Tick(later)),
-            vec![Command::Search("ter".into())]
+            vec![Effect::Search("ter".into())]
         );
         assert!(app.update(Action::Tick(later)).is_empty(), "once");
         typed(&mut app, "m");
@@ -1273,7 +1273,7 @@ pub(crate) mod tests {
         let cmds = app.update(click(60, 3 + 1 + 2));
         assert_eq!(app.focus, Focus::Sources);
         assert_eq!(app.selected, 1);
-        assert_eq!(cmds, vec![Command::Preview(ps[1].clone())]);
+        assert_eq!(cmds, vec![Effect::Preview(ps[1].clone())]);
         app.set_limits(ScrollLimits {
             answer: 10,
             preview: 0,

@@ -31,7 +31,7 @@ use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 
 use crate::index::search::Passage;
-use app::{Action, App, Command, WorkerEvent};
+use app::{Action, App, Effect, WorkerEvent};
 use worker::{Setup, Workers};
 
 #[derive(Debug, thiserror::Error)]
@@ -224,26 +224,26 @@ fn event_loop(
 }
 
 fn carry_out(
-    cmds: Vec<Command>,
+    cmds: Vec<Effect>,
     app: &mut App,
     workers: &mut Workers,
     term: &mut Term,
 ) -> Result<(), TuiError> {
     for c in cmds {
         match c {
-            Command::Ask {
+            Effect::Ask {
                 id,
                 question,
                 indexing,
             } => workers.ask(id, question, indexing),
-            Command::Search(q) => workers.search(q),
-            Command::Cancel => workers.cancel(),
-            Command::Preview(p) => workers.preview(p),
-            Command::Open(p) => {
+            Effect::Search(q) => workers.search(q),
+            Effect::Cancel => workers.cancel(),
+            Effect::Preview(p) => workers.preview(p),
+            Effect::Open(p) => {
                 let msg = open(&p, term)?;
                 app.update(Action::Worker(WorkerEvent::Notice(msg)));
             }
-            Command::Quit => app.quit = true,
+            Effect::Quit => app.quit = true,
         }
     }
     Ok(())

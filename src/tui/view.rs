@@ -7,7 +7,7 @@ use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
 use super::app::{
-    App, Areas, Focus, Mode, ModelState, ScrollLimits, Source, TurnState, first_visible,
+    App, Areas, Focus, InputMode, ModelState, ScrollLimits, SourceRow, TurnState, first_visible,
 };
 use crate::answer::{NO_ANSWER, Outcome, Reason};
 
@@ -125,8 +125,8 @@ pub fn draw(frame: &mut Frame, app: &App) {
 
 fn draw_input(frame: &mut Frame, app: &App, t: &Theme, area: Rect) {
     let title = match app.mode {
-        Mode::Ask => " Ask (Enter) ".to_string(),
-        Mode::Search => " Search as you type (a: back to asking) ".to_string(),
+        InputMode::Ask => " Ask (Enter) ".to_string(),
+        InputMode::Search => " Search as you type (a: back to asking) ".to_string(),
     };
     let focused = app.focus == Focus::Input;
     let inner_w = area.width.saturating_sub(4) as usize;
@@ -345,7 +345,7 @@ fn file_name(path: &str) -> String {
     crate::fsutil::show_key(path.rsplit('/').next().unwrap_or(path))
 }
 
-fn source_label(s: &Source) -> String {
+fn source_label(s: &SourceRow) -> String {
     let mut label = match s.cited {
         Some(n) => format!("[{n}] "),
         None => "    ".to_string(),
@@ -357,12 +357,12 @@ fn source_label(s: &Source) -> String {
     label
 }
 
-fn draw_sources(frame: &mut Frame, app: &App, t: &Theme, area: Rect, sources: &[Source]) {
+fn draw_sources(frame: &mut Frame, app: &App, t: &Theme, area: Rect, sources: &[SourceRow]) {
     let focused = app.focus == Focus::Sources;
     let title = match app.mode {
-        Mode::Search if app.search_query.is_empty() => " Results ".to_string(),
-        Mode::Search => format!(" Results: {} ", sources.len()),
-        Mode::Ask => " Sources ".to_string(),
+        InputMode::Search if app.search_query.is_empty() => " Results ".to_string(),
+        InputMode::Search => format!(" Results: {} ", sources.len()),
+        InputMode::Ask => " Sources ".to_string(),
     };
     let width = area.width.saturating_sub(2) as usize;
     let first = first_visible(app.selected, area.height);
@@ -370,8 +370,8 @@ fn draw_sources(frame: &mut Frame, app: &App, t: &Theme, area: Rect, sources: &[
     if sources.is_empty() {
         lines.push(Line::from(Span::styled(
             match app.mode {
-                Mode::Search => "type to search",
-                Mode::Ask => "no passages yet",
+                InputMode::Search => "type to search",
+                InputMode::Ask => "no passages yet",
             },
             t.dim(),
         )));
@@ -486,7 +486,7 @@ fn highlighted<'a>(
     Text::from(lines)
 }
 
-fn draw_preview(frame: &mut Frame, app: &App, t: &Theme, area: Rect, sources: &[Source]) {
+fn draw_preview(frame: &mut Frame, app: &App, t: &Theme, area: Rect, sources: &[SourceRow]) {
     let focused = app.focus == Focus::Preview;
     let Some(src) = sources.get(app.selected) else {
         frame.render_widget(
@@ -511,7 +511,7 @@ fn draw_preview(frame: &mut Frame, app: &App, t: &Theme, area: Rect, sources: &[
 
 /// The preview pane's title and text for `src`: the passage in its document once the
 /// document is loaded, the passage alone until then.
-fn preview_text(app: &App, src: &Source, t: &Theme) -> (String, Text<'static>) {
+fn preview_text(app: &App, src: &SourceRow, t: &Theme) -> (String, Text<'static>) {
     let mut title = format!(" {} ", file_name(&src.passage.path));
     if let Some(p) = src.passage.page {
         title.push_str(&format!("· page {p} "));

@@ -15,7 +15,7 @@ use crate::answer::{self, AskOptions, Event, Indexing};
 use crate::config::Settings;
 use crate::embed::Embedder;
 use crate::index::manifest::Manifest;
-use crate::index::search::{Filter, Mode, Passage, SearchOptions};
+use crate::index::search::{Filter, Passage, Retrievers, SearchOptions};
 use crate::index::{Index, IndexError, read_manifest};
 use crate::ingest::pdf::{PdfExtractor, pages_to_units};
 use crate::ingest::{Kind, Unit, extract::extract_bytes};
@@ -383,7 +383,7 @@ fn serve_searches(
     rx: Receiver<Request>,
     events: Sender<WorkerEvent>,
 ) {
-    let mut opts = SearchOptions::from_settings(settings, Mode::Hybrid);
+    let mut opts = SearchOptions::from_settings(settings, Retrievers::Hybrid);
     opts.k = opts.k.max(20);
     let mut reader: Option<Index> = None;
     while let Ok(mut req) = rx.recv() {

@@ -4,7 +4,7 @@ use std::fs;
 use std::path::Path;
 
 use folio::index::Index;
-use folio::index::search::{Mode, Passage, SearchOptions};
+use folio::index::search::{Passage, Retrievers, SearchOptions};
 
 use crate::common::{self, embedder, folio, index, pdf_doc, save};
 
@@ -34,7 +34,7 @@ fn fixture(root: &Path) {
     );
 }
 
-fn search(idx: &Index, q: &str, mode: Mode) -> Vec<Passage> {
+fn search(idx: &Index, q: &str, mode: Retrievers) -> Vec<Passage> {
     let mut opts = SearchOptions::from_settings(&crate::index_search_settings(), mode);
     opts.k = 5;
     idx.search(Some(embedder()), q, &opts).unwrap()
@@ -67,14 +67,14 @@ fn index_then_search_by_term_and_by_meaning() {
     );
     let idx = Index::open_reader(&idx_dir).unwrap();
 
-    for mode in [Mode::Bm25, Mode::Hybrid] {
+    for mode in [Retrievers::Bm25, Retrievers::Hybrid] {
         assert_eq!(top_file(&search(&idx, "titanium", mode)), "notes.md");
         assert_eq!(top_file(&search(&idx, "sourdough", mode)), "recipe.txt");
         let law = search(&idx, "Delaware", mode);
         assert_eq!(top_file(&law), "contract.pdf");
         assert_eq!(law[0].page, Some(3), "{law:?}");
     }
-    for mode in [Mode::Dense, Mode::Hybrid] {
+    for mode in [Retrievers::Dense, Retrievers::Hybrid] {
         let money = search(&idx, "how much money was allocated to the project", mode);
         assert_eq!(top_file(&money), "notes.md");
         assert!(money[0].text.contains("budget"), "{money:?}");
@@ -89,7 +89,7 @@ fn index_then_search_by_term_and_by_meaning() {
     }
 
     // Spans point into the extracted text: for Markdown, the file itself.
-    let hit = &search(&idx, "titanium", Mode::Bm25)[0];
+    let hit = &search(&idx, "titanium", Retrievers::Bm25)[0];
     let chars: Vec<char> = NOTES.chars().collect();
     let span: String = chars[hit.span[0]..hit.span[1]].iter().collect();
     assert_eq!(span, hit.text);
@@ -141,9 +141,12 @@ fn changes_are_followed_and_unchanged_files_not_reembedded() {
         third.chunks_embedded, recipe_chunks as usize,
         "only the changed file is embedded"
     );
-    assert!(search(&idx, "titanium", Mode::Bm25).is_empty());
-    assert!(search(&idx, "sourdough", Mode::Bm25).is_empty());
-    assert_eq!(top_file(&search(&idx, "caraway", Mode::Bm25)), "recipe.txt");
+    assert!(search(&idx, "titanium", Retrievers::Bm25).is_empty());
+    assert!(search(&idx, "sourdough", Retrievers::Bm25).is_empty());
+    assert_eq!(
+        top_file(&search(&idx, "caraway", Retrievers::Bm25)),
+        "recipe.txt"
+    );
     let n = idx.manifest().chunk_count();
     assert_eq!(idx.bm25().num_docs(), n);
     assert_eq!(idx.vectors().count().unwrap() as u64, n);
@@ -160,7 +163,7 @@ fn changes_are_followed_and_unchanged_files_not_reembedded() {
     assert!(renamed.chunks_reused >= 1);
     let idx = Index::open_reader(&idx_dir).unwrap();
     assert_eq!(
-        top_file(&search(&idx, "caraway", Mode::Hybrid)),
+        top_file(&search(&idx, "caraway", Retrievers::Hybrid)),
         "bread.txt"
     );
 }

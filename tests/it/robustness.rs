@@ -4,7 +4,7 @@ use std::fs;
 
 use folio::index::Index;
 use folio::index::manifest::ProblemStatus;
-use folio::index::search::{Mode, SearchOptions};
+use folio::index::search::{Retrievers, SearchOptions};
 
 use crate::common::{embedder, encrypt, index, open, pdf_doc, pdf_without_text, save};
 
@@ -63,7 +63,7 @@ fn bad_files_are_reported_and_the_rest_indexed() {
     );
 
     let idx = Index::open_reader(&idx_dir).unwrap();
-    let mut opts = SearchOptions::from_settings(&crate::index_search_settings(), Mode::Bm25);
+    let mut opts = SearchOptions::from_settings(&crate::index_search_settings(), Retrievers::Bm25);
     opts.k = 3;
     let hits = idx.search(Some(embedder()), "crème brûlée", &opts).unwrap();
     assert!(hits[0].path.ends_with("latin1.txt"));

@@ -9,7 +9,7 @@ use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use folio::index::Index;
-use folio::index::search::{Mode, SearchOptions};
+use folio::index::search::{Retrievers, SearchOptions};
 use folio::pipeline::RunReport;
 use folio::watch::{WatchEvent, WatchOptions, Watcher};
 
@@ -80,7 +80,7 @@ fn files(idx: &Index) -> Vec<String> {
 }
 
 fn hits(idx: &Index, term: &str) -> Vec<String> {
-    let mut opts = SearchOptions::from_settings(&crate::index_search_settings(), Mode::Bm25);
+    let mut opts = SearchOptions::from_settings(&crate::index_search_settings(), Retrievers::Bm25);
     opts.k = 20;
     idx.search(None, term, &opts)
         .unwrap()
