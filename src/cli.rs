@@ -679,7 +679,7 @@ fn status(s: &Settings, a: StatusArgs) -> Result<ExitCode> {
         chunking: &idx.meta().chunking,
         size_bytes: dir_size(idx.dir()),
         ann_index: idx.vectors().has_ann_index(),
-        kernels: folio::llm::quant::Path::current().name(),
+        kernels: folio::quant::Path::current().name(),
         last_run: &m.last_run,
         pdf_extractors: m.files.values().filter_map(extractor_of).fold(
             std::collections::BTreeMap::new(),

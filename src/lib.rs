@@ -17,6 +17,7 @@ pub mod ingest;
 pub mod llm;
 pub mod models;
 pub mod pipeline;
+pub mod quant;
 pub mod simd;
 pub mod snippet;
 pub mod tui;

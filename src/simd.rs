@@ -1,5 +1,5 @@
 //! Runtime choice of instruction set: [`Path`] is the family of kernels this CPU runs (or
-//! `FOLIO_KERNELS` forces), which the hand-written kernels (`llm::quant`, attention) dispatch
+//! `FOLIO_KERNELS` forces), which the hand-written kernels (`quant`, attention) dispatch
 //! on; [`avx2!`] compiles a plain-Rust hot loop (activation quantization, attention tiles, the
 //! encoder's GELU) twice, for the baseline x86-64 and for AVX2 with FMA, and runs the second
 //! where the CPU has them. Nothing here depends on the rest of folio.
@@ -87,6 +87,29 @@ pub fn use_avx2() -> bool {
     Path::current() != Path::Scalar
 }
 
+/// `e^x` to within a few units in the last place, branch-free so that loops over it
+/// vectorise (libm's `expf` does not); `-inf` and anything below -87 give 0.
+#[inline]
+pub fn exp(x: f32) -> f32 {
+    let x = x.clamp(-87.0, 88.0);
+    // x = n ln 2 + r, |r| <= ln 2 / 2; e^r by its Taylor series to r^7 / 7!.
+    // ln 2 in two parts (Cody and Waite), so that n * LN2_HI is exact.
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    let n = (x * std::f32::consts::LOG2_E).round();
+    let r = x - n * LN2_HI - n * LN2_LO;
+    let p = 1.0 / 5040.0;
+    let p = p * r + 1.0 / 720.0;
+    let p = p * r + 1.0 / 120.0;
+    let p = p * r + 1.0 / 24.0;
+    let p = p * r + 1.0 / 6.0;
+    let p = p * r + 0.5;
+    let p = p * r + 1.0;
+    let p = p * r + 1.0;
+    let e = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    if x <= -87.0 { 0.0 } else { p * e }
+}
+
 /// Defines a function whose body is compiled for the baseline and for AVX2 with FMA, and picks
 /// one per call with [`use_avx2`]. Arguments are plain names; the body may call `#[inline]`
 /// helpers, which are compiled into each copy.
@@ -150,6 +173,18 @@ mod tests {
         /// A dot product, as the compiler vectorises it.
         fn dot(a: &[f32], b: &[f32]) -> f32 {
             a.iter().zip(b).map(|(x, y)| x * y).sum()
+        }
+    }
+
+    #[test]
+    fn exp_is_within_a_few_ulps_of_libm() {
+        assert_eq!(super::exp(f32::NEG_INFINITY), 0.0);
+        assert_eq!(super::exp(-100.0), 0.0);
+        assert_eq!(super::exp(0.0), 1.0);
+        for i in 0..100_000 {
+            let x = -86.0 + 174.0 * i as f32 / 100_000.0;
+            let (a, b) = (super::exp(x), x.exp());
+            assert!((a - b).abs() <= 4.0 * f32::EPSILON * b, "{x}: {a} vs {b}");
         }
     }
 

@@ -11,7 +11,7 @@ use candle_core::{DType, Result, Tensor, bail};
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{Config, HiddenAct};
 
-use crate::llm::quant::QLinear;
+use crate::quant::QLinear;
 
 /// A linear layer with a bias.
 struct Dense {
@@ -258,7 +258,7 @@ crate::simd::avx2! {
                 }
             }
             let max = scores.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
-            scores.iter_mut().for_each(|x| *x = crate::llm::exp(*x - max));
+            scores.iter_mut().for_each(|x| *x = crate::simd::exp(*x - max));
             let inv = 1.0 / scores.iter().sum::<f32>();
             // SAFETY: the caller's contract.
             let o = unsafe {
@@ -285,7 +285,7 @@ crate::simd::avx2! {
                 * (0.254_829_6
                     + t * (-0.284_496_74
                         + t * (1.421_413_7 + t * (-1.453_152_1 + t * 1.061_405_4))));
-            let erf_abs = 1.0 - poly * crate::llm::exp(-a * a);
+            let erf_abs = 1.0 - poly * crate::simd::exp(-a * a);
             let erf = if z < 0.0 { -erf_abs } else { erf_abs };
             *x *= 0.5 * (1.0 + erf);
         }

@@ -1,5 +1,5 @@
 //! The sentence encoder: a BERT-style model (all-MiniLM-L6-v2 by default) run on the CPU by
-//! folio's own forward pass (`bert`, on the quantized kernels of `llm::quant`), with the
+//! folio's own forward pass (`bert`, on the quantized kernels of `quant`), with the
 //! pooling and normalisation that sentence-transformers applies for the model.
 //!
 //! Texts are tokenized, sorted by length, run through the model a batch at a time (texts end

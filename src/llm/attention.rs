@@ -13,6 +13,8 @@
 
 use candle_core::utils::barrier_pool;
 
+use crate::simd::exp;
+
 /// Keys and values of the positions seen so far, for one layer. Row `r` holds position
 /// `start + r`. Values are rows of every KV head side by side; keys are stored in tiles of
 /// [`KEY_TILE`] rows, each tile transposed (for every KV head and dimension, its rows side by
@@ -466,29 +468,6 @@ mod x86 {
     }
 }
 
-/// `e^x` to within a few units in the last place, branch-free so that loops over it
-/// vectorise (libm's `expf` does not); `-inf` and anything below -87 give 0.
-#[inline]
-pub fn exp(x: f32) -> f32 {
-    let x = x.clamp(-87.0, 88.0);
-    // x = n ln 2 + r, |r| <= ln 2 / 2; e^r by its Taylor series to r^7 / 7!.
-    // ln 2 in two parts (Cody and Waite), so that n * LN2_HI is exact.
-    const LN2_HI: f32 = 0.693_359_4;
-    const LN2_LO: f32 = -2.121_944_4e-4;
-    let n = (x * std::f32::consts::LOG2_E).round();
-    let r = x - n * LN2_HI - n * LN2_LO;
-    let p = 1.0 / 5040.0;
-    let p = p * r + 1.0 / 720.0;
-    let p = p * r + 1.0 / 120.0;
-    let p = p * r + 1.0 / 24.0;
-    let p = p * r + 1.0 / 6.0;
-    let p = p * r + 0.5;
-    let p = p * r + 1.0;
-    let p = p * r + 1.0;
-    let e = f32::from_bits(((n as i32 + 127) as u32) << 23);
-    if x <= -87.0 { 0.0 } else { p * e }
-}
-
 /// How a model pairs the dimensions that rotate together.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rope {
@@ -715,18 +694,6 @@ mod tests {
                     assert!((g - w).abs() <= 1e-5 * (1.0 + w.abs()), "values, hd {hd}");
                 }
             }
-        }
-    }
-
-    #[test]
-    fn exp_is_within_a_few_ulps_of_libm() {
-        assert_eq!(exp(f32::NEG_INFINITY), 0.0);
-        assert_eq!(exp(-100.0), 0.0);
-        assert_eq!(exp(0.0), 1.0);
-        for i in 0..100_000 {
-            let x = -86.0 + 174.0 * i as f32 / 100_000.0;
-            let (a, b) = (exp(x), x.exp());
-            assert!((a - b).abs() <= 4.0 * f32::EPSILON * b, "{x}: {a} vs {b}");
         }
     }
 

@@ -18,7 +18,7 @@ use candle_core::{D, DType, Device, Result, Tensor, bail};
 use candle_nn::ops::rms_norm;
 
 use super::attention::{self, KvCache, Rope, Shape};
-use super::quant::QLinear;
+use crate::quant::QLinear;
 
 /// A linear layer: quantized weights and an optional bias.
 struct Linear {

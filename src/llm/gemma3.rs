@@ -18,7 +18,7 @@ use candle_core::{DType, Device, Result, Tensor, bail};
 use candle_nn::ops::rms_norm;
 
 use super::attention::{self, KvCache, Rope, Shape};
-use super::quant::QLinear;
+use crate::quant::QLinear;
 
 /// Layers whose index + 1 is a multiple of this attend globally; the others use the window
 /// (Gemma 3's five local layers to one global).

@@ -13,9 +13,7 @@ mod attention;
 mod decoder;
 mod gemma3;
 mod header;
-pub mod quant;
 
-pub(crate) use attention::exp;
 pub mod template;
 pub mod tokenizer;
 
