@@ -189,16 +189,7 @@ pub struct ModeScores {
     pub p95_ms: f64,
 }
 
-/// The percentile `p` (0..=100) of `values`, by nearest rank.
-pub fn percentile(values: &[f64], p: f64) -> f64 {
-    if values.is_empty() {
-        return 0.0;
-    }
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
-    v[rank.clamp(1, v.len()) - 1]
-}
+pub use crate::fsutil::percentile;
 
 /// Runs the judged queries of `beir` against `index` in `mode`.
 pub fn score_mode(

@@ -1,6 +1,7 @@
 //! Small filesystem helpers shared by the index, the model cache and the manifest: owner-only
 //! directories, atomic file replacement, the reversible text form of file names (path keys),
-//! and process memory readings for progress reports.
+//! process memory readings for progress reports, and percentiles of timings (for status
+//! lines and benchmarks).
 
 use std::ffi::OsStr;
 use std::fs;
@@ -190,6 +191,17 @@ pub fn mtime_nanos(meta: &std::fs::Metadata) -> i64 {
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map(|d| d.as_nanos() as i64)
         .unwrap_or(0)
+}
+
+/// The percentile `p` (0..=100) of `values`, by nearest rank.
+pub fn percentile(values: &[f64], p: f64) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
+    v[rank.clamp(1, v.len()) - 1]
 }
 
 #[cfg(test)]

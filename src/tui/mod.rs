@@ -85,7 +85,7 @@ struct Timings {
 
 impl Timings {
     fn write(&self, path: &Path) {
-        let pct = |v: &[f64], p: f64| crate::eval::percentile(v, p);
+        let pct = |v: &[f64], p: f64| crate::fsutil::percentile(v, p);
         let worst = |v: &[f64]| v.iter().cloned().fold(0.0, f64::max);
         let json = serde_json::json!({
             "frames": self.frames_ms.len(),
