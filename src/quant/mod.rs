@@ -1,19 +1,21 @@
-//! Quantized linear layers: GGUF weights converted at load into the two layouts folio's own
-//! kernels multiply, and those kernels, picked at run time for the CPU at hand.
+//! Quantized linear layers: GGUF weights in the layouts folio's own kernels multiply, and
+//! those kernels, picked at run time for the CPU at hand.
 //!
-//! Every GGUF block type handled here is small integers times a scale per block (and, for
-//! some, plus an offset per block). The layouts keep exactly those integers and scales, so
-//! nothing is rounded again at load: four-bit codes (Q4_0, Q4_1, Q4_K) stay four bits, five-,
-//! six- and eight-bit codes (Q5_0, Q5_1, Q5_K, Q6_K, Q8_0) become one byte each. A product
-//! quantizes the activations once, in blocks of 32, to bytes with a scale (llama.cpp's Q8
-//! blocks), then multiplies integers in register tiles of up to four tokens by several weight
-//! rows, so that a prompt pass reads each weight block once per tile of tokens rather than once
-//! per token. Output rows are shared out over candle's thread pool, which the rest of the
-//! forward pass keeps warm.
+//! Every GGUF type handled here is small integers times scales (and, for some, minus
+//! offsets); nothing is rounded again at load. The 32-element block types convert to codes
+//! (four bits for Q4_0 and Q4_1, one byte for Q5_0, Q5_1 and Q8_0) with f32 scales per block.
+//! The K types (Q4_K, Q5_K, Q6_K) keep the file's super-block records of 256 (Q4_K and Q5_K
+//! with their six-bit scales unpacked), four rows' records side by side, and their kernels
+//! apply the integer sub-block scales in integer arithmetic, converting to float once per 256.
+//! A product quantizes the activations once to bytes with a scale (per 32, or per 256 with
+//! sums per 16 for the K types), then multiplies integers in register tiles of up to four
+//! tokens by several weight rows, so that a prompt pass reads each weight block once per tile
+//! of tokens rather than once per token. Output rows are shared out over candle's thread pool,
+//! which the rest of the forward pass keeps warm.
 //!
 //! Kernel paths: `scalar` (any CPU, and the reference the others are tested against), `avx2`
-//! (AVX2, FMA and F16C) and `avx512vnni` (AVX-512 VL with VNNI byte dot products, on 256-bit
-//! registers). The best one the CPU has is chosen at run time; `FOLIO_KERNELS` forces one.
+//! (AVX2, FMA and F16C) and `avx512vnni` (AVX-512 VL with VNNI dot products; 512-bit tiles
+//! for byte codes in prompt passes, 256-bit otherwise). The best one the CPU has is chosen at run time; `FOLIO_KERNELS` forces one.
 //! Types without a kernel here (F16, F32, Q2_K, Q3_K, ...) run on candle's own `QMatMul`.
 
 #[cfg(target_arch = "x86_64")]
