@@ -15,7 +15,8 @@
 //!
 //! Kernel paths: `scalar` (any CPU, and the reference the others are tested against), `avx2`
 //! (AVX2, FMA and F16C) and `avx512vnni` (AVX-512 VL with VNNI dot products; 512-bit tiles
-//! for byte codes in prompt passes, 256-bit otherwise). The best one the CPU has is chosen at run time; `FOLIO_KERNELS` forces one.
+//! for byte codes in prompt passes, 256-bit otherwise). The best one the CPU has is chosen at
+//! run time; `FOLIO_KERNELS` forces one.
 //! Types without a kernel here (F16, F32, Q2_K, Q3_K, ...) run on candle's own `QMatMul`.
 
 #[cfg(target_arch = "x86_64")]
