@@ -9,6 +9,8 @@
 //! vector. Files gone from a rescanned root leave the index. Each batch commits to both indexes
 //! and the manifest together, so an interrupted run resumes where it stopped.
 
+mod plan;
+
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::sync_channel;
@@ -20,7 +22,7 @@ use sha2::{Digest, Sha256};
 use crate::doc::Kind;
 use crate::doc::Unit;
 use crate::embed::Embedder;
-use crate::index::manifest::{EXTRACTORS, FileRecord, Folders, Problem, ProblemStatus, RunSummary};
+use crate::index::manifest::{EXTRACTORS, FileRecord, Problem, ProblemStatus, RunSummary};
 use crate::index::progress::{self as run_progress, Indexing};
 use crate::index::{Batch, Chunking, Index, IndexError, Upsert};
 use crate::ingest::chunk::{Chunk, ChunkOptions, chunk_units, whole_units};
@@ -408,10 +410,6 @@ fn run(
     opts: &IndexOptions,
     observer: &mut dyn Observer,
 ) -> Result<RunReport, IngestError> {
-    let Found {
-        candidates,
-        problems: walk_problems,
-    } = found;
     let started = Instant::now();
     let mut report = RunReport::default();
     let chunking = opts.chunking();
@@ -425,82 +423,40 @@ fn run(
         index.add_root(r);
     }
 
-    // Plan: what is unchanged, what is gone, what must be read.
-    let seen: HashSet<&str> = candidates.iter().map(|c| c.path.as_str()).collect();
-    let manifest = index.manifest();
-    let mut first = Batch::default();
-    let mut walk_problem_paths = HashSet::new();
+    let rules = plan::Rules {
+        rescanned: scope.rescanned,
+        named: scope.named,
+        rechunk,
+        retry_failed: opts.retry_failed,
+    };
+    let plan::Plan {
+        to_read,
+        known_hashes,
+        unchanged,
+        walk_problems,
+        known_problems,
+        gone,
+        removed_paths,
+    } = plan::plan(index.manifest(), found, &rules);
     for (p, problem) in walk_problems {
-        report.skipped.push((p.clone(), problem.reason.clone()));
         observer.problem(&p, problem.status, &problem.reason);
-        walk_problem_paths.insert(p.clone());
-        if manifest.problems.get(&p) != Some(&problem) {
-            first.problems.push((p, problem));
-        }
+        report.skipped.push((p, problem.reason));
     }
-    let rescanned = Folders::new(scope.rescanned);
-    for path in manifest.files.keys().chain(manifest.problems.keys()) {
-        if rescanned.contain(path)
-            && !seen.contains(path.as_str())
-            && !walk_problem_paths.contains(path)
-        {
-            first.remove.push(path.clone());
-        }
+    for (p, problem) in known_problems {
+        let list = match problem.status {
+            ProblemStatus::Skipped => &mut report.skipped,
+            ProblemStatus::Failed => &mut report.failed,
+        };
+        list.push((p, problem.reason));
     }
-    first.remove.sort();
-    first.remove.dedup();
-    report.removed_paths = first
-        .remove
-        .iter()
-        .filter(|p| manifest.files.contains_key(*p))
-        .cloned()
-        .collect();
-    report.removed = report.removed_paths.len();
-    let mut to_read = Vec::new();
-    for c in candidates {
-        if let Some(rec) = manifest.files.get(&c.path)
-            && !rechunk
-            && !scope.named
-            && rec.size == c.size
-            && rec.mtime == c.mtime
-        {
-            report.unchanged += 1;
-            continue;
-        }
-        if let Some(p) = manifest.problems.get(&c.path)
-            && !scope.named
-            && p.size == c.size
-            && p.mtime == c.mtime
-            // A failure is retried when asked, or once the extractors have changed.
-            && !(p.status == ProblemStatus::Failed
-                && (opts.retry_failed || p.extractors != EXTRACTORS))
-        {
-            // Unchanged since it last failed: not retried (a PDF that timed out would cost its
-            // time limit on every run), but still reported.
-            let list = match p.status {
-                ProblemStatus::Skipped => &mut report.skipped,
-                ProblemStatus::Failed => &mut report.failed,
-            };
-            list.push((c.path.clone(), p.reason.clone()));
-            continue;
-        }
-        to_read.push(c);
-    }
-    let known_hashes: HashMap<String, String> = to_read
-        .iter()
-        .filter_map(|c| {
-            manifest
-                .files
-                .get(&c.path)
-                .map(|r| (c.path.clone(), r.hash.clone()))
-        })
-        .collect();
+    report.unchanged = unchanged;
+    report.removed = removed_paths.len();
+    report.removed_paths = removed_paths;
     let total = report.unchanged + to_read.len();
     observer.planned(total, to_read.len());
-    let mut changed = !first.is_empty();
-    // Removals are committed after the new content: a renamed file (or a renamed folder of
+    // `gone` is committed after the new content: a renamed file (or a renamed folder of
     // thousands, whatever batch its files land in) still finds its old vectors to reuse.
-    let gone = first;
+    let mut changed = !gone.is_empty();
 
     let mut progress = Progress {
         files_total: total,
