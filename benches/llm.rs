@@ -21,8 +21,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use folio::answer::{self, AskOptions, Event, prompt::Prompts};
-use folio::config::{Dirs, Settings};
-use folio::embed::Embedder;
+use folio::config::Settings;
 use folio::eval::{Beir, percentile};
 use folio::index::Index;
 use folio::index::search::Filter;
@@ -239,11 +238,7 @@ fn speed_rows(llm: &mut Llm, text: &str, reps: usize, only: &[String]) -> serde_
 
 fn main() {
     let Some(args) = parse_args() else { return };
-    let dirs = Dirs::from_system().expect("home directory");
-    let env: Vec<(String, String)> = std::env::vars()
-        .filter(|(k, _)| k.starts_with("FOLIO_"))
-        .collect();
-    let s = Settings::load(&dirs, None, &env).expect("settings");
+    let (_, s) = folio::setup::settings(None).expect("settings");
     let threads = candle_core::utils::get_num_threads();
     let model = match &args.llm {
         Some(p) => p.clone(),
@@ -329,12 +324,7 @@ fn ask_rows(
         "[3/4] a typical ask: {} SciFact documents, 5 passages, train questions...",
         args.docs
     );
-    let e = Embedder::load(
-        &folio::models::resolve_embed(&s.embed_model, &s.models_dir, &mut |m| eprintln!("{m}"))
-            .expect("embedding model"),
-        s.embed_batch,
-    )
-    .expect("embedder");
+    let e = folio::setup::embedder(s, &mut |m| eprintln!("{m}")).expect("embedding model");
     let work = tempfile::tempdir().expect("tempdir");
     let idx_dir = work.path().join("index");
     let opts = IndexOptions::from_settings(s, &e, false);

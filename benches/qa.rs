@@ -131,12 +131,7 @@ fn file_name(path: &str) -> &str {
 }
 
 fn settings(config: Option<&Path>) -> (Dirs, Settings) {
-    let dirs = Dirs::from_system().expect("home directory");
-    let env: Vec<(String, String)> = std::env::vars()
-        .filter(|(k, _)| k.starts_with("FOLIO_"))
-        .collect();
-    let s = Settings::load(&dirs, config, &env).expect("settings");
-    (dirs, s)
+    folio::setup::settings(config).expect("settings")
 }
 
 /// A config file holding `sets` (dotted keys), for the runs of `folio ask`.
@@ -839,10 +834,7 @@ fn main() {
 
     if args.tune || args.no_model {
         let (_, s) = settings(Some(&config));
-        let dir =
-            folio::models::resolve_embed(&s.embed_model, &s.models_dir, &mut |m| eprintln!("{m}"))
-                .expect("embedding model");
-        let e = Embedder::load(&dir, s.embed_batch).expect("embedder");
+        let e = folio::setup::embedder(&s, &mut |m| eprintln!("{m}")).expect("embedding model");
         let idx = Index::open_reader(&index).expect("index");
         if args.tune {
             let tune_qs: Vec<&Question> = all.iter().filter(|q| q.split == "tune").collect();

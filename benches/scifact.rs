@@ -10,14 +10,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use folio::config::{Dirs, Settings};
+use folio::config::Settings;
 use folio::embed::Embedder;
 use folio::eval::{Beir, ModeScores, percentile, score_mode};
 use folio::index::Index;
 use folio::index::search::{Retrievers, SearchOptions};
 use folio::index::vectors::{VectorRow, Vectors};
-use folio::ingest::chunk::ChunkOptions;
-use folio::pipeline::{IndexOptions, Quiet, RunReport, index_documents};
+use folio::pipeline::{IndexOptions, Quiet, RunReport};
 use serde_json::json;
 
 struct Args {
@@ -79,32 +78,11 @@ fn mib(b: Option<u64>) -> f64 {
     b.unwrap_or(0) as f64 / (1 << 20) as f64
 }
 
-fn settings() -> (Dirs, Settings) {
-    let dirs = Dirs::from_system().expect("home directory");
-    let env: Vec<(String, String)> = std::env::vars()
-        .filter(|(k, _)| k.starts_with("FOLIO_"))
-        .collect();
-    let s = Settings::load(&dirs, None, &env).expect("settings");
-    (dirs, s)
+fn settings() -> Settings {
+    folio::setup::settings(None).expect("settings").1
 }
 
-fn options(s: &Settings, e: &Embedder, whole: bool) -> IndexOptions {
-    IndexOptions {
-        follow_links: false,
-        retry_failed: false,
-        max_bytes: u64::MAX,
-        batch_files: s.batch_files,
-        batch_chunks: 1024,
-        chunk: ChunkOptions {
-            target: s.chunk_tokens,
-            max: e.content_budget(),
-            overlap: s.chunk_overlap,
-        },
-        whole,
-        ann_threshold: s.ann_threshold,
-    }
-}
-
+/// Indexes the corpus into `dir` the way `folio eval` does.
 fn index_corpus(
     dir: &Path,
     data: &Path,
@@ -113,18 +91,8 @@ fn index_corpus(
     split: &str,
 ) -> RunReport {
     let mut idx = Index::open_writer(dir, e.info(), &opts.chunking(), false).expect("index");
-    let beir = Beir::load(data, split).expect("BEIR set");
-    let root = std::fs::canonicalize(data.join("corpus.jsonl")).expect("corpus");
-    index_documents(
-        &mut idx,
-        e,
-        &root.to_string_lossy(),
-        beir.corpus,
-        1,
-        opts,
-        &mut Quiet,
-    )
-    .expect("indexing")
+    let mut beir = Beir::load(data, split).expect("BEIR set");
+    folio::eval::index_corpus(&mut idx, e, data, &mut beir, opts, &mut Quiet).expect("indexing")
 }
 
 fn scores(dir: &Path, data: &Path, e: &Embedder, s: &Settings, split: &str) -> Vec<ModeScores> {
@@ -252,7 +220,7 @@ fn embed_throughput(
     let secs = t0.elapsed().as_secs_f64();
     let ours = json!({"engine": "folio-int8", "docs": docs, "seconds": secs,
         "docs_per_s": docs as f64 / secs, "tokens_per_s": tokens as f64 / secs});
-    let tok = folio::models::model_dir(&folio::models::MINILM, &settings().1.models_dir)
+    let tok = folio::models::model_dir(&folio::models::MINILM, &settings().models_dir)
         .join("tokenizer.json");
     let script = Path::new("../shared/tools/ort-embed-bench.py");
     let out = Command::new("python3")
@@ -285,11 +253,8 @@ fn embed_throughput(
 
 fn main() {
     let Some(args) = parse_args() else { return };
-    let (_dirs, s) = settings();
-    let model_dir =
-        folio::models::resolve_embed(&s.embed_model, &s.models_dir, &mut |m| eprintln!("{m}"))
-            .expect("embedding model");
-    let e = Embedder::load(&model_dir, s.embed_batch).expect("embedder");
+    let s = settings();
+    let e = folio::setup::embedder(&s, &mut |m| eprintln!("{m}")).expect("embedding model");
     let work = tempfile::tempdir().expect("tempdir");
     let mut report = serde_json::Map::new();
     report.insert(
@@ -302,6 +267,9 @@ fn main() {
     );
 
     if args.embed_only {
+        let model_dir =
+            folio::models::resolve_embed(&s.embed_model, &s.models_dir, &mut |m| eprintln!("{m}"))
+                .expect("embedding model");
         let reference = Embedder::load_reference(&model_dir, s.embed_batch).expect("embedder");
         let (f32_ref, _, _) = embed_throughput(&args.data, &reference, args.ort_docs);
         let (ours, ort, err) = embed_throughput(&args.data, &e, args.ort_docs);
@@ -320,7 +288,7 @@ fn main() {
     }
     eprintln!("[1/6] indexing SciFact from scratch...");
     let idx = work.path().join("passages");
-    let opts = options(&s, &e, false);
+    let opts = IndexOptions::from_settings(&s, &e, false);
     reset_peak_rss();
     let t0 = Instant::now();
     let r = index_corpus(&idx, &args.data, &e, &opts, &args.split);
@@ -366,7 +334,7 @@ fn main() {
     if args.mteb {
         eprintln!("[4/6] MTEB layout check (whole documents cut at 256 word pieces)...");
         let whole = work.path().join("whole");
-        let wopts = options(&s, &e, true);
+        let wopts = IndexOptions::from_settings(&s, &e, true);
         index_corpus(&whole, &args.data, &e, &wopts, &args.split);
         let sc = scores(&whole, &args.data, &e, &s, &args.split);
         report.insert("mteb_dense_ndcg10".into(), json!(sc[1].ndcg10));

@@ -7,15 +7,15 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::BufRead;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
 use crate::embed::Embedder;
-use crate::index::Index;
 use crate::index::search::{Retrievers, SearchError, SearchOptions};
-use crate::pipeline::InlineDoc;
+use crate::index::{Chunking, Index, IndexError};
+use crate::pipeline::{IndexOptions, IngestError, InlineDoc, Observer, RunReport};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
@@ -23,6 +23,10 @@ pub enum EvalError {
     Read { path: String, message: String },
     #[error(transparent)]
     Search(#[from] SearchError),
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    #[error(transparent)]
+    Ingest(#[from] IngestError),
 }
 
 fn read_err(path: &Path, e: impl std::fmt::Display) -> EvalError {
@@ -112,6 +116,113 @@ impl Beir {
             qrels,
         })
     }
+}
+
+/// The name of a BEIR set: its folder's name.
+pub fn set_name(dir: &Path) -> String {
+    dir.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "beir".into())
+}
+
+/// The index of one evaluation configuration, under `data_dir`: its own per set, chunking and
+/// model, so that a re-run reuses it and the user's index stays clean.
+pub fn index_dir_for(
+    data_dir: &Path,
+    set: &str,
+    chunking: &Chunking,
+    embed_sha256: &str,
+) -> PathBuf {
+    data_dir.join("eval").join(format!(
+        "{set}-{}-{}-{}-{:.8}",
+        chunking.mode, chunking.target, chunking.overlap, embed_sha256
+    ))
+}
+
+/// Indexes the corpus of the BEIR set in `dir` into `index` through the write pipeline, each
+/// document an inline unit at `.../corpus.jsonl/ID`. The corpus is moved out of `beir`.
+pub fn index_corpus(
+    index: &mut Index,
+    embedder: &Embedder,
+    dir: &Path,
+    beir: &mut Beir,
+    opts: &IndexOptions,
+    observer: &mut dyn Observer,
+) -> Result<RunReport, EvalError> {
+    let file = dir.join("corpus.jsonl");
+    let root = std::fs::canonicalize(&file).map_err(|e| read_err(&file, e))?;
+    let mtime = std::fs::metadata(&root)
+        .map(|m| crate::fsutil::mtime_nanos(&m))
+        .unwrap_or(0);
+    let corpus = std::mem::take(&mut beir.corpus);
+    Ok(crate::pipeline::index_documents(
+        index,
+        embedder,
+        &root.to_string_lossy(),
+        corpus,
+        mtime,
+        opts,
+        observer,
+    )?)
+}
+
+/// What one evaluation covers.
+pub struct EvalRequest<'a> {
+    /// The BEIR folder.
+    pub dir: &'a Path,
+    pub split: &'a str,
+    pub index_dir: &'a Path,
+    pub modes: &'a [Retrievers],
+    /// Also calibrate the relevance gate on the split's queries.
+    pub calibrate: bool,
+}
+
+/// What `folio eval` measured.
+pub struct Evaluation {
+    pub documents: usize,
+    pub passages: u64,
+    pub index_seconds: f64,
+    pub run: RunReport,
+    pub scores: Vec<ModeScores>,
+    pub calibration: Option<Calibration>,
+}
+
+/// Indexes the set's corpus (only what changed since the last run into the same index), then
+/// scores each mode on the split's judged queries with `base`'s search settings. `observer`
+/// hears the indexing run and a note before each mode.
+pub fn evaluate(
+    req: &EvalRequest,
+    embedder: &Embedder,
+    opts: &IndexOptions,
+    base: &SearchOptions,
+    observer: &mut dyn Observer,
+) -> Result<Evaluation, EvalError> {
+    let mut beir = Beir::load(req.dir, req.split)?;
+    let documents = beir.corpus.len();
+    let mut index = Index::open_writer(req.index_dir, embedder.info(), &opts.chunking(), false)?;
+    let t0 = Instant::now();
+    let run = index_corpus(&mut index, embedder, req.dir, &mut beir, opts, observer)?;
+    let index_seconds = t0.elapsed().as_secs_f64();
+    drop(index);
+    let index = Index::open_reader(req.index_dir)?;
+    let mut scores = Vec::new();
+    for mode in req.modes {
+        observer.note(&format!("scoring {}", mode.name()));
+        scores.push(score_mode(&index, embedder, &beir, base, *mode)?);
+    }
+    let calibration = if req.calibrate {
+        Some(calibrate_relevance(&index, embedder, &beir)?)
+    } else {
+        None
+    };
+    Ok(Evaluation {
+        documents,
+        passages: index.manifest().chunk_count(),
+        index_seconds,
+        run,
+        scores,
+        calibration,
+    })
 }
 
 /// nDCG@k with linear gains (trec_eval's `ndcg_cut`): DCG of the ranking over the DCG of the

@@ -184,6 +184,14 @@ pub fn human_bytes(n: u64) -> String {
     }
 }
 
+/// Seconds since the Unix epoch (0 on a clock set before it).
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
 /// Modification time of `meta` in nanoseconds since the epoch (0 if unknown).
 pub fn mtime_nanos(meta: &std::fs::Metadata) -> i64 {
     meta.modified()

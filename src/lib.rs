@@ -18,6 +18,7 @@ pub mod llm;
 pub mod models;
 pub mod pipeline;
 pub mod quant;
+pub mod setup;
 pub mod simd;
 pub mod snippet;
 pub mod tui;

@@ -1,5 +1,5 @@
 //! The `folio` command: argument parsing, logging set-up and error reporting. The commands
-//! themselves live in `cli.rs`, on top of the library.
+//! themselves live in `cli/`, one file each, on top of the library.
 
 mod cli;
 

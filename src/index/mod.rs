@@ -188,13 +188,6 @@ fn file_stamp(p: &Path) -> Option<(std::time::SystemTime, u64)> {
     Some((m.modified().ok()?, m.len()))
 }
 
-fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 fn read_meta(dir: &Path) -> Result<Option<Meta>, IndexError> {
     let p = dir.join(MARKER);
     match std::fs::read(&p) {
@@ -272,7 +265,7 @@ impl Index {
             format_version: FORMAT_VERSION,
             embed: embed.clone(),
             chunking: chunking.clone(),
-            created: now_secs(),
+            created: crate::fsutil::now_secs(),
         };
         // The marker is written last, once both stores exist: a folder with a marker is
         // always an index that opens, whenever a crash comes.

@@ -25,6 +25,17 @@ pub enum Retrievers {
     Hybrid,
 }
 
+impl Retrievers {
+    /// The name `--mode` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Retrievers::Bm25 => "bm25",
+            Retrievers::Dense => "dense",
+            Retrievers::Hybrid => "hybrid",
+        }
+    }
+}
+
 impl FromStr for Retrievers {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {

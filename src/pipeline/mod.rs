@@ -148,10 +148,7 @@ pub struct RunReport {
 impl RunReport {
     fn summary(&self) -> RunSummary {
         RunSummary {
-            finished: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0),
+            finished: crate::fsutil::now_secs(),
             seconds: self.seconds,
             indexed: self.indexed,
             unchanged: self.unchanged,

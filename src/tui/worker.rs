@@ -19,7 +19,6 @@ use crate::index::search::{Filter, Passage, Retrievers, SearchOptions};
 use crate::index::{Index, IndexError, read_manifest};
 use crate::ingest::pdf::{PdfExtractor, pages_to_units};
 use crate::ingest::{Kind, Unit, extract::extract_bytes};
-use crate::llm::Llm;
 use crate::pipeline::IndexOptions;
 use crate::watch::{WatchEvent, WatchOptions, Watcher};
 
@@ -30,8 +29,6 @@ pub struct Setup {
     pub roots: Vec<PathBuf>,
     /// The user's prompt overrides.
     pub prompts_dir: Option<PathBuf>,
-    /// The `folio` binary, for the PDF worker process.
-    pub exe: Option<PathBuf>,
 }
 
 enum Request {
@@ -132,10 +129,7 @@ pub fn start(setup: Setup, events: Sender<WorkerEvent>) -> Workers {
     let (preview_tx, preview_rx) = channel();
     let cancel = Arc::new(AtomicBool::new(false));
     let cancelled_upto = Arc::new(AtomicU64::new(0));
-    let pdf = PdfExtractor::new(
-        setup.exe.clone(),
-        Duration::from_secs(setup.settings.pdf_timeout_secs),
-    );
+    let pdf = crate::setup::pdf_extractor(&setup.settings);
     {
         let events = events.clone();
         std::thread::spawn(move || serve_previews(&pdf, preview_rx, events));
@@ -214,14 +208,11 @@ fn load_and_serve(
     send(WorkerEvent::Model(ModelState::Loading(
         "the embedding model".into(),
     )));
-    let embedder = match crate::models::resolve_embed(&s.embed_model, &s.models_dir, &mut |_| {})
-        .map_err(|e| crate::error_chain(&e))
-        .and_then(|d| Embedder::load(&d, s.embed_batch).map_err(|e| crate::error_chain(&e)))
-    {
+    let embedder = match crate::setup::embedder(s, &mut |_| {}) {
         Ok(e) => Arc::new(e),
-        Err(why) => {
-            send(WorkerEvent::Model(ModelState::Failed(format!(
-                "embedding model: {why}"
+        Err(e) => {
+            send(WorkerEvent::Model(ModelState::Failed(crate::error_chain(
+                &e,
             ))));
             return;
         }
@@ -232,18 +223,13 @@ fn load_and_serve(
     let opts = IndexOptions::from_settings(s, &embedder, false);
     let mut base = IndexStatus::default();
     match Index::open_writer(&index_dir, embedder.info(), &opts.chunking(), false) {
-        Ok(idx) => {
-            let roots: Vec<PathBuf> = if setup.roots.is_empty() {
-                idx.manifest().root_paths()
-            } else {
-                setup.roots.clone()
-            };
-            if roots.is_empty() {
-                base.error = Some("no folders: start with `folio tui DIR...`".into());
+        Ok(idx) => match crate::setup::roots(&setup.roots, &idx, "tui") {
+            Err(e) => {
+                base.error = Some(crate::error_chain(&e));
                 send(WorkerEvent::Index(status_from(idx.manifest(), &base)));
-            } else {
-                let pdf =
-                    PdfExtractor::new(setup.exe.clone(), Duration::from_secs(s.pdf_timeout_secs));
+            }
+            Ok(roots) => {
+                let pdf = crate::setup::pdf_extractor(s);
                 match Watcher::start(idx, embedder.clone(), pdf, WatchOptions::new(roots, opts)) {
                     Ok((w, rx)) => {
                         if let Ok(mut slot) = watcher_slot.lock() {
@@ -259,7 +245,7 @@ fn load_and_serve(
                     }
                 }
             }
-        }
+        },
         Err(IndexError::Locked { holder, .. }) => {
             if !setup.roots.is_empty() {
                 send(WorkerEvent::Notice(format!(
@@ -293,9 +279,7 @@ fn load_and_serve(
         .filter(|_| s.llm != "default")
         .unwrap_or_else(|| "SmolLM2-135M-Instruct".into());
     send(WorkerEvent::Model(ModelState::Loading(llm_name.clone())));
-    let llm = crate::models::resolve_llm(&s.llm, &s.models_dir, &mut |_| {})
-        .map_err(|e| crate::error_chain(&e))
-        .and_then(|p| Llm::load_with(&p, s.requantize).map_err(|e| crate::error_chain(&e)));
+    let llm = crate::setup::llm(s, &mut |_| {}).map_err(|e| crate::error_chain(&e));
     let mut llm = match llm {
         Ok(l) => {
             let shown = if l.info().base_model {

@@ -1254,6 +1254,10 @@ fn wrapped_failures_say_each_cause_once() {
         None,
     );
     assert!(indexed.status.success());
+    assert_eq!(
+        stderr(&["index", "--index", &format!("{b}/fresh")]),
+        "error: no folders given and the index has no roots yet: folio index DIR...\n"
+    );
 
     let bad = format!("{b}/bad.gguf");
     fs::write(&bad, "not a model").unwrap();

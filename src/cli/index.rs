@@ -1,0 +1,47 @@
+//! `folio index`: one run of the write pipeline over folders.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Args;
+
+use folio::config::Settings;
+use folio::index::Index;
+use folio::pipeline::{self, IndexOptions};
+
+use super::load_embedder;
+use super::render::{Bar, ReportJson, print_report};
+
+#[derive(Args, Debug)]
+pub struct IndexArgs {
+    /// Folders to index (default: the index's remembered roots).
+    pub dirs: Vec<PathBuf>,
+    /// Re-embed everything (after changing the embedding model).
+    #[arg(long)]
+    pub reembed: bool,
+    /// Read again the files that failed before, even if they have not changed.
+    #[arg(long)]
+    pub retry_failed: bool,
+    /// Print the run's report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub(super) fn run(s: &Settings, a: IndexArgs) -> Result<ExitCode> {
+    let embedder = load_embedder(s)?;
+    let mut opts = IndexOptions::from_settings(s, &embedder, false);
+    opts.retry_failed = a.retry_failed;
+    let mut idx = Index::open_writer(&s.index_dir, embedder.info(), &opts.chunking(), a.reembed)?;
+    let roots = folio::setup::roots(&a.dirs, &idx, "index")?;
+    let pdf = folio::setup::pdf_extractor(s);
+    let mut bar = Bar::new(!a.json);
+    let report = pipeline::index_folders(&mut idx, &embedder, &pdf, &roots, &opts, &mut bar)?;
+    bar.bar.finish_and_clear();
+    if a.json {
+        println!("{}", serde_json::to_string(&ReportJson::from(&report))?);
+    } else {
+        print_report(&report, &s.index_dir);
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,186 @@
+//! The `folio` subcommands, one file each: each turns flags into settings, calls the library
+//! (through [`folio::setup`] for what every front end loads the same way), and prints for
+//! people or, with `--json`, for scripts (JSON only on stdout). [`render`] holds what several
+//! commands print.
+
+mod ask;
+mod config;
+mod eval;
+mod index;
+mod models;
+mod render;
+mod search;
+mod status;
+mod tui;
+mod watch;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Result;
+use clap::Args;
+
+use folio::config::{Dirs, Origin, Settings};
+use folio::embed::Embedder;
+use folio::fsutil::create_private_dir;
+use folio::index::search::Filter;
+
+pub use ask::AskArgs;
+pub use config::ConfigArgs;
+pub use eval::EvalArgs;
+pub use index::IndexArgs;
+pub use models::ModelsArgs;
+pub use render::terminal_safe;
+pub use search::SearchArgs;
+pub use status::StatusArgs;
+pub use tui::TuiArgs;
+pub use watch::WatchArgs;
+
+use crate::{Cli, Command, Global};
+
+/// A query or question: blank text is a usage error, not something to search for.
+fn non_empty(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        Err("it is empty".into())
+    } else {
+        Ok(s.to_string())
+    }
+}
+
+/// A count from 1 to `MAX`.
+fn count<const MAX: usize>(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if (1..=MAX).contains(&n) => Ok(n),
+        _ => Err(format!("expected a whole number from 1 to {MAX}")),
+    }
+}
+
+/// The filters `search` and `ask` share.
+#[derive(Args, Debug, Default)]
+pub struct FilterArgs {
+    /// Only files whose absolute path matches this glob.
+    #[arg(long, value_name = "GLOB")]
+    pub path: Option<String>,
+    /// Only files with this extension (repeatable).
+    #[arg(long, value_name = "EXT")]
+    pub ext: Vec<String>,
+}
+
+impl FilterArgs {
+    fn filter(&self) -> Filter {
+        Filter {
+            path_glob: self.path.clone(),
+            ext: self.ext.clone(),
+            exclude: Vec::new(),
+        }
+    }
+}
+
+/// Logs go to a file, never to the terminal: `$FOLIO_LOG` or `folio.log` in the data directory.
+pub fn init_logging(verbose: bool) {
+    let path = std::env::var_os("FOLIO_LOG")
+        .map(PathBuf::from)
+        .or_else(|| Dirs::from_system().ok().map(|d| d.data.join("folio.log")));
+    let Some(path) = path else { return };
+    if let Some(parent) = path.parent() {
+        let _ = create_private_dir(parent);
+    }
+    let Ok(file) = folio::fsutil::open_private_append(&path) else {
+        return;
+    };
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("FOLIO_LOG_LEVEL").unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new(if verbose {
+                "folio=debug,warn"
+            } else {
+                "folio=info,warn"
+            })
+        });
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_writer(std::sync::Mutex::new(file))
+        .try_init();
+}
+
+/// The settings, with the global flags on top.
+fn settings(g: &Global) -> Result<(Dirs, Settings)> {
+    let (dirs, mut s) = folio::setup::settings(g.config.as_deref())?;
+    if let Some(i) = &g.index {
+        s.set("index.dir", &i.to_string_lossy(), Origin::Flag)?;
+    }
+    if let Some(m) = &g.embed_model {
+        s.set("models.embed", &m.to_string_lossy(), Origin::Flag)?;
+    }
+    if let Some(m) = &g.llm {
+        s.set("models.llm", &m.to_string_lossy(), Origin::Flag)?;
+    }
+    Ok((dirs, s))
+}
+
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    let (dirs, mut s) = settings(&cli.global)?;
+    match cli.command.unwrap_or(Command::Tui(TuiArgs::default())) {
+        Command::Tui(a) => tui::run(&dirs, &s, a),
+        Command::Index(a) => index::run(&s, a),
+        Command::Watch(a) => watch::run(&s, a),
+        Command::Status(a) => status::run(&s, a),
+        Command::Search(a) => {
+            if let Some(k) = a.k {
+                s.set("search.k", &k.to_string(), Origin::Flag)?;
+            }
+            search::run(&s, a)
+        }
+        Command::Ask(a) => {
+            let flags: [(&str, Option<String>); 6] = [
+                ("answer.passages", a.k.map(|v| v.to_string())),
+                ("generate.temperature", a.temperature.map(|v| v.to_string())),
+                ("generate.top_p", a.top_p.map(|v| v.to_string())),
+                ("generate.seed", a.seed.map(|v| v.to_string())),
+                (
+                    "generate.repeat_penalty",
+                    a.repeat_penalty.map(|v| v.to_string()),
+                ),
+                ("generate.max_tokens", a.max_tokens.map(|v| v.to_string())),
+            ];
+            for (key, v) in flags {
+                if let Some(v) = v {
+                    s.set(key, &v, Origin::Flag)?;
+                }
+            }
+            ask::run(&dirs, &s, a)
+        }
+        Command::Eval(a) => eval::run(&dirs, &s, a),
+        Command::Models(a) => models::run(&s, a),
+        Command::Config(a) => config::run(&s, a),
+        Command::PdfWorker => Ok(ExitCode::SUCCESS),
+    }
+}
+
+fn note(msg: &str) {
+    eprintln!("folio: {}", terminal_safe(msg));
+}
+
+fn load_embedder(s: &Settings) -> Result<Embedder> {
+    Ok(folio::setup::embedder(s, &mut |m| note(m))?)
+}
+
+/// Where a user's own prompt templates live: `prompts/` beside the config file.
+fn prompts_dir(dirs: &Dirs, s: &Settings) -> Option<PathBuf> {
+    let file = s.config_file.as_ref().unwrap_or(&dirs.config_file);
+    file.parent().map(|d| d.join("prompts"))
+}
+
+/// Set by the first Ctrl-C: `ask` stops generating, `watch` stops after the batch in progress.
+static CANCEL: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_sigint(_: libc::c_int) {
+    // First Ctrl-C stops generation (what was printed stays); a second one ends the process.
+    if CANCEL.swap(true, Ordering::SeqCst) {
+        unsafe {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            libc::raise(libc::SIGINT);
+        }
+    }
+}

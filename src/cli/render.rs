@@ -1,0 +1,252 @@
+//! What several commands print: the indexing progress bar and report, passages with their
+//! highlighted terms, source lines, and text made safe for the terminal.
+
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Result;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+use folio::index::Index;
+use folio::index::manifest::ProblemStatus;
+use folio::index::search::Passage;
+use folio::pipeline::{Observer, Progress, RunReport};
+use folio::snippet::snippet;
+
+use super::note;
+
+/// A progress bar on stderr, drawn only on a terminal.
+pub(super) struct Bar {
+    pub(super) bar: ProgressBar,
+    failed: usize,
+}
+
+impl Bar {
+    pub(super) fn new(visible: bool) -> Bar {
+        let bar = if visible && std::io::stderr().is_terminal() {
+            ProgressBar::new(0)
+        } else {
+            ProgressBar::hidden()
+        };
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} files  {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar.enable_steady_tick(Duration::from_millis(200));
+        Bar { bar, failed: 0 }
+    }
+}
+
+impl Observer for Bar {
+    fn planned(&mut self, total: usize, to_read: usize) {
+        self.bar.set_length(total as u64);
+        tracing::info!(total, to_read, "planned");
+    }
+    fn progress(&mut self, p: &Progress) {
+        self.bar.set_position(p.files_done as u64);
+        let rate = if p.seconds > 0.0 {
+            p.tokens_embedded as f64 / p.seconds
+        } else {
+            0.0
+        };
+        let failed = if self.failed > 0 {
+            format!(", {} failed", self.failed)
+        } else {
+            String::new()
+        };
+        self.bar.set_message(format!(
+            "{} passages, {:.0} tokens/s{failed}",
+            p.chunks_done, rate
+        ));
+    }
+    fn problem(&mut self, path: &str, status: ProblemStatus, reason: &str) {
+        if status == ProblemStatus::Failed {
+            self.failed += 1;
+        }
+        tracing::info!(path, ?status, reason, "file not indexed");
+    }
+    fn note(&mut self, msg: &str) {
+        tracing::info!("{msg}");
+        self.bar.suspend(|| note(msg));
+    }
+}
+
+#[derive(Serialize)]
+pub(super) struct ReportJson<'a> {
+    indexed: usize,
+    unchanged: usize,
+    removed: usize,
+    skipped: Vec<PathReason<'a>>,
+    failed: Vec<PathReason<'a>>,
+    unsupported: usize,
+    chunks_written: usize,
+    chunks_embedded: usize,
+    chunks_reused: usize,
+    tokens_embedded: usize,
+    embed_seconds: f64,
+    seconds: f64,
+}
+
+#[derive(Serialize)]
+struct PathReason<'a> {
+    path: &'a str,
+    reason: &'a str,
+}
+
+impl<'a> From<&'a RunReport> for ReportJson<'a> {
+    fn from(r: &'a RunReport) -> Self {
+        let pr = |v: &'a [(String, String)]| {
+            v.iter()
+                .map(|(p, why)| PathReason {
+                    path: p,
+                    reason: why,
+                })
+                .collect()
+        };
+        ReportJson {
+            indexed: r.indexed,
+            unchanged: r.unchanged,
+            removed: r.removed,
+            skipped: pr(&r.skipped),
+            failed: pr(&r.failed),
+            unsupported: r.unsupported,
+            chunks_written: r.chunks_written,
+            chunks_embedded: r.chunks_embedded,
+            chunks_reused: r.chunks_reused,
+            tokens_embedded: r.tokens_embedded,
+            embed_seconds: r.embed_seconds,
+            seconds: r.seconds,
+        }
+    }
+}
+
+pub(super) fn print_report(r: &RunReport, index_dir: &Path) {
+    let rate = if r.embed_seconds > 0.0 {
+        format!(
+            ", {:.0} tokens/s, {:.1} passages/s",
+            r.tokens_embedded as f64 / r.embed_seconds,
+            r.chunks_embedded as f64 / r.embed_seconds
+        )
+    } else {
+        String::new()
+    };
+    println!(
+        "indexed {} files into {} in {:.1} s: {} passages ({} embedded, {} reused{rate})",
+        r.indexed,
+        terminal_safe(&index_dir.display().to_string()),
+        r.seconds,
+        r.chunks_written,
+        r.chunks_embedded,
+        r.chunks_reused
+    );
+    println!(
+        "unchanged {}, removed {}, skipped {}, failed {}, other file types ignored {}",
+        r.unchanged,
+        r.removed,
+        r.skipped.len(),
+        r.failed.len(),
+        r.unsupported
+    );
+    for (title, list) in [("skipped", &r.skipped), ("failed", &r.failed)] {
+        if !list.is_empty() {
+            println!("{title}:");
+            for (p, why) in list {
+                println!("  {}: {}", terminal_safe(p), one_line(why));
+            }
+        }
+    }
+}
+
+/// `s` on one line, whitespace collapsed, safe to print to a terminal.
+pub(super) fn one_line(s: &str) -> String {
+    terminal_safe(&s.split_whitespace().collect::<Vec<_>>().join(" "))
+}
+
+/// `s` with control characters (escape sequences above all) made visible instead of acted on:
+/// document text and file names must not drive the user's terminal.
+pub fn terminal_safe(s: &str) -> String {
+    folio::fsutil::show_key(s)
+        .chars()
+        .map(|c| match c {
+            '\n' | '\t' => c,
+            c if c.is_control() => char::from_u32(0x2400 + (c as u32 & 0x1f))
+                .filter(|_| (c as u32) < 0x20)
+                .unwrap_or('\u{fffd}'),
+            c => c,
+        })
+        .collect()
+}
+
+pub(super) fn source_line(p: &Passage) -> String {
+    let mut line = display_path(&p.path);
+    if let Some(page) = p.page {
+        line.push_str(&format!(", page {page}"));
+    }
+    if !p.heading.is_empty() {
+        line.push_str(&format!(" § {}", p.heading.join(" > ")));
+    }
+    terminal_safe(&line)
+}
+
+fn display_path(p: &str) -> String {
+    if let Some(home) =
+        directories::BaseDirs::new().map(|b| b.home_dir().to_string_lossy().into_owned())
+        && let Some(rest) = p.strip_prefix(&home)
+        && rest.starts_with('/')
+    {
+        return format!("~{rest}");
+    }
+    p.to_string()
+}
+
+pub(super) fn print_passages(
+    out: &mut impl Write,
+    idx: &Index,
+    query: &str,
+    passages: &[Passage],
+    color: bool,
+) -> Result<()> {
+    if passages.is_empty() {
+        writeln!(out, "no passages match {query:?}")?;
+        return Ok(());
+    }
+    let terms: std::collections::HashSet<String> = idx.bm25().terms(query).into_iter().collect();
+    let (bold, hl, dim, reset) = if color {
+        ("\x1b[1m", "\x1b[1;33m", "\x1b[2m", "\x1b[0m")
+    } else {
+        ("", "", "", "")
+    };
+    for (i, p) in passages.iter().enumerate() {
+        let page = p.page.map(|n| format!("  p.{n}")).unwrap_or_default();
+        let heading = if p.heading.is_empty() {
+            String::new()
+        } else {
+            format!("  § {}", one_line(&p.heading.join(" > ")))
+        };
+        writeln!(
+            out,
+            "{bold}{:>2}.{reset} {dim}{:.4}{reset}  {bold}{}{reset}{page}{heading}",
+            i + 1,
+            p.score,
+            terminal_safe(&display_path(&p.path))
+        )?;
+        let matches = idx.bm25().matches(&p.text, &terms);
+        let mut line = String::from("    ");
+        for seg in snippet(&p.text, &matches, 240) {
+            if seg.highlight {
+                if color {
+                    line.push_str(&format!("{hl}{}{reset}", one_line(&seg.text)));
+                } else {
+                    line.push_str(&format!("[{}]", one_line(&seg.text)));
+                }
+            } else {
+                line.push_str(&terminal_safe(&seg.text));
+            }
+        }
+        writeln!(out, "{line}")?;
+    }
+    Ok(())
+}
