@@ -646,7 +646,7 @@ impl Worker {
         if let Some(index) = self.index.as_mut()
             && let Err(e) = index.compact(self.opts.index.ann_threshold)
         {
-            tracing::warn!(error = %e, "compacting the vector table failed");
+            tracing::warn!(error = %crate::error_chain(&e), "compacting the vector table failed");
         }
     }
 }

@@ -88,10 +88,18 @@ pub struct Manifest {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
-    #[error("{path}: {message}")]
-    Io { path: String, message: String },
-    #[error("{path} is damaged ({message}); move the index away and re-index")]
-    Corrupt { path: String, message: String },
+    #[error("{path}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is damaged; move the index away and re-index")]
+    Corrupt {
+        path: String,
+        #[source]
+        source: serde_json::Error,
+    },
 }
 
 impl Manifest {
@@ -105,26 +113,26 @@ impl Manifest {
 
     pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
         match std::fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| ManifestError::Corrupt {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| ManifestError::Corrupt {
                 path: path.display().to_string(),
-                message: e.to_string(),
+                source,
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Manifest::default()),
-            Err(e) => Err(ManifestError::Io {
+            Err(source) => Err(ManifestError::Io {
                 path: path.display().to_string(),
-                message: e.to_string(),
+                source,
             }),
         }
     }
 
     pub fn save(&self, path: &Path) -> Result<(), ManifestError> {
-        let bytes = serde_json::to_vec(self).map_err(|e| ManifestError::Io {
+        let bytes = serde_json::to_vec(self).map_err(|source| ManifestError::Corrupt {
             path: path.display().to_string(),
-            message: e.to_string(),
+            source,
         })?;
-        crate::fsutil::write_atomic(path, &bytes).map_err(|e| ManifestError::Io {
+        crate::fsutil::write_atomic(path, &bytes).map_err(|source| ManifestError::Io {
             path: path.display().to_string(),
-            message: e.to_string(),
+            source,
         })
     }
 

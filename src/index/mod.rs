@@ -81,14 +81,22 @@ pub enum IndexError {
     Vectors(#[from] vectors::VectorError),
     #[error(transparent)]
     Manifest(#[from] manifest::ManifestError),
-    #[error("{path}: {message}")]
-    Io { path: String, message: String },
+    /// A file of the index could not be read or written; the cause says why.
+    #[error("{path}")]
+    Io {
+        path: String,
+        #[source]
+        source: Cause,
+    },
 }
 
-fn io_err(path: &Path, e: impl std::fmt::Display) -> IndexError {
+/// The typed cause of an [`IndexError::Io`] (an IO or JSON error, or folio's own reason).
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
+fn io_err(path: &Path, e: impl Into<Cause>) -> IndexError {
     IndexError::Io {
         path: path.display().to_string(),
-        message: e.to_string(),
+        source: e.into(),
     }
 }
 
@@ -156,10 +164,10 @@ thread_local! {
 fn reached(step: Step) -> Result<(), IndexError> {
     #[cfg(test)]
     if STOP_AFTER.with(|s| s.get()) == Some(step) {
-        return Err(IndexError::Io {
-            path: "failpoint".into(),
-            message: format!("stopped after {step:?}"),
-        });
+        return Err(io_err(
+            Path::new("failpoint"),
+            format!("stopped after {step:?}"),
+        ));
     }
     let _ = step;
     Ok(())
@@ -627,13 +635,13 @@ fn claim(dir: &Path) -> Result<(), IndexError> {
         for e in entries {
             let name = e.map_err(|e| io_err(dir, e))?.file_name();
             if !BESIDE.iter().any(|b| name == *b) {
-                return Err(IndexError::Io {
-                    path: dir.display().to_string(),
-                    message: format!(
+                return Err(io_err(
+                    dir,
+                    format!(
                         "not a folio index and not empty (it holds {}); give --index a new or empty folder",
                         name.to_string_lossy()
                     ),
-                });
+                ));
             }
         }
     }

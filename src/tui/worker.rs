@@ -117,7 +117,7 @@ impl Workers {
             && let Some(w) = w.take()
             && let Err(e) = w.stop()
         {
-            tracing::warn!(error = %e, "stopping the watcher");
+            tracing::warn!(error = %crate::error_chain(&e), "stopping the watcher");
         }
     }
 }
