@@ -167,6 +167,108 @@ macro_rules! avx2 {
 
 pub(crate) use avx2;
 
+/// Keys per attention tile: the scores of one query against a tile stay in registers.
+pub const KEY_TILE: usize = 32;
+
+/// The scores of one query (`hd` floats) against a tile of keys: `cols` holds, for each
+/// dimension, that dimension of the tile's 32 keys.
+pub fn tile_scores(q: &[f32], cols: &[f32]) -> [f32; KEY_TILE] {
+    #[cfg(target_arch = "x86_64")]
+    if use_avx2() {
+        // SAFETY: the CPU has AVX2 and FMA.
+        return unsafe { x86::tile_scores(q, cols) };
+    }
+    tile_scores_plain(q, cols)
+}
+
+/// [`tile_scores`] in plain Rust: the reference, and the path for CPUs without AVX2.
+pub fn tile_scores_plain(q: &[f32], cols: &[f32]) -> [f32; KEY_TILE] {
+    let mut out = [0f32; KEY_TILE];
+    for (&x, col) in q.iter().zip(cols.chunks_exact(KEY_TILE)) {
+        for (o, &k) in out.iter_mut().zip(col) {
+            *o += x * k;
+        }
+    }
+    out
+}
+
+/// `o += sum_j p[j] * value_j`, value `j` being the `o.len()` floats at `values[j * stride..]`.
+pub fn add_values(o: &mut [f32], p: &[f32], values: &[f32], stride: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if use_avx2() {
+        // SAFETY: the CPU has AVX2 and FMA.
+        return unsafe { x86::add_values(o, p, values, stride) };
+    }
+    add_values_plain(o, p, values, stride)
+}
+
+/// [`add_values`] in plain Rust: the reference, and the path for CPUs without AVX2.
+pub fn add_values_plain(o: &mut [f32], p: &[f32], values: &[f32], stride: usize) {
+    for (j, &w) in p.iter().enumerate() {
+        for (x, &y) in o.iter_mut().zip(&values[j * stride..]) {
+            *x += w * y;
+        }
+    }
+}
+
+/// The two inner products of a tile with AVX2 and FMA, accumulators held in registers: the
+/// compiler keeps plain Rust's in memory (or, with fixed sizes, in scalar registers).
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    use super::KEY_TILE;
+
+    /// [`super::tile_scores`].
+    #[target_feature(enable = "avx2,fma")]
+    pub fn tile_scores(q: &[f32], cols: &[f32]) -> [f32; KEY_TILE] {
+        let mut acc = [_mm256_setzero_ps(); KEY_TILE / 8];
+        for (&x, col) in q.iter().zip(cols.chunks_exact(KEY_TILE)) {
+            let xv = _mm256_set1_ps(x);
+            for (a, c) in acc.iter_mut().zip(col.chunks_exact(8)) {
+                // SAFETY: `c` holds 8 floats.
+                let k = unsafe { _mm256_loadu_ps(c.as_ptr()) };
+                *a = _mm256_fmadd_ps(xv, k, *a);
+            }
+        }
+        let mut out = [0f32; KEY_TILE];
+        for (o, a) in out.chunks_exact_mut(8).zip(&acc) {
+            // SAFETY: `o` holds 8 floats.
+            unsafe { _mm256_storeu_ps(o.as_mut_ptr(), *a) };
+        }
+        out
+    }
+
+    /// [`super::add_values`]: 32 outputs at a time, held in registers while the values stream
+    /// past; the rest (head sizes not a multiple of 32) in plain Rust.
+    #[target_feature(enable = "avx2,fma")]
+    pub fn add_values(o: &mut [f32], p: &[f32], values: &[f32], stride: usize) {
+        let done = o.len() / 32 * 32;
+        for (c, chunk) in o[..done].chunks_exact_mut(32).enumerate() {
+            let mut acc = [_mm256_setzero_ps(); 4];
+            for (a, x) in acc.iter_mut().zip(chunk.chunks_exact(8)) {
+                // SAFETY: `x` holds 8 floats.
+                *a = unsafe { _mm256_loadu_ps(x.as_ptr()) };
+            }
+            for (j, &w) in p.iter().enumerate() {
+                let wv = _mm256_set1_ps(w);
+                let v = &values[j * stride + c * 32..][..32];
+                for (a, v) in acc.iter_mut().zip(v.chunks_exact(8)) {
+                    // SAFETY: `v` holds 8 floats.
+                    *a = _mm256_fmadd_ps(wv, unsafe { _mm256_loadu_ps(v.as_ptr()) }, *a);
+                }
+            }
+            for (x, a) in chunk.chunks_exact_mut(8).zip(&acc) {
+                // SAFETY: `x` holds 8 floats.
+                unsafe { _mm256_storeu_ps(x.as_mut_ptr(), *a) };
+            }
+        }
+        if done < o.len() {
+            super::add_values_plain(&mut o[done..], p, &values[done..], stride);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     avx2! {
@@ -194,5 +296,48 @@ mod tests {
         let b: Vec<f32> = (0..1000).map(|i| (i as f32 * 0.11).cos()).collect();
         let plain: f64 = a.iter().zip(&b).map(|(x, y)| *x as f64 * *y as f64).sum();
         assert!((dot(&a, &b) as f64 - plain).abs() < 1e-3);
+    }
+
+    #[test]
+    fn simd_tile_products_match_plain_rust() {
+        if !super::use_avx2() {
+            return;
+        }
+        for hd in [3usize, 8, 17, 32, 64, 96, 128] {
+            let q = random(hd, hd as u64);
+            let cols = random(hd * super::KEY_TILE, 7);
+            let want = super::tile_scores_plain(&q, &cols);
+            // SAFETY: the CPU has AVX2 and FMA (checked above).
+            let got = unsafe { super::x86::tile_scores(&q, &cols) };
+            for (g, w) in got.iter().zip(&want) {
+                assert!((g - w).abs() <= 1e-5 * (1.0 + w.abs()), "scores, hd {hd}");
+            }
+            let stride = hd + 5;
+            for keys in [0usize, 1, 7, 32] {
+                let p = random(keys, 3);
+                let values = random(keys * stride + hd, 4);
+                let (mut want, mut got) = (random(hd, 5), random(hd, 5));
+                super::add_values_plain(&mut want, &p, &values, stride);
+                // SAFETY: as above.
+                unsafe { super::x86::add_values(&mut got, &p, &values, stride) };
+                for (g, w) in got.iter().zip(&want) {
+                    assert!((g - w).abs() <= 1e-5 * (1.0 + w.abs()), "values, hd {hd}");
+                }
+            }
+        }
+    }
+
+    fn random(n: usize, seed: u64) -> Vec<f32> {
+        let mut x = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (0..n)
+            .map(|_| {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((x >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect()
     }
 }

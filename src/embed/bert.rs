@@ -233,43 +233,48 @@ crate::simd::avx2! {
     /// # Safety
     /// `out` holds the text's rows and no other thread writes this head's columns of them.
     unsafe fn attend_head(h: &Head, scratch: &mut Scratch, out: *mut f32) {
+        use crate::simd::{KEY_TILE, add_values, tile_scores};
         let (kt, vs, scores) = scratch;
         let (hd, len, width) = (h.hd, h.len, 3 * h.hidden);
         let row = |i: usize, part: usize| {
             let at = (h.start + i) * width + part * h.hidden + h.head * hd;
             &h.qkv[at..at + hd]
         };
+        // Keys in tiles of KEY_TILE, each tile transposed (every dimension's keys side by
+        // side, the last tile padded with zero keys), so that a query's scores against a tile
+        // are accumulated in registers.
+        let tiles = len.div_ceil(KEY_TILE);
+        let tile = hd * KEY_TILE;
         kt.clear();
-        kt.resize(hd * len, 0.0);
+        kt.resize(tiles * tile, 0.0);
         vs.clear();
         for j in 0..len {
+            let at = (j / KEY_TILE) * tile + j % KEY_TILE;
             for (d, &x) in row(j, 1).iter().enumerate() {
-                kt[d * len + j] = x;
+                kt[at + d * KEY_TILE] = x;
             }
             vs.extend_from_slice(row(j, 2));
         }
+        scores.clear();
+        scores.resize(tiles * KEY_TILE + hd, 0.0);
+        let (scores, q) = scores.split_at_mut(tiles * KEY_TILE);
         for i in 0..len {
-            scores.clear();
-            scores.resize(len, 0.0);
-            for (d, &x) in row(i, 0).iter().enumerate() {
-                let x = x * h.scale;
-                for (s, &k) in scores.iter_mut().zip(&kt[d * len..(d + 1) * len]) {
-                    *s += x * k;
-                }
+            for (s, &x) in q.iter_mut().zip(row(i, 0)) {
+                *s = x * h.scale;
             }
-            let max = scores.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
-            scores.iter_mut().for_each(|x| *x = crate::simd::exp(*x - max));
-            let inv = 1.0 / scores.iter().sum::<f32>();
+            for (t, keys) in kt.chunks_exact(tile).enumerate() {
+                scores[t * KEY_TILE..][..KEY_TILE].copy_from_slice(&tile_scores(q, keys));
+            }
+            let p = &mut scores[..len];
+            let max = p.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+            p.iter_mut().for_each(|x| *x = crate::simd::exp(*x - max));
+            let inv = 1.0 / p.iter().sum::<f32>();
+            p.iter_mut().for_each(|x| *x *= inv);
             // SAFETY: the caller's contract.
             let o = unsafe {
                 std::slice::from_raw_parts_mut(out.add((h.start + i) * h.hidden + h.head * hd), hd)
             };
-            for (&p, v) in scores.iter().zip(vs.chunks_exact(hd)) {
-                let w = p * inv;
-                for (x, &y) in o.iter_mut().zip(v) {
-                    *x += w * y;
-                }
-            }
+            add_values(o, p, vs, hd);
         }
     }
 }

@@ -350,10 +350,13 @@ fn the_int8_encoder_matches_the_f32_reference() {
         eprintln!("cos {cos}");
         assert!(cos >= 0.999, "{cos} for {:?}", &t[..t.len().min(40)]);
     }
-    // One at a time gives what a mixed batch gives.
+    // One at a time gives what a mixed batch gives: no text leaks into another. Not bit for
+    // bit: a long batch runs the wider 512-bit tiles, which round their float sums in another
+    // order, and a last-bit difference can move an activation to the next int8 step (about
+    // 1e-4 of cosine when it happens); leaking texts cost far more.
     for (t, a) in texts.iter().zip(&ours) {
         let one = embedder().embed(&[t]).unwrap().remove(0);
         let cos: f32 = a.iter().zip(&one).map(|(x, y)| x * y).sum();
-        assert!(cos >= 0.99999, "{cos}");
+        assert!(cos >= 0.9995, "{cos} for {:?}", &t[..t.len().min(40)]);
     }
 }
