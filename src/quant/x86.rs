@@ -112,11 +112,46 @@ macro_rules! kernels {
             /// other thread writes these rows.
             #[target_feature(enable = $features)]
             pub unsafe fn rows(w: &QWeights, a: &Acts, rows: Range<usize>, out: *mut f32) {
-                if w.codes == Codes::Super {
-                    drive_tiles!(tile_super, $rows_per_tile, w, a, rows, out);
-                } else {
-                    drive_tiles!(tile, $rows_per_tile, w, a, rows, out);
+                match w.codes {
+                    // SAFETY: as the caller's.
+                    Codes::Super if a.t >= 4 => unsafe { super_prompt(w, a, rows, out) },
+                    Codes::Super => unsafe { super_decode(w, a, rows, out) },
+                    // SAFETY: as the caller's.
+                    _ => unsafe { blocks(w, a, rows, out) },
                 }
+            }
+
+            /// Rows of the 32-element block layouts (its own function, as [`super_prompt`]).
+            ///
+            /// # Safety
+            /// As for [`rows`].
+            #[inline(never)]
+            #[target_feature(enable = $features)]
+            unsafe fn blocks(w: &QWeights, a: &Acts, rows: Range<usize>, out: *mut f32) {
+                drive_tiles!(tile, $rows_per_tile, w, a, rows, out);
+            }
+
+            /// Super-block rows of a prompt pass: two rows by four tokens keeps the integer
+            /// sums in registers (four rows spilled them: 5 to 10% slower). Its own function,
+            /// so that the register allocation of one tile shape does not disturb the other's.
+            ///
+            /// # Safety
+            /// As for [`rows`].
+            #[inline(never)]
+            #[target_feature(enable = $features)]
+            unsafe fn super_prompt(w: &QWeights, a: &Acts, rows: Range<usize>, out: *mut f32) {
+                drive_tiles!(tile_super, 2, w, a, rows, out);
+            }
+
+            /// Super-block rows while decoding, which streams whole row groups from memory:
+            /// all four rows at once (two rows at a time halved the speed).
+            ///
+            /// # Safety
+            /// As for [`rows`].
+            #[inline(never)]
+            #[target_feature(enable = $features)]
+            unsafe fn super_decode(w: &QWeights, a: &Acts, rows: Range<usize>, out: *mut f32) {
+                drive_tiles!(tile_super, GROUP_ROWS, w, a, rows, out);
             }
 
             /// Tokens `t0..t0 + T` by rows `r0..r0 + R` of GGUF super-blocks (the rows lie in
@@ -258,18 +293,17 @@ macro_rules! kernels {
                             (sc[r], mn[r], dd[r]) = header::<BITS>(base.add(r * rs));
                         });
                         unroll4!(4, j, {
-                            let mut x = [[_mm256_setzero_si256(); 2]; T];
-                            unroll4!(T, i, {
-                                let at = (t0 + i) * k + s * SUPER + j * 64;
-                                x[i][0] = _mm256_lddqu_si256(aq.add(at) as *const __m256i);
-                                x[i][1] = _mm256_lddqu_si256(aq.add(at + 32) as *const __m256i);
-                            });
                             unroll4!(R, r, {
                                 let (v0, v1) = codes::<BITS>(base.add(r * rs), j);
                                 let (s0, s1) = (pick::<BITS>(&sc[r], 2 * j), pick::<BITS>(&sc[r], 2 * j + 1));
                                 unroll4!(T, i, {
-                                    let p0 = _mm256_maddubs_epi16(v0, x[i][0]);
-                                    let p1 = _mm256_maddubs_epi16(v1, x[i][1]);
+                                    // Activations are read again for every row (from L1):
+                                    // holding the tile's in registers spilled the sums.
+                                    let at = (t0 + i) * k + s * SUPER + j * 64;
+                                    let x0 = _mm256_lddqu_si256(aq.add(at) as *const __m256i);
+                                    let x1 = _mm256_lddqu_si256(aq.add(at + 32) as *const __m256i);
+                                    let p0 = _mm256_maddubs_epi16(v0, x0);
+                                    let p1 = _mm256_maddubs_epi16(v1, x1);
                                     isum[r][i] = scaled(isum[r][i], p0, s0);
                                     isum[r][i] = scaled(isum[r][i], p1, s1);
                                 });
