@@ -269,8 +269,27 @@ mod x86 {
     }
 }
 
+/// Deterministic uniform noise in [-1, 1), for the tests of the kernels here and of their
+/// callers.
+#[cfg(test)]
+pub(crate) fn random(n: usize, seed: u64) -> Vec<f32> {
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((x >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
+    use super::random;
+
     avx2! {
         /// A dot product, as the compiler vectorises it.
         fn dot(a: &[f32], b: &[f32]) -> f32 {
@@ -325,19 +344,5 @@ mod tests {
                 }
             }
         }
-    }
-
-    fn random(n: usize, seed: u64) -> Vec<f32> {
-        let mut x = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (0..n)
-            .map(|_| {
-                x = x
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                ((x >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-            })
-            .collect()
     }
 }

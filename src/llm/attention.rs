@@ -436,6 +436,7 @@ pub fn apply_rope(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::simd::random;
     use proptest::prelude::*;
 
     /// The textbook computation: scores for every key, a mask, softmax, weighted values.
@@ -482,20 +483,6 @@ mod tests {
             }
         }
         out
-    }
-
-    fn random(n: usize, seed: u64) -> Vec<f32> {
-        let mut x = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (0..n)
-            .map(|_| {
-                x = x
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                ((x >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-            })
-            .collect()
     }
 
     proptest! {
