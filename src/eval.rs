@@ -19,8 +19,12 @@ use crate::pipeline::{IndexOptions, IngestError, InlineDoc, Observer, RunReport}
 
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
-    #[error("{path}: {message}")]
-    Read { path: String, message: String },
+    #[error("{path}")]
+    Read {
+        path: String,
+        #[source]
+        source: crate::Cause,
+    },
     #[error(transparent)]
     Search(#[from] SearchError),
     #[error(transparent)]
@@ -29,10 +33,10 @@ pub enum EvalError {
     Ingest(#[from] IngestError),
 }
 
-fn read_err(path: &Path, e: impl std::fmt::Display) -> EvalError {
+fn read_err(path: &Path, e: impl Into<crate::Cause>) -> EvalError {
     EvalError::Read {
         path: path.display().to_string(),
-        message: e.to_string(),
+        source: e.into(),
     }
 }
 

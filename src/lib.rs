@@ -24,6 +24,10 @@ pub mod snippet;
 pub mod tui;
 pub mod watch;
 
+/// The typed cause of an error that names a file or folder: an IO, parse or library error, or
+/// folio's own reason as text. Printed through [`error_chain`] after the path.
+pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// An error and its causes, outermost first, joined by ": ", each said once: a cause whose
 /// text the link before it already contains (a library that repeats its source in its own
 /// message) is left out. folio's own wrappers name their context and leave the cause to the

@@ -207,16 +207,20 @@ pub enum ModelError {
         expected: String,
         actual: String,
     },
-    #[error("{path}: {message}")]
-    Io { path: PathBuf, message: String },
+    #[error("{}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: crate::Cause,
+    },
     #[error("model path {path} does not exist ({what})")]
     Missing { path: PathBuf, what: &'static str },
 }
 
-fn io_err(path: &Path, e: impl std::fmt::Display) -> ModelError {
+fn io_err(path: &Path, e: impl Into<crate::Cause>) -> ModelError {
     ModelError::Io {
         path: path.to_path_buf(),
-        message: e.to_string(),
+        source: e.into(),
     }
 }
 
@@ -289,7 +293,7 @@ pub fn is_installed(spec: &ModelSpec, models_dir: &Path) -> bool {
         }
     }
     if hashed && let Err(e) = write_verified(spec, &dir) {
-        tracing::warn!("recording verified model files: {e}");
+        tracing::warn!("recording verified model files: {}", crate::error_chain(&e));
     }
     true
 }

@@ -110,8 +110,12 @@ pub enum WatchEvent {
 
 #[derive(Debug, thiserror::Error)]
 pub enum WatchError {
-    #[error("{path}: {reason}")]
-    Root { path: String, reason: String },
+    #[error("{path}")]
+    Root {
+        path: String,
+        #[source]
+        source: crate::Cause,
+    },
     #[error("could not start the watcher thread: {0}")]
     Thread(String),
     #[error(transparent)]
@@ -144,12 +148,12 @@ impl Watcher {
         for r in &mut opts.roots {
             let c = std::fs::canonicalize(&*r).map_err(|e| WatchError::Root {
                 path: r.display().to_string(),
-                reason: e.to_string(),
+                source: e.into(),
             })?;
             if !c.is_dir() {
                 return Err(WatchError::Root {
                     path: r.display().to_string(),
-                    reason: "not a folder".into(),
+                    source: "not a folder".into(),
                 });
             }
             *r = c;
@@ -321,7 +325,7 @@ impl Worker {
         self.backend = None;
         self.index = None;
         self.send(WatchEvent::Stopped {
-            error: result.as_ref().err().map(ToString::to_string),
+            error: result.as_ref().err().map(|e| crate::error_chain(e)),
         });
         result
     }
@@ -450,7 +454,7 @@ impl Worker {
         };
         let root_err = |root: &Path, e: notify::Error| WatchError::Root {
             path: root.display().to_string(),
-            reason: e.to_string(),
+            source: e.into(),
         };
         let first = self.opts.roots.first().cloned().unwrap_or_default();
         let mut backend = match poll {

@@ -705,7 +705,7 @@ pub fn ask(
             // The evidence stands without the model.
             let outcome = decide(&signals, false, &opts.thresholds);
             let mut a = Answer::empty(question, signals.relevance, timings);
-            a.reason = Reason::ModelFailed(e.to_string());
+            a.reason = Reason::ModelFailed(crate::error_chain(&e));
             lead(&mut a, outcome, ev, passages, signals, opts.lead_spans);
             a.indexing = opts.indexing;
             a.timings.total_ms = ms(t0);

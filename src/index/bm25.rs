@@ -30,8 +30,12 @@ const WRITER_HEAP: usize = 64 << 20;
 pub enum Bm25Error {
     #[error("BM25 index")]
     Tantivy(#[from] tantivy::TantivyError),
-    #[error("BM25 index at {path}: {message}")]
-    Open { path: String, message: String },
+    #[error("BM25 index at {path}")]
+    Open {
+        path: String,
+        #[source]
+        source: crate::Cause,
+    },
     #[error("BM25 store")]
     Io(#[from] std::io::Error),
     #[error("BM25 index was opened read-only")]
@@ -147,17 +151,19 @@ fn name_words(path: &str) -> String {
 impl Bm25 {
     /// Opens the index in `dir`, creating it if absent. With `write`, also takes a writer.
     pub fn open(dir: &Path, write: bool) -> Result<Bm25, Bm25Error> {
-        let open_err = |e: &dyn std::fmt::Display| Bm25Error::Open {
+        let open_err = |e: crate::Cause| Bm25Error::Open {
             path: dir.display().to_string(),
-            message: e.to_string(),
+            source: e,
         };
         let index = if dir.join("meta.json").exists() {
             Index::open_in_dir(dir)?
         } else if write {
-            crate::fsutil::create_private_dir(dir).map_err(|e| open_err(&e))?;
+            crate::fsutil::create_private_dir(dir).map_err(|e| open_err(e.into()))?;
             Index::create_in_dir(dir, schema())?
         } else {
-            return Err(open_err(&"no index here yet (run `folio index DIR` first)"));
+            return Err(open_err(
+                "no index here yet (run `folio index DIR` first)".into(),
+            ));
         };
         index.tokenizers().register(ANALYZER, analyzer());
         let f = fields(&index.schema())?;

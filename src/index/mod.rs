@@ -86,14 +86,11 @@ pub enum IndexError {
     Io {
         path: String,
         #[source]
-        source: Cause,
+        source: crate::Cause,
     },
 }
 
-/// The typed cause of an [`IndexError::Io`] (an IO or JSON error, or folio's own reason).
-pub type Cause = Box<dyn std::error::Error + Send + Sync>;
-
-fn io_err(path: &Path, e: impl Into<Cause>) -> IndexError {
+fn io_err(path: &Path, e: impl Into<crate::Cause>) -> IndexError {
     IndexError::Io {
         path: path.display().to_string(),
         source: e.into(),

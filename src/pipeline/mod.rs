@@ -163,8 +163,12 @@ impl RunReport {
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
-    #[error("cannot index {path}: {reason}")]
-    Root { path: String, reason: String },
+    #[error("cannot index {path}")]
+    Root {
+        path: String,
+        #[source]
+        source: crate::Cause,
+    },
     #[error(transparent)]
     Index(#[from] IndexError),
     #[error(transparent)]
@@ -219,12 +223,12 @@ pub fn index_folders(
     for r in roots {
         let c = std::fs::canonicalize(r).map_err(|e| IngestError::Root {
             path: r.display().to_string(),
-            reason: e.to_string(),
+            source: e.into(),
         })?;
         if !c.is_dir() {
             return Err(IngestError::Root {
                 path: r.display().to_string(),
-                reason: "not a folder".into(),
+                source: "not a folder".into(),
             });
         }
         canon.push(c);
