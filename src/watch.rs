@@ -146,17 +146,10 @@ impl Watcher {
         mut opts: WatchOptions,
     ) -> Result<(Watcher, Receiver<WatchEvent>), WatchError> {
         for r in &mut opts.roots {
-            let c = std::fs::canonicalize(&*r).map_err(|e| WatchError::Root {
+            *r = crate::ingest::walk::canonical_folder(r).map_err(|source| WatchError::Root {
                 path: r.display().to_string(),
-                source: e.into(),
+                source,
             })?;
-            if !c.is_dir() {
-                return Err(WatchError::Root {
-                    path: r.display().to_string(),
-                    source: "not a folder".into(),
-                });
-            }
-            *r = c;
         }
         // A root inside another is followed (and scanned) once, as part of it.
         opts.roots = crate::ingest::walk::fold_roots(std::mem::take(&mut opts.roots)).0;

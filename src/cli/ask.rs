@@ -1,6 +1,6 @@
 //! `folio ask`: evidence first, then the model's answer, checked against its citations.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -55,7 +55,7 @@ pub(super) fn run(dirs: &Dirs, s: &Settings, a: AskArgs) -> Result<ExitCode> {
     unsafe {
         libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t);
     }
-    let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let color = super::render::color();
     let (bold, dim, reset) = if color {
         ("\x1b[1m", "\x1b[2m", "\x1b[0m")
     } else {

@@ -160,6 +160,11 @@ pub(super) fn print_report(r: &RunReport, index_dir: &Path) {
     }
 }
 
+/// Whether stdout takes colours: a terminal, and `NO_COLOR` unset.
+pub(super) fn color() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}
+
 /// `s` on one line, whitespace collapsed, safe to print to a terminal.
 pub(super) fn one_line(s: &str) -> String {
     terminal_safe(&s.split_whitespace().collect::<Vec<_>>().join(" "))

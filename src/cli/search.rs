@@ -1,6 +1,6 @@
 //! `folio search`: passages for a query (or one query per line of stdin).
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, Write};
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -49,7 +49,7 @@ pub(super) fn run(s: &Settings, a: SearchArgs) -> Result<ExitCode> {
     };
     let mut opts = SearchOptions::from_settings(s, a.mode);
     opts.filter = a.filter.filter();
-    let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let color = super::render::color();
     let run_one = |idx: &Index, q: &str| -> Result<()> {
         let passages = idx.search(embedder.as_ref(), q, &opts)?;
         let mut out = std::io::stdout().lock();

@@ -34,6 +34,16 @@ pub struct WalkResult {
 
 pub use crate::fsutil::mtime_nanos;
 
+/// The canonical form of a root folder given by the user; the reason when it is missing,
+/// unreadable or not a folder.
+pub fn canonical_folder(root: &Path) -> Result<PathBuf, crate::Cause> {
+    let c = std::fs::canonicalize(root)?;
+    if !c.is_dir() {
+        return Err("not a folder".into());
+    }
+    Ok(c)
+}
+
 /// Canonical roots with repeats removed and every root inside another one folded into it, in
 /// order; and the folded ones, each with the root that holds it. Walking `d` and `d/sub` both
 /// would read `d/sub`'s files twice.

@@ -219,20 +219,15 @@ pub fn index_folders(
     opts: &IndexOptions,
     observer: &mut dyn Observer,
 ) -> Result<RunReport, IngestError> {
-    let mut canon = Vec::new();
-    for r in roots {
-        let c = std::fs::canonicalize(r).map_err(|e| IngestError::Root {
-            path: r.display().to_string(),
-            source: e.into(),
-        })?;
-        if !c.is_dir() {
-            return Err(IngestError::Root {
+    let canon = roots
+        .iter()
+        .map(|r| {
+            walk::canonical_folder(r).map_err(|source| IngestError::Root {
                 path: r.display().to_string(),
-                source: "not a folder".into(),
-            });
-        }
-        canon.push(c);
-    }
+                source,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let (canon, folded) = walk::fold_roots(canon);
     for (inner, outer) in &folded {
         observer.note(&format!(
