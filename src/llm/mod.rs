@@ -286,8 +286,10 @@ impl Llm {
                 .iter()
                 .try_fold(1u64, |n, &d| n.checked_mul(d as u64));
             let block = t.ggml_dtype.block_size() as u64;
+            // An empty tensor is damage too: candle reads its zero bytes through a misaligned
+            // pointer, which debug builds abort on (a non-unwinding panic).
             let end = elems
-                .filter(|e| block > 0 && e % block == 0)
+                .filter(|&e| e > 0 && block > 0 && e % block == 0)
                 .and_then(|e| (e / block).checked_mul(t.ggml_dtype.type_size() as u64))
                 .and_then(|b| b.checked_add(t.offset))
                 .and_then(|b| b.checked_add(ct.tensor_data_offset));
@@ -318,6 +320,7 @@ impl Llm {
                 arch,
             });
         }
+        shape_numbers_fit(&ct, &arch).map_err(|e| file_err(path, format!("damaged: {e}")))?;
         let context_length = ct
             .metadata
             .get(&format!("{arch}.context_length"))
@@ -695,6 +698,56 @@ impl Llm {
         };
         Ok(sampler.sample(&logits)?)
     }
+}
+
+/// Checks the header's shape numbers against the tensors the file holds. Every backend sizes
+/// vectors and tables by them before it reads a tensor, so a damaged count (a layer count of
+/// 2^31) would abort in the allocator instead of failing on a missing tensor.
+fn shape_numbers_fit(ct: &Content, arch: &str) -> Result<(), String> {
+    let number = |k: &str| {
+        ct.metadata
+            .get(&format!("{arch}.{k}"))
+            .and_then(|v| v.to_u64().ok())
+    };
+    let tensors = ct.tensor_infos.len() as u64;
+    let widest = ct
+        .tensor_infos
+        .values()
+        .flat_map(|t| t.shape.dims().iter().copied())
+        .max()
+        .unwrap_or(0) as u64;
+    // Each layer and each expert has tensors of its own.
+    for k in ["block_count", "expert_count", "expert_used_count"] {
+        if let Some(n) = number(k).filter(|&n| n > tensors) {
+            return Err(format!("{arch}.{k} is {n}, the file has {tensors} tensors"));
+        }
+    }
+    let hidden = number("embedding_length").unwrap_or(0);
+    if hidden > widest {
+        return Err(format!(
+            "{arch}.embedding_length is {hidden}, no tensor is wider than {widest}"
+        ));
+    }
+    if let Some(n) = number("feed_forward_length").filter(|&n| n > widest) {
+        return Err(format!(
+            "{arch}.feed_forward_length is {n}, no tensor is wider than {widest}"
+        ));
+    }
+    // A head, a key or a rotary span is never wider than the model.
+    for k in [
+        "attention.head_count",
+        "attention.head_count_kv",
+        "attention.key_length",
+        "attention.value_length",
+        "rope.dimension_count",
+    ] {
+        if let Some(n) = number(k).filter(|&n| n > hidden) {
+            return Err(format!(
+                "{arch}.{k} is {n}, wider than the model ({hidden})"
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn build<R: Read + Seek>(

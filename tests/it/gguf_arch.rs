@@ -892,8 +892,51 @@ mod mutated {
         })
     }
 
+    /// `bytes` with the `N` bytes that follow `skip` bytes after the first `marker` replaced.
+    fn patched<const N: usize>(marker: &[u8], skip: usize, value: [u8; N]) -> Vec<u8> {
+        let mut b = original().0.clone();
+        let at = b
+            .windows(marker.len())
+            .position(|w| w == marker)
+            .expect("the tiny file holds the marker");
+        let at = at + marker.len() + skip;
+        b[at..at + N].copy_from_slice(&value);
+        b
+    }
+
+    #[test]
+    fn damaged_shapes_are_refused_by_name() {
+        // Both found by CI's proptest runs, and both abort rather than panic: candle reads an
+        // empty tensor through a misaligned pointer (debug builds check), and every backend
+        // reserves a vector by the layer count before it reads a layer.
+        let cases = [
+            // The first dimension (u64) after the number of dimensions (u32).
+            (
+                patched(b"token_embd.weight", 4, 0u64.to_le_bytes()),
+                "token_embd.weight",
+            ),
+            // The value (u32) after its type tag (u32).
+            (
+                patched(b"llama.block_count", 4, u32::MAX.to_le_bytes()),
+                "llama.block_count",
+            ),
+            (
+                patched(b"llama.attention.head_count", 4, 1_000_000u32.to_le_bytes()),
+                "llama.attention.head_count",
+            ),
+        ];
+        let t = tempfile::tempdir().unwrap();
+        for (i, (bytes, name)) in cases.iter().enumerate() {
+            let path = t.path().join(format!("damaged-{i}.gguf"));
+            fs::write(&path, bytes).unwrap();
+            let err = Llm::load(&path).err().expect("a damaged shape is refused");
+            let msg = folio::error_chain(&err);
+            assert!(msg.contains(name) && msg.contains("damaged"), "{msg}");
+        }
+    }
+
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+        #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
 
         #[test]
         fn a_mutated_header_fails_cleanly_or_works(
