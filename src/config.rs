@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::fusion::Fusion;
+
 /// Where a setting's value came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -52,16 +54,6 @@ pub enum ConfigError {
     },
     #[error("no home directory: set FOLIO_INDEX_DIR and FOLIO_MODELS")]
     NoHome,
-}
-
-/// How retrieved lists are combined in hybrid search.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Fusion {
-    /// Reciprocal rank fusion.
-    Rrf,
-    /// Convex combination of min-max normalised scores.
-    Convex,
 }
 
 /// A type that a setting can hold: parsed from text (TOML scalars, env, flags), shown as text.
@@ -107,17 +99,10 @@ value_via_fromstr!(usize, u64, f32, bool);
 
 impl Value for Fusion {
     fn parse(s: &str) -> Result<Self, String> {
-        match s.trim() {
-            "rrf" => Ok(Fusion::Rrf),
-            "convex" => Ok(Fusion::Convex),
-            other => Err(format!("expected rrf or convex, got {other}")),
-        }
+        Fusion::from_name(s)
     }
     fn show(&self) -> String {
-        match self {
-            Fusion::Rrf => "rrf".into(),
-            Fusion::Convex => "convex".into(),
-        }
+        self.name().into()
     }
 }
 

@@ -12,6 +12,7 @@ pub mod doc;
 pub mod embed;
 pub mod eval;
 pub mod fsutil;
+pub mod fusion;
 pub mod index;
 pub mod ingest;
 pub mod llm;

@@ -10,7 +10,6 @@
 //! count check on open catches anything else and repairs it passage by passage.
 
 pub mod bm25;
-pub mod fusion;
 pub mod manifest;
 pub mod progress;
 pub mod search;

@@ -11,10 +11,10 @@ use std::str::FromStr;
 use serde::Serialize;
 
 use super::bm25::{Boosts, Restrict};
-use super::fusion::{Ranked, convex, rrf};
 use super::{Index, IndexError};
-use crate::config::{Fusion, Settings};
+use crate::config::Settings;
 use crate::embed::Embedder;
+use crate::fusion::{Fusion, Ranked, convex, rrf};
 
 /// Which retrievers a search runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -3,9 +3,39 @@
 //! Reciprocal rank fusion scores an item `Σ w / (k + rank)` over the lists that hold it; it needs
 //! no score calibration. Convex fusion min-max normalises each list's scores to [0, 1] and sums
 //! them with weights, which keeps how far apart the scores are. Both are pure functions over
-//! `(id, score)` lists sorted best first.
+//! `(id, score)` lists sorted best first. A leaf: settings name a method, the index runs it.
 
 use std::collections::HashMap;
+
+use serde::Serialize;
+
+/// How the two retrievers' lists are combined (the `search.fusion` setting).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Fusion {
+    /// Reciprocal rank fusion: [`rrf`].
+    Rrf,
+    /// Convex combination of min-max normalised scores: [`convex`].
+    Convex,
+}
+
+impl Fusion {
+    /// The method named `s` as a setting spells it.
+    pub fn from_name(s: &str) -> Result<Fusion, String> {
+        match s.trim() {
+            "rrf" => Ok(Fusion::Rrf),
+            "convex" => Ok(Fusion::Convex),
+            other => Err(format!("expected rrf or convex, got {other}")),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Fusion::Rrf => "rrf",
+            Fusion::Convex => "convex",
+        }
+    }
+}
 
 /// A ranked list, best first, with its weight in the fusion.
 pub struct Ranked<'a> {
