@@ -30,6 +30,14 @@ pub enum VectorError {
     Lance(#[from] lancedb::Error),
     #[error("vector index")]
     Arrow(#[from] arrow_schema::ArrowError),
+    /// The system refused what the vector index needs while `what`.
+    #[error("vector index: {what}")]
+    Io {
+        what: &'static str,
+        #[source]
+        cause: std::io::Error,
+    },
+    /// folio's own reason.
     #[error("vector index: {0}")]
     Other(String),
 }
@@ -116,7 +124,10 @@ impl Vectors {
             .thread_name("folio-lance")
             .enable_all()
             .build()
-            .map_err(|e| VectorError::Other(e.to_string()))?;
+            .map_err(|cause| VectorError::Io {
+                what: "starting its runtime",
+                cause,
+            })?;
         let schema = Arc::new(Schema::new(vec![
             Field::new("id", DataType::UInt64, false),
             Field::new("path", DataType::Utf8, false),
@@ -131,8 +142,10 @@ impl Vectors {
             ),
         ]));
         if write {
-            crate::fsutil::create_private_dir(dir)
-                .map_err(|e| VectorError::Other(e.to_string()))?;
+            crate::fsutil::create_private_dir(dir).map_err(|cause| VectorError::Io {
+                what: "creating its folder",
+                cause,
+            })?;
         }
         let uri = dir.to_string_lossy().into_owned();
         let table = rt.block_on(async {

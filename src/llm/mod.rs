@@ -43,20 +43,34 @@ pub enum LlmError {
         "{path}: architecture {arch:?} is not supported (supported: llama, qwen2, qwen3, gemma3, phi3)"
     )]
     Architecture { path: PathBuf, arch: String },
+    /// The file's vocabulary or tokenizer settings are not usable (folio's own reason).
     #[error("tokenizer: {0}")]
     Tokenizer(String),
+    /// The tokenizers library failed while `what`.
+    #[error("tokenizer: {what}")]
+    TokenizerFailed {
+        what: &'static str,
+        #[source]
+        cause: crate::Cause,
+    },
+    /// The chat template misbehaved (folio's own reason).
     #[error("chat template: {0}")]
     Template(String),
+    /// The template engine failed while `what`.
+    #[error("chat template: {what}")]
+    TemplateFailed {
+        what: &'static str,
+        #[source]
+        cause: minijinja::Error,
+    },
+    /// The model cannot run this request (folio's own reason).
     #[error("model: {0}")]
     Model(String),
+    /// The tensor library failed: a missing or misshapen tensor, an unsupported operation.
+    #[error("model")]
+    Compute(#[from] candle_core::Error),
     #[error("the prompt has {tokens} tokens; the model's context holds {context}")]
     TooLong { tokens: usize, context: usize },
-}
-
-impl From<candle_core::Error> for LlmError {
-    fn from(e: candle_core::Error) -> Self {
-        LlmError::Model(e.to_string())
-    }
 }
 
 pub const ARCHITECTURES: &[&str] = &["llama", "qwen2", "qwen3", "gemma3", "phi3"];
@@ -520,7 +534,10 @@ impl Llm {
         }
         let enc = tokenizer
             .encode(text, false)
-            .map_err(|e| LlmError::Tokenizer(format!("encoding: {e}")))?;
+            .map_err(|cause| LlmError::TokenizerFailed {
+                what: "encoding",
+                cause,
+            })?;
         Ok(enc.get_ids().to_vec())
     }
 

@@ -68,7 +68,10 @@ impl ChatTemplate {
             .trim_blocks(true)
             .lstrip_blocks(true)
             .build()
-            .map_err(|e| LlmError::Template(e.to_string()))?;
+            .map_err(|cause| LlmError::TemplateFailed {
+                what: "setting its syntax",
+                cause,
+            })?;
         env.set_syntax(syntax);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.add_function("raise_exception", |msg: String| -> Result<String, Error> {
@@ -79,7 +82,10 @@ impl ChatTemplate {
             "01 Jan 2025".to_string()
         });
         env.add_template_owned("chat", source.to_string())
-            .map_err(|e| LlmError::Template(format!("the chat template does not parse: {e}")))?;
+            .map_err(|cause| LlmError::TemplateFailed {
+                what: "it does not parse",
+                cause,
+            })?;
         Ok(ChatTemplate {
             env,
             bos: bos.to_string(),
@@ -104,14 +110,20 @@ impl ChatTemplate {
         let t = self
             .env
             .get_template("chat")
-            .map_err(|e| LlmError::Template(e.to_string()))?;
+            .map_err(|cause| LlmError::TemplateFailed {
+                what: "loading it",
+                cause,
+            })?;
         t.render(context! {
             messages => to_value(messages),
             add_generation_prompt => true,
             bos_token => &self.bos,
             eos_token => &self.eos,
         })
-        .map_err(|e| LlmError::Template(format!("rendering the chat template: {e}")))
+        .map_err(|cause| LlmError::TemplateFailed {
+            what: "rendering",
+            cause,
+        })
     }
 }
 
@@ -198,5 +210,21 @@ mod tests {
         let src = "{% for m in messages %}{{ m['content'].strip().upper() }}{% endfor %}";
         let t = ChatTemplate::new(src, "", "").unwrap();
         assert_eq!(t.render(&[Message::new("user", "  hi ")]).unwrap(), "HI");
+    }
+
+    #[test]
+    fn template_failures_keep_the_engines_reason_as_their_cause() {
+        let broken = ChatTemplate::new("{% for m in messages %}", "", "")
+            .err()
+            .expect("an unclosed block does not parse");
+        let said = crate::error_chain(&broken);
+        assert!(said.starts_with("chat template: it does not parse: "), "{said}");
+        assert!(said.contains("unexpected end of input"), "{said}");
+
+        let raising = ChatTemplate::new("{{ raise_exception('no tools here') }}", "", "").unwrap();
+        let e = raising.render(&[Message::new("user", "hi")]).unwrap_err();
+        let said = crate::error_chain(&e);
+        assert!(said.starts_with("chat template: rendering: "), "{said}");
+        assert_eq!(said.matches("no tools here").count(), 1, "{said}");
     }
 }

@@ -128,8 +128,11 @@ pub fn from_gguf(ct: &Content) -> Result<Vocab, LlmError> {
             )));
         }
     };
-    let tokenizer = Tokenizer::from_str(&doc.to_string())
-        .map_err(|e| LlmError::Tokenizer(format!("building the tokenizer: {e}")))?;
+    let tokenizer =
+        Tokenizer::from_str(&doc.to_string()).map_err(|cause| LlmError::TokenizerFailed {
+            what: "building it from the file's vocabulary",
+            cause,
+        })?;
     let add_bos = meta_bool(ct, "tokenizer.ggml.add_bos_token").unwrap_or(model == "llama");
     Ok(Vocab {
         tokenizer,
@@ -345,7 +348,10 @@ impl<'a> Detokenizer<'a> {
     fn decode(&self) -> Result<String, LlmError> {
         self.tokenizer
             .decode(&self.ids, true)
-            .map_err(|e| LlmError::Tokenizer(format!("decoding: {e}")))
+            .map_err(|cause| LlmError::TokenizerFailed {
+                what: "decoding",
+                cause,
+            })
     }
 }
 

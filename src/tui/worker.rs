@@ -299,7 +299,8 @@ fn load_and_serve(
         Ok(p) => p,
         Err(e) => {
             send(WorkerEvent::Model(ModelState::Failed(format!(
-                "prompts: {e}"
+                "prompts: {}",
+                crate::error_chain(&e)
             ))));
             return;
         }
