@@ -218,7 +218,10 @@ mod tests {
             .err()
             .expect("an unclosed block does not parse");
         let said = crate::error_chain(&broken);
-        assert!(said.starts_with("chat template: it does not parse: "), "{said}");
+        assert!(
+            said.starts_with("chat template: it does not parse: "),
+            "{said}"
+        );
         assert!(said.contains("unexpected end of input"), "{said}");
 
         let raising = ChatTemplate::new("{{ raise_exception('no tools here') }}", "", "").unwrap();
