@@ -170,97 +170,176 @@ pub(crate) use avx2;
 /// Keys per attention tile: the scores of one query against a tile stay in registers.
 pub const KEY_TILE: usize = 32;
 
+/// An element of a key or value tile: f32 (the encoder's attention) or f16 (the language
+/// model's cache, half the bytes that decoding streams through for every token).
+pub trait Elem: Copy {
+    fn f32(self) -> f32;
+    /// Eight consecutive elements from `p`, widened.
+    ///
+    /// # Safety
+    /// `p` points at eight readable elements and the CPU has AVX2 and F16C.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn load8(p: *const Self) -> std::arch::x86_64::__m256;
+}
+
+impl Elem for f32 {
+    #[inline(always)]
+    fn f32(self) -> f32 {
+        self
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn load8(p: *const f32) -> std::arch::x86_64::__m256 {
+        // SAFETY: the caller's contract.
+        unsafe { std::arch::x86_64::_mm256_loadu_ps(p) }
+    }
+}
+
+impl Elem for half::f16 {
+    #[inline(always)]
+    fn f32(self) -> f32 {
+        self.to_f32()
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn load8(p: *const half::f16) -> std::arch::x86_64::__m256 {
+        use std::arch::x86_64::*;
+        // SAFETY: the caller's contract (eight f16 are 128 bits).
+        unsafe { _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i)) }
+    }
+}
+
 /// The scores of one query (`hd` floats) against a tile of keys: `cols` holds, for each
 /// dimension, that dimension of the tile's 32 keys.
-pub fn tile_scores(q: &[f32], cols: &[f32]) -> [f32; KEY_TILE] {
+pub fn tile_scores<E: Elem>(q: &[f32], cols: &[E]) -> [f32; KEY_TILE] {
+    assert!(cols.len() >= q.len() * KEY_TILE, "a whole tile of keys");
     #[cfg(target_arch = "x86_64")]
     if use_avx2() {
-        // SAFETY: the CPU has AVX2 and FMA.
+        // SAFETY: the CPU has AVX2, FMA and F16C; `cols` holds the tile (asserted).
         return unsafe { x86::tile_scores(q, cols) };
     }
     tile_scores_plain(q, cols)
 }
 
 /// [`tile_scores`] in plain Rust: the reference, and the path for CPUs without AVX2.
-pub fn tile_scores_plain(q: &[f32], cols: &[f32]) -> [f32; KEY_TILE] {
+pub fn tile_scores_plain<E: Elem>(q: &[f32], cols: &[E]) -> [f32; KEY_TILE] {
     let mut out = [0f32; KEY_TILE];
     for (&x, col) in q.iter().zip(cols.chunks_exact(KEY_TILE)) {
         for (o, &k) in out.iter_mut().zip(col) {
-            *o += x * k;
+            *o += x * k.f32();
         }
     }
     out
 }
 
-/// `o += sum_j p[j] * value_j`, value `j` being the `o.len()` floats at `values[j * stride..]`.
-pub fn add_values(o: &mut [f32], p: &[f32], values: &[f32], stride: usize) {
+/// `o += sum_j p[j] * value_j`, value `j` being the `o.len()` elements at `values[j * stride..]`.
+pub fn add_values<E: Elem>(o: &mut [f32], p: &[f32], values: &[E], stride: usize) {
+    if let Some(last) = p.len().checked_sub(1) {
+        assert!(values.len() >= last * stride + o.len(), "every value row");
+    }
     #[cfg(target_arch = "x86_64")]
     if use_avx2() {
-        // SAFETY: the CPU has AVX2 and FMA.
+        // SAFETY: the CPU has AVX2, FMA and F16C; `values` holds every row (asserted).
         return unsafe { x86::add_values(o, p, values, stride) };
     }
     add_values_plain(o, p, values, stride)
 }
 
 /// [`add_values`] in plain Rust: the reference, and the path for CPUs without AVX2.
-pub fn add_values_plain(o: &mut [f32], p: &[f32], values: &[f32], stride: usize) {
+pub fn add_values_plain<E: Elem>(o: &mut [f32], p: &[f32], values: &[E], stride: usize) {
     for (j, &w) in p.iter().enumerate() {
         for (x, &y) in o.iter_mut().zip(&values[j * stride..]) {
-            *x += w * y;
+            *x += w * y.f32();
         }
     }
 }
 
-/// The two inner products of a tile with AVX2 and FMA, accumulators held in registers: the
-/// compiler keeps plain Rust's in memory (or, with fixed sizes, in scalar registers).
+/// The two inner products of a tile with AVX2 and FMA. Each keeps eight independent sums in
+/// registers (even and odd dimensions, or even and odd keys, apart): with four, every FMA
+/// waits for the one before it and the units sit half idle.
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::KEY_TILE;
+    use super::{Elem, KEY_TILE};
 
     /// [`super::tile_scores`].
-    #[target_feature(enable = "avx2,fma")]
-    pub fn tile_scores(q: &[f32], cols: &[f32]) -> [f32; KEY_TILE] {
-        let mut acc = [_mm256_setzero_ps(); KEY_TILE / 8];
-        for (&x, col) in q.iter().zip(cols.chunks_exact(KEY_TILE)) {
-            let xv = _mm256_set1_ps(x);
-            for (a, c) in acc.iter_mut().zip(col.chunks_exact(8)) {
-                // SAFETY: `c` holds 8 floats.
-                let k = unsafe { _mm256_loadu_ps(c.as_ptr()) };
-                *a = _mm256_fmadd_ps(xv, k, *a);
+    ///
+    /// # Safety
+    /// The CPU has AVX2, FMA and F16C; `cols` holds `q.len() * KEY_TILE` elements.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn tile_scores<E: Elem>(q: &[f32], cols: &[E]) -> [f32; KEY_TILE] {
+        let mut even = [_mm256_setzero_ps(); KEY_TILE / 8];
+        let mut odd = [_mm256_setzero_ps(); KEY_TILE / 8];
+        let c = cols.as_ptr();
+        let pairs = q.len() / 2;
+        for d in 0..pairs {
+            let (x0, x1) = (_mm256_set1_ps(q[2 * d]), _mm256_set1_ps(q[2 * d + 1]));
+            for l in 0..KEY_TILE / 8 {
+                // SAFETY: dimensions 2d and 2d + 1 lie within the asserted tile.
+                unsafe {
+                    let k0 = E::load8(c.add(2 * d * KEY_TILE + 8 * l));
+                    let k1 = E::load8(c.add((2 * d + 1) * KEY_TILE + 8 * l));
+                    even[l] = _mm256_fmadd_ps(x0, k0, even[l]);
+                    odd[l] = _mm256_fmadd_ps(x1, k1, odd[l]);
+                }
+            }
+        }
+        if q.len() % 2 == 1 {
+            let d = q.len() - 1;
+            let x = _mm256_set1_ps(q[d]);
+            for (l, e) in even.iter_mut().enumerate() {
+                // SAFETY: dimension d lies within the asserted tile.
+                *e = _mm256_fmadd_ps(x, unsafe { E::load8(c.add(d * KEY_TILE + 8 * l)) }, *e);
             }
         }
         let mut out = [0f32; KEY_TILE];
-        for (o, a) in out.chunks_exact_mut(8).zip(&acc) {
+        for (l, o) in out.chunks_exact_mut(8).enumerate() {
             // SAFETY: `o` holds 8 floats.
-            unsafe { _mm256_storeu_ps(o.as_mut_ptr(), *a) };
+            unsafe { _mm256_storeu_ps(o.as_mut_ptr(), _mm256_add_ps(even[l], odd[l])) };
         }
         out
     }
 
     /// [`super::add_values`]: 32 outputs at a time, held in registers while the values stream
     /// past; the rest (head sizes not a multiple of 32) in plain Rust.
-    #[target_feature(enable = "avx2,fma")]
-    pub fn add_values(o: &mut [f32], p: &[f32], values: &[f32], stride: usize) {
+    ///
+    /// # Safety
+    /// The CPU has AVX2, FMA and F16C; `values` holds `o.len()` elements at every
+    /// `j * stride` for `j < p.len()`.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn add_values<E: Elem>(o: &mut [f32], p: &[f32], values: &[E], stride: usize) {
         let done = o.len() / 32 * 32;
+        let v = values.as_ptr();
         for (c, chunk) in o[..done].chunks_exact_mut(32).enumerate() {
-            let mut acc = [_mm256_setzero_ps(); 4];
-            for (a, x) in acc.iter_mut().zip(chunk.chunks_exact(8)) {
+            let mut even = [_mm256_setzero_ps(); 4];
+            let mut odd = [_mm256_setzero_ps(); 4];
+            for (a, x) in even.iter_mut().zip(chunk.chunks_exact(8)) {
                 // SAFETY: `x` holds 8 floats.
                 *a = unsafe { _mm256_loadu_ps(x.as_ptr()) };
             }
-            for (j, &w) in p.iter().enumerate() {
-                let wv = _mm256_set1_ps(w);
-                let v = &values[j * stride + c * 32..][..32];
-                for (a, v) in acc.iter_mut().zip(v.chunks_exact(8)) {
-                    // SAFETY: `v` holds 8 floats.
-                    *a = _mm256_fmadd_ps(wv, unsafe { _mm256_loadu_ps(v.as_ptr()) }, *a);
+            let row = |j: usize, l: usize| {
+                // SAFETY: row j < p.len() holds the chunk's outputs (the caller's contract).
+                unsafe { E::load8(v.add(j * stride + c * 32 + 8 * l)) }
+            };
+            let pairs = p.len() / 2;
+            for j in 0..pairs {
+                let (w0, w1) = (_mm256_set1_ps(p[2 * j]), _mm256_set1_ps(p[2 * j + 1]));
+                for l in 0..4 {
+                    even[l] = _mm256_fmadd_ps(w0, row(2 * j, l), even[l]);
+                    odd[l] = _mm256_fmadd_ps(w1, row(2 * j + 1, l), odd[l]);
                 }
             }
-            for (x, a) in chunk.chunks_exact_mut(8).zip(&acc) {
+            if p.len() % 2 == 1 {
+                let j = p.len() - 1;
+                let w = _mm256_set1_ps(p[j]);
+                for (l, e) in even.iter_mut().enumerate() {
+                    *e = _mm256_fmadd_ps(w, row(j, l), *e);
+                }
+            }
+            for (l, x) in chunk.chunks_exact_mut(8).enumerate() {
                 // SAFETY: `x` holds 8 floats.
-                unsafe { _mm256_storeu_ps(x.as_mut_ptr(), *a) };
+                unsafe { _mm256_storeu_ps(x.as_mut_ptr(), _mm256_add_ps(even[l], odd[l])) };
             }
         }
         if done < o.len() {
@@ -297,6 +376,13 @@ mod tests {
         }
     }
 
+    /// Cargo.toml turns debug assertions off for the shipped profile (they slow every SIMD
+    /// load) and back on for the unit tests, which check the kernels' preconditions.
+    #[test]
+    fn unit_tests_run_with_debug_assertions() {
+        const { assert!(cfg!(debug_assertions)) };
+    }
+
     #[test]
     fn exp_is_within_a_few_ulps_of_libm() {
         assert_eq!(super::exp(f32::NEG_INFINITY), 0.0);
@@ -322,22 +408,28 @@ mod tests {
         if !super::use_avx2() {
             return;
         }
-        for hd in [3usize, 8, 17, 32, 64, 96, 128] {
+        check_tile_products::<f32>(|x| x);
+        check_tile_products::<half::f16>(half::f16::from_f32);
+    }
+
+    fn check_tile_products<E: super::Elem>(elem: fn(f32) -> E) {
+        let elems = |v: Vec<f32>| -> Vec<E> { v.into_iter().map(elem).collect() };
+        for hd in [1usize, 3, 8, 17, 32, 64, 96, 128] {
             let q = random(hd, hd as u64);
-            let cols = random(hd * super::KEY_TILE, 7);
+            let cols = elems(random(hd * super::KEY_TILE, 7));
             let want = super::tile_scores_plain(&q, &cols);
-            // SAFETY: the CPU has AVX2 and FMA (checked above).
+            // SAFETY: the CPU has AVX2, FMA and F16C (checked above); `cols` is a tile.
             let got = unsafe { super::x86::tile_scores(&q, &cols) };
             for (g, w) in got.iter().zip(&want) {
                 assert!((g - w).abs() <= 1e-5 * (1.0 + w.abs()), "scores, hd {hd}");
             }
             let stride = hd + 5;
-            for keys in [0usize, 1, 7, 32] {
+            for keys in [0usize, 1, 2, 7, 32] {
                 let p = random(keys, 3);
-                let values = random(keys * stride + hd, 4);
+                let values = elems(random(keys * stride + hd, 4));
                 let (mut want, mut got) = (random(hd, 5), random(hd, 5));
                 super::add_values_plain(&mut want, &p, &values, stride);
-                // SAFETY: as above.
+                // SAFETY: as above; `values` holds every row.
                 unsafe { super::x86::add_values(&mut got, &p, &values, stride) };
                 for (g, w) in got.iter().zip(&want) {
                     assert!((g - w).abs() <= 1e-5 * (1.0 + w.abs()), "values, hd {hd}");

@@ -13,6 +13,8 @@
 
 use crate::simd::{KEY_TILE, add_values, tile_scores};
 use candle_core::utils::barrier_pool;
+use half::f16;
+use half::slice::HalfFloatSliceExt;
 
 use crate::simd::exp;
 
@@ -21,10 +23,13 @@ use crate::simd::exp;
 /// [`KEY_TILE`] rows, each tile transposed (for every KV head and dimension, its rows side by
 /// side), so that a query's scores against a tile are a vector sum over dimensions with no
 /// transposing at attention time.
+///
+/// Both are half precision, as in llama.cpp: decoding reads the whole cache for every token,
+/// and the kernels widen eight elements per instruction (F16C) as they load them.
 #[derive(Debug, Clone)]
 pub struct KvCache {
-    k: Vec<f32>,
-    v: Vec<f32>,
+    k: Vec<f16>,
+    v: Vec<f16>,
     /// Rows held.
     rows: usize,
     /// Floats per row: KV heads x head size.
@@ -88,9 +93,9 @@ impl KvCache {
 
     /// Appends the keys and values of consecutive positions (rows of `width` floats).
     pub fn append(&mut self, k: &[f32], v: &[f32]) {
-        debug_assert_eq!(k.len(), v.len());
+        assert_eq!(k.len(), v.len(), "a key row for every value row");
         let width = self.width.max(1);
-        debug_assert_eq!(k.len() % width, 0);
+        assert_eq!(k.len() % width, 0, "whole rows");
         let tile = KEY_TILE * self.width;
         // A window layer drops what no later query can see, whole tiles at a time, once the
         // dead rows outnumber the live ones, so that the cost per token stays constant.
@@ -105,10 +110,12 @@ impl KvCache {
                 self.rows -= dead;
             }
         }
-        for row in k.chunks_exact(width) {
+        let mut narrow = vec![f16::ZERO; k.len()];
+        narrow.convert_from_f32_slice(k);
+        for row in narrow.chunks_exact(width) {
             let (t, lane) = (self.rows / KEY_TILE, self.rows % KEY_TILE);
             if self.k.len() < (t + 1) * tile {
-                self.k.resize((t + 1) * tile, 0.0);
+                self.k.resize((t + 1) * tile, f16::ZERO);
             }
             let dst = &mut self.k[t * tile..(t + 1) * tile];
             for (c, &x) in row.iter().enumerate() {
@@ -116,11 +123,13 @@ impl KvCache {
             }
             self.rows += 1;
         }
-        self.v.extend_from_slice(v);
+        let old = self.v.len();
+        self.v.resize(old + v.len(), f16::ZERO);
+        self.v[old..].convert_from_f32_slice(v);
     }
 
     /// Tile `t` of the keys: `width x KEY_TILE`.
-    fn key_tile(&self, t: usize) -> &[f32] {
+    fn key_tile(&self, t: usize) -> &[f16] {
         let tile = KEY_TILE * self.width;
         &self.k[t * tile..(t + 1) * tile]
     }
@@ -452,6 +461,10 @@ mod tests {
     ) -> Vec<f32> {
         let hd = s.head_dim;
         let width = s.kv_heads * hd;
+        // The cache holds half precision: the reference reads what it holds.
+        let half =
+            |x: &[f32]| -> Vec<f32> { x.iter().map(|&v| f16::from_f32(v).to_f32()).collect() };
+        let (keys, values) = (&half(keys)[..], &half(values)[..]);
         let mut out = vec![0f32; q.len()];
         for row in 0..t {
             let qpos = pos + row;
