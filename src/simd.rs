@@ -376,13 +376,6 @@ mod tests {
         }
     }
 
-    /// Cargo.toml turns debug assertions off for the shipped profile (they slow every SIMD
-    /// load) and back on for the unit tests, which check the kernels' preconditions.
-    #[test]
-    fn unit_tests_run_with_debug_assertions() {
-        const { assert!(cfg!(debug_assertions)) };
-    }
-
     #[test]
     fn exp_is_within_a_few_ulps_of_libm() {
         assert_eq!(super::exp(f32::NEG_INFINITY), 0.0);
