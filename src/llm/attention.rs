@@ -449,7 +449,6 @@ mod tests {
     use proptest::prelude::*;
 
     /// The textbook computation: scores for every key, a mask, softmax, weighted values.
-    #[allow(clippy::too_many_arguments)]
     fn reference(
         q: &[f32],
         keys: &[f32],
