@@ -183,7 +183,7 @@ pub struct Index {
     /// Modification time and size of the manifest file as last read (readers only).
     manifest_stamp: Option<(std::time::SystemTime, u64)>,
     /// Held while this handle may write; the OS releases it if the process dies.
-    _lock: Option<File>,
+    _lock: Option<WriterLock>,
 }
 
 /// Modification time and size of a file, to notice that another process rewrote it.
@@ -217,7 +217,21 @@ fn write_meta(dir: &Path, meta: &Meta) -> Result<(), IndexError> {
     crate::fsutil::write_atomic(&p, &bytes).map_err(|e| io_err(&p, e))
 }
 
-fn take_lock(dir: &Path) -> Result<File, IndexError> {
+/// The writer's flock on `LOCK`, released explicitly when dropped. Closing the file alone is
+/// not enough: a child process forked at that moment by another thread (tests and the TUI
+/// spawn processes) holds a duplicate of the descriptor until it execs, and with it the lock,
+/// so the next writer of this process would be refused. Unlocking releases it for every
+/// duplicate.
+#[derive(Debug)]
+struct WriterLock(File);
+
+impl Drop for WriterLock {
+    fn drop(&mut self) {
+        let _ = self.0.unlock();
+    }
+}
+
+fn take_lock(dir: &Path) -> Result<WriterLock, IndexError> {
     use std::io::{Read, Seek, Write};
     let p = dir.join(LOCK);
     let mut f = std::fs::OpenOptions::new()
@@ -248,7 +262,7 @@ fn take_lock(dir: &Path) -> Result<File, IndexError> {
     let _ = f.rewind();
     let _ = write!(f, "{}", std::process::id());
     let _ = f.flush();
-    Ok(f)
+    Ok(WriterLock(f))
 }
 
 impl Index {
