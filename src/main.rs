@@ -10,7 +10,15 @@ use clap::{Args, Parser, Subcommand};
 
 /// A private, offline document assistant: hybrid search over your own folders.
 #[derive(Parser, Debug)]
-#[command(name = "folio", version, about, max_term_width = 100)]
+#[command(
+    name = "folio",
+    version,
+    about,
+    max_term_width = 100,
+    after_help = "Exit status: 0 done; 1 an error (printed on stderr); 2 a usage error; \
+                  3 nothing found (search: no passage for any query; ask: the documents do \
+                  not say); 130 stopped by Ctrl-C."
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
@@ -36,6 +44,12 @@ pub struct Global {
     /// Log debug detail to the log file.
     #[arg(long, short, global = true)]
     pub verbose: bool,
+    /// No notes or progress on stderr (errors are still printed).
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    /// Colours on stdout: auto (a terminal, and NO_COLOR unset or empty), always or never.
+    #[arg(long, global = true, value_name = "WHEN", default_value = "auto")]
+    pub color: cli::ColorWhen,
     /// Threads for the language model and the embedder (default: one per CPU core).
     #[arg(long, global = true, value_name = "N", env = "FOLIO_THREADS",
           value_parser = clap::value_parser!(u16).range(1..=1024))]
@@ -62,6 +76,10 @@ pub enum Command {
     Models(cli::ModelsArgs),
     /// Print the effective settings and where each comes from.
     Config(cli::ConfigArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
+    Completions(cli::CompletionsArgs),
+    /// Print the manual page (roff) on stdout: `folio man | man -l -`.
+    Man,
     /// Internal: the PDF extraction worker.
     #[command(name = "__pdf-worker", hide = true)]
     PdfWorker,
@@ -84,6 +102,15 @@ fn main() -> ExitCode {
     cli::init_logging(cli.global.verbose);
     match cli::run(cli) {
         Ok(code) => code,
+        // The reader went away (`folio search x | head`): nothing left to say to anyone.
+        Err(e)
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             let message = folio::error_chain(e.as_ref());
             tracing::error!("{message}");

@@ -1,9 +1,9 @@
 //! `folio ask`: evidence first, then the model's answer, checked against its citations.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context, Result, anyhow};
 use clap::Args;
 
 use folio::answer::{self, AskOptions, Event, Outcome, Reason, prompt::Prompts};
@@ -16,7 +16,7 @@ use super::{CANCEL, FilterArgs, count, load_embedder, non_empty, note, on_sigint
 
 #[derive(Args, Debug)]
 pub struct AskArgs {
-    /// The question.
+    /// The question; `-` reads it from stdin. Exits with 3 when the documents do not say.
     #[arg(value_parser = non_empty)]
     pub question: String,
     /// Passages to give the model (1 to 50).
@@ -43,7 +43,14 @@ pub struct AskArgs {
     pub json: bool,
 }
 
-pub(super) fn run(dirs: &Dirs, s: &Settings, a: AskArgs) -> Result<ExitCode> {
+pub(super) fn run(dirs: &Dirs, s: &Settings, mut a: AskArgs) -> Result<ExitCode> {
+    if a.question == "-" {
+        let mut q = String::new();
+        std::io::stdin()
+            .read_to_string(&mut q)
+            .context("reading the question from stdin")?;
+        a.question = non_empty(&q).map_err(|e| anyhow!("the question on stdin: {e}"))?;
+    }
     let idx = Index::open_reader(&s.index_dir)?;
     let embedder = load_embedder(s)?;
     idx.check_model(embedder.info())?;
@@ -104,9 +111,16 @@ pub(super) fn run(dirs: &Dirs, s: &Settings, a: AskArgs) -> Result<ExitCode> {
             _ => {}
         }
     })?;
+    let status = if answer.stop == Some(StopReason::Cancelled) {
+        ExitCode::from(super::exit::INTERRUPTED)
+    } else if answer.outcome == Outcome::Abstained {
+        ExitCode::from(super::exit::NOTHING_FOUND)
+    } else {
+        ExitCode::SUCCESS
+    };
     if json {
         writeln!(out, "{}", serde_json::to_string(&answer)?)?;
-        return Ok(ExitCode::SUCCESS);
+        return Ok(status);
     }
     if streamed {
         writeln!(out)?;
@@ -140,7 +154,7 @@ pub(super) fn run(dirs: &Dirs, s: &Settings, a: AskArgs) -> Result<ExitCode> {
                     writeln!(out, "  {}. {}", i + 1, source_line(p))?;
                 }
             }
-            return Ok(ExitCode::SUCCESS);
+            return Ok(status);
         }
         Outcome::Evidence => {
             writeln!(
@@ -222,5 +236,5 @@ pub(super) fn run(dirs: &Dirs, s: &Settings, a: AskArgs) -> Result<ExitCode> {
         t.tokens_per_s,
         t.first_token_ms
     )?;
-    Ok(ExitCode::SUCCESS)
+    Ok(status)
 }

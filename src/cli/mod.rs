@@ -4,6 +4,7 @@
 //! commands print.
 
 mod ask;
+mod completions;
 mod config;
 mod eval;
 mod index;
@@ -27,17 +28,27 @@ use folio::fsutil::create_private_dir;
 use folio::index::search::Filter;
 
 pub use ask::AskArgs;
+pub use completions::CompletionsArgs;
 pub use config::ConfigArgs;
 pub use eval::EvalArgs;
 pub use index::IndexArgs;
 pub use models::ModelsArgs;
-pub use render::terminal_safe;
+pub use render::{ColorWhen, terminal_safe};
 pub use search::SearchArgs;
 pub use status::StatusArgs;
 pub use tui::TuiArgs;
 pub use watch::WatchArgs;
 
 use crate::{Cli, Command, Global};
+
+/// Exit statuses beyond success (0), an error (1) and a usage error (2, clap's), for scripts;
+/// `folio --help` and the README list them.
+pub mod exit {
+    /// `search` found no passage for any query; `ask` abstained (the documents do not say).
+    pub const NOTHING_FOUND: u8 = 3;
+    /// `ask` was stopped by Ctrl-C (128 + SIGINT, as shells report it).
+    pub const INTERRUPTED: u8 = 130;
+}
 
 /// A query or question: blank text is a usage error, not something to search for.
 fn non_empty(s: &str) -> Result<String, String> {
@@ -120,6 +131,13 @@ fn settings(g: &Global) -> Result<(Dirs, Settings)> {
 }
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
+    render::set_output(cli.global.color, cli.global.quiet);
+    // These two need no settings: they must work before any configuration exists.
+    match &cli.command {
+        Some(Command::Completions(a)) => return completions::run(a),
+        Some(Command::Man) => return completions::man(),
+        _ => {}
+    }
     let (dirs, mut s) = settings(&cli.global)?;
     match cli.command.unwrap_or(Command::Tui(TuiArgs::default())) {
         Command::Tui(a) => tui::run(&dirs, &s, a),
@@ -154,12 +172,15 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Eval(a) => eval::run(&dirs, &s, a),
         Command::Models(a) => models::run(&s, a),
         Command::Config(a) => config::run(&s, a),
-        Command::PdfWorker => Ok(ExitCode::SUCCESS),
+        Command::PdfWorker | Command::Completions(_) | Command::Man => Ok(ExitCode::SUCCESS),
     }
 }
 
+/// A note for the person at the terminal, on stderr; `--quiet` silences it.
 fn note(msg: &str) {
-    eprintln!("folio: {}", terminal_safe(msg));
+    if !render::quiet() {
+        eprintln!("folio: {}", terminal_safe(msg));
+    }
 }
 
 fn load_embedder(s: &Settings) -> Result<Embedder> {

@@ -1,8 +1,10 @@
 //! What several commands print: the indexing progress bar and report, passages with their
 //! highlighted terms, source lines, and text made safe for the terminal.
 
+use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
 use std::path::Path;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use anyhow::Result;
@@ -25,7 +27,7 @@ pub(super) struct Bar {
 
 impl Bar {
     pub(super) fn new(visible: bool) -> Bar {
-        let bar = if visible && std::io::stderr().is_terminal() {
+        let bar = if visible && !quiet() && std::io::stderr().is_terminal() {
             ProgressBar::new(0)
         } else {
             ProgressBar::hidden()
@@ -160,9 +162,54 @@ pub(super) fn print_report(r: &RunReport, index_dir: &Path) {
     }
 }
 
-/// Whether stdout takes colours: a terminal, and `NO_COLOR` unset.
+/// When stdout gets colours (`--color`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ColorWhen {
+    /// On a terminal, unless `NO_COLOR` is set to something.
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+/// The output flags, set once by [`set_output`] before any command prints.
+static OUTPUT: OnceLock<(ColorWhen, bool)> = OnceLock::new();
+
+pub(super) fn set_output(color: ColorWhen, quiet: bool) {
+    let _ = OUTPUT.set((color, quiet));
+}
+
+/// Whether `--quiet` silences notes and progress.
+pub(super) fn quiet() -> bool {
+    OUTPUT.get().is_some_and(|o| o.1)
+}
+
+/// The user's explicit choice (`--color always|never`), for the terminal UI.
+pub(super) fn color_choice() -> Option<bool> {
+    match OUTPUT.get().map(|o| o.0).unwrap_or_default() {
+        ColorWhen::Auto => None,
+        ColorWhen::Always => Some(true),
+        ColorWhen::Never => Some(false),
+    }
+}
+
+/// Whether stdout takes colours.
 pub(super) fn color() -> bool {
-    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+    let when = OUTPUT.get().map(|o| o.0).unwrap_or_default();
+    wants_color(
+        when,
+        std::io::stdout().is_terminal(),
+        std::env::var_os("NO_COLOR"),
+    )
+}
+
+/// The colour decision: `NO_COLOR` counts only when it is non-empty (no-color.org).
+fn wants_color(when: ColorWhen, terminal: bool, no_color: Option<OsString>) -> bool {
+    match when {
+        ColorWhen::Always => true,
+        ColorWhen::Never => false,
+        ColorWhen::Auto => terminal && no_color.is_none_or(|v| v.is_empty()),
+    }
 }
 
 /// `s` on one line, whitespace collapsed, safe to print to a terminal.
@@ -254,4 +301,21 @@ pub(super) fn print_passages(
         writeln!(out, "{line}")?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colours_follow_the_flag_then_the_terminal_and_a_non_empty_no_color() {
+        let set = Some(OsString::from("1"));
+        let empty = Some(OsString::new());
+        assert!(wants_color(ColorWhen::Always, false, set.clone()));
+        assert!(!wants_color(ColorWhen::Never, true, None));
+        assert!(wants_color(ColorWhen::Auto, true, None));
+        assert!(wants_color(ColorWhen::Auto, true, empty));
+        assert!(!wants_color(ColorWhen::Auto, true, set));
+        assert!(!wants_color(ColorWhen::Auto, false, None));
+    }
 }

@@ -16,7 +16,8 @@ use super::{FilterArgs, count, load_embedder, non_empty};
 
 #[derive(Args, Debug)]
 pub struct SearchArgs {
-    /// The query; `-` reads one query per line from stdin.
+    /// The query; `-` reads one query per line from stdin. Exits with 3 when no query found
+    /// a passage.
     #[arg(value_parser = non_empty)]
     pub query: String,
     /// bm25, dense or hybrid.
@@ -50,8 +51,10 @@ pub(super) fn run(s: &Settings, a: SearchArgs) -> Result<ExitCode> {
     let mut opts = SearchOptions::from_settings(s, a.mode);
     opts.filter = a.filter.filter();
     let color = super::render::color();
-    let run_one = |idx: &Index, q: &str| -> Result<()> {
+    let mut found = false;
+    let mut run_one = |idx: &Index, q: &str| -> Result<()> {
         let passages = idx.search(embedder.as_ref(), q, &opts)?;
+        found |= !passages.is_empty();
         let mut out = std::io::stdout().lock();
         if a.json {
             writeln!(
@@ -82,5 +85,9 @@ pub(super) fn run(s: &Settings, a: SearchArgs) -> Result<ExitCode> {
     } else {
         run_one(&idx, &a.query)?;
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(if found {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(super::exit::NOTHING_FOUND)
+    })
 }

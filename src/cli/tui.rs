@@ -17,10 +17,13 @@ pub struct TuiArgs {
 }
 
 pub(super) fn run(dirs: &Dirs, s: &Settings, a: TuiArgs) -> Result<ExitCode> {
-    folio::tui::run(folio::tui::worker::Setup {
-        settings: s.clone(),
-        roots: a.dirs,
-        prompts_dir: prompts_dir(dirs, s),
-    })?;
+    folio::tui::run(
+        folio::tui::worker::Setup {
+            settings: s.clone(),
+            roots: a.dirs,
+            prompts_dir: prompts_dir(dirs, s),
+        },
+        super::render::color_choice(),
+    )?;
     Ok(ExitCode::SUCCESS)
 }

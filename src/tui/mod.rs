@@ -98,13 +98,14 @@ impl Timings {
     }
 }
 
-/// Runs the UI until the user quits.
-pub fn run(setup: Setup) -> Result<(), TuiError> {
+/// Runs the UI until the user quits. `color`: `Some` when the user chose, `None` for the
+/// default (colours unless `NO_COLOR` is set to something).
+pub fn run(setup: Setup, color: Option<bool>) -> Result<(), TuiError> {
     use std::io::IsTerminal;
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
         return Err(TuiError::NotATerminal);
     }
-    let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let color = color.unwrap_or_else(|| std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()));
     let timings_path = std::env::var_os("FOLIO_TUI_TIMINGS").map(PathBuf::from);
 
     // A panic on the UI thread restores the terminal before its message is printed. One on

@@ -270,6 +270,15 @@ fn the_cli_speaks_json() {
             .all(|r| r["path"].as_str().unwrap().ends_with("contract.pdf"))
     );
 
+    // A query nothing matches exits with 3, so that scripts can tell it from success.
+    let out = folio(
+        &tmp,
+        &["search", "zyxwvut", "--index", idx_s, "--mode", "bm25"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no passages match"));
+
     // Human output highlights and names the page.
     let out = folio(&tmp, &["search", "Delaware", "--index", idx_s], None);
     let text = String::from_utf8(out.stdout).unwrap();
