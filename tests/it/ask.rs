@@ -245,40 +245,27 @@ fn ask_answers_with_checked_citations_or_abstains() {
     assert_eq!(none["answer"], "The documents do not say.");
 
     // Text mode streams the answer and lists the sources it cites (or, abstaining, the
-    // closest passages).
-    let out = folio(
-        t.path(),
-        &[
+    // closest passages); 0 answered, 3 abstained: the 135M model may do either here.
+    let ask_text = |extra: &[&str]| {
+        let mut args = vec![
             "ask",
             "How much notice ends the Acme agreement?",
             "--index",
             &idx_s,
-        ],
-        None,
-    );
-    // 0 answered, 3 abstained: the 135M model may do either here.
-    assert!(matches!(out.status.code(), Some(0 | 3)), "{out:?}");
-    let text = String::from_utf8(out.stdout).unwrap();
+        ];
+        args.extend(extra);
+        let out = folio(t.path(), &args, None);
+        assert!(matches!(out.status.code(), Some(0 | 3)), "{out:?}");
+        out
+    };
+    let text = String::from_utf8(ask_text(&[]).stdout).unwrap();
     assert!(
         text.contains("sources:") || text.contains("closest passages:"),
         "{text}"
     );
     assert!(!text.contains('\x1b'), "no colours off a terminal: {text}");
     // `--color always` colours a pipe too; `--quiet` leaves stderr empty.
-    let out = folio(
-        t.path(),
-        &[
-            "ask",
-            "How much notice ends the Acme agreement?",
-            "--index",
-            &idx_s,
-            "--color",
-            "always",
-            "-q",
-        ],
-        None,
-    );
-    assert!(matches!(out.status.code(), Some(0 | 3)), "{out:?}");
+    let out = ask_text(&["--color", "always", "-q"]);
     assert!(String::from_utf8(out.stdout).unwrap().contains("\x1b[1m"));
     assert!(
         out.stderr.is_empty(),
