@@ -87,23 +87,16 @@ fn combine(
 mod tests {
     use super::*;
 
+    /// A list with its weight.
+    fn list(hits: &[(u64, f32)], weight: f32) -> Ranked<'_> {
+        Ranked { hits, weight }
+    }
+
     #[test]
     fn rrf_by_hand() {
         let a = [(1, 9.0), (2, 5.0), (3, 1.0)];
         let b = [(3, 0.9), (1, 0.8)];
-        let fused = rrf(
-            &[
-                Ranked {
-                    hits: &a,
-                    weight: 1.0,
-                },
-                Ranked {
-                    hits: &b,
-                    weight: 1.0,
-                },
-            ],
-            60.0,
-        );
+        let fused = rrf(&[list(&a, 1.0), list(&b, 1.0)], 60.0);
         // 1: 1/61 + 1/62; 3: 1/63 + 1/61; 2: 1/62.
         assert_eq!(fused.iter().map(|f| f.0).collect::<Vec<_>>(), vec![1, 3, 2]);
         assert!((fused[0].1 - (1.0 / 61.0 + 1.0 / 62.0)).abs() < 1e-6);
@@ -114,19 +107,7 @@ mod tests {
     fn weights_shift_rrf() {
         let a = [(1, 1.0)];
         let b = [(2, 1.0)];
-        let fused = rrf(
-            &[
-                Ranked {
-                    hits: &a,
-                    weight: 1.0,
-                },
-                Ranked {
-                    hits: &b,
-                    weight: 2.0,
-                },
-            ],
-            60.0,
-        );
+        let fused = rrf(&[list(&a, 1.0), list(&b, 2.0)], 60.0);
         assert_eq!(fused[0].0, 2);
     }
 
@@ -134,16 +115,7 @@ mod tests {
     fn convex_by_hand() {
         let a = [(1, 10.0), (2, 6.0), (3, 2.0)];
         let b = [(2, 0.9), (3, 0.5)];
-        let fused = convex(&[
-            Ranked {
-                hits: &a,
-                weight: 1.0,
-            },
-            Ranked {
-                hits: &b,
-                weight: 1.0,
-            },
-        ]);
+        let fused = convex(&[list(&a, 1.0), list(&b, 1.0)]);
         // 1: 1 + 0; 2: 0.5 + 1; 3: 0 + 0.
         assert_eq!(fused.iter().map(|f| f.0).collect::<Vec<_>>(), vec![2, 1, 3]);
         assert!((fused[0].1 - 1.5).abs() < 1e-6);
@@ -154,12 +126,6 @@ mod tests {
     fn empty_lists() {
         assert!(rrf(&[], 60.0).is_empty());
         let a = [(7, 3.0)];
-        assert_eq!(
-            convex(&[Ranked {
-                hits: &a,
-                weight: 1.0
-            }]),
-            vec![(7, 1.0)]
-        );
+        assert_eq!(convex(&[list(&a, 1.0)]), vec![(7, 1.0)]);
     }
 }

@@ -706,15 +706,12 @@ mod tests {
 
     /// Deterministic noise with a few large values, as real weights and activations have.
     fn noise(seed: u64, len: usize) -> Vec<f32> {
-        let mut s = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (0..len)
-            .map(|i| {
-                s = s
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                let u = (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5;
+        // simd's uniform noise halved to [-0.5, 0.5): the same values bit for bit.
+        crate::simd::random(len, seed)
+            .into_iter()
+            .enumerate()
+            .map(|(i, x)| {
+                let u = x * 0.5;
                 if i % 97 == 5 { u * 20.0 } else { u }
             })
             .collect()
