@@ -6,8 +6,9 @@
 /// The file that marks a folder as a folio index; the walk never enters a folder holding one.
 pub const INDEX_MARKER: &str = "folio-index.json";
 
-/// The text of one page of a PDF, or of a whole text, Markdown or HTML file.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The text of one page of a PDF, or of a whole text, Markdown, HTML, Word, OpenDocument or
+/// EPUB file.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Unit {
     /// 1-based page number for PDFs.
     pub page: Option<u32>,
@@ -18,7 +19,7 @@ pub struct Unit {
 }
 
 /// The start of a run of text under one heading path.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Section {
     pub start: usize,
     pub heading: Vec<String>,
@@ -43,6 +44,11 @@ pub enum Kind {
     Markdown,
     Text,
     Html,
+    Docx,
+    /// Word 97-2003.
+    Doc,
+    Odt,
+    Epub,
 }
 
 impl Kind {
@@ -54,8 +60,17 @@ impl Kind {
             "md" | "markdown" | "mdown" | "mkd" => Some(Kind::Markdown),
             "txt" | "text" => Some(Kind::Text),
             "html" | "htm" | "xhtml" => Some(Kind::Html),
+            "docx" => Some(Kind::Docx),
+            "doc" => Some(Kind::Doc),
+            "odt" => Some(Kind::Odt),
+            "epub" => Some(Kind::Epub),
             _ => None,
         }
+    }
+
+    /// Word, OpenDocument and EPUB files: containers of XML, not text.
+    pub fn is_package(self) -> bool {
+        matches!(self, Kind::Docx | Kind::Doc | Kind::Odt | Kind::Epub)
     }
 }
 

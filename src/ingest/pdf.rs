@@ -1,10 +1,13 @@
-//! PDF text extraction, page by page, isolated in worker processes.
+//! PDF text extraction, page by page, isolated in worker processes; Word, OpenDocument and
+//! EPUB files are read in the same workers, under the same limits.
 //!
 //! pdf-extract panics on real-world PDFs, and a malformed file can also overflow the stack,
-//! abort, or loop forever: none of that may stop a run. So extraction runs in a child process
-//! (`folio` itself, started with the hidden `__pdf-worker` argument) that answers one request per
-//! line. The parent waits with a time limit; a worker that times out is killed, one that dies is
-//! replaced, and either way only the file at hand is reported as failed.
+//! abort, or loop forever: none of that may stop a run. The same holds for the zip and XML
+//! readers under the office formats (a zip bomb, XML nested a million deep). So extraction runs
+//! in a child process (`folio` itself, started with the hidden `__pdf-worker` argument) that
+//! answers one request per line, with its address space capped. The parent waits with a time
+//! limit; a worker that times out is killed, one that dies is replaced, and either way only the
+//! file at hand is reported as failed.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -15,8 +18,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::extract::ExtractError;
-use super::{Section, Unit};
+use super::extract::{ExtractError, extract_bytes};
+use super::{Kind, Section, Unit};
 
 /// Prefix of the worker's answer lines, so that anything else a library prints is ignored.
 const ANSWER: &str = "\u{1e}folio-pdf ";
@@ -226,24 +229,51 @@ fn tidy_page(text: &str) -> String {
 struct Request {
     path: String,
     first: Engine,
+    /// A document that is not a PDF: read by [`extract_bytes`] as this kind.
+    #[serde(default)]
+    kind: Option<Kind>,
 }
 
 #[derive(Serialize, Deserialize)]
 enum Answer {
     Pages(PdfText),
+    Units(Vec<Unit>),
     Error(ExtractErrorWire),
 }
 
-/// What a worker's answer line (after its prefix) says: the pages or the extraction error;
-/// the outer error is a line that breaks the protocol.
-pub(crate) type Reply = Result<PdfText, ExtractError>;
+/// What a worker read: a PDF's pages, or another document's units.
+pub(crate) enum Read {
+    Pages(PdfText),
+    Units(Vec<Unit>),
+}
+
+impl Read {
+    fn pages(self) -> Result<PdfText, ExtractError> {
+        match self {
+            Read::Pages(p) => Ok(p),
+            Read::Units(_) => Err(ExtractError::Crashed("worker answered out of turn".into())),
+        }
+    }
+
+    fn units(self) -> Result<Vec<Unit>, ExtractError> {
+        match self {
+            Read::Units(u) => Ok(u),
+            Read::Pages(_) => Err(ExtractError::Crashed("worker answered out of turn".into())),
+        }
+    }
+}
+
+/// What a worker's answer line (after its prefix) says: what was read or the extraction
+/// error; the outer error is a line that breaks the protocol.
+pub(crate) type Reply = Result<Read, ExtractError>;
 
 pub(crate) fn parse_answer(json: &str) -> Result<Reply, ExtractError> {
     Ok(
         match serde_json::from_str::<Answer>(json)
             .map_err(|e| ExtractError::Crashed(format!("bad worker answer: {e}")))?
         {
-            Answer::Pages(p) => Ok(p),
+            Answer::Pages(p) => Ok(Read::Pages(p)),
+            Answer::Units(u) => Ok(Read::Units(u)),
             Answer::Error(e) => Err(e.into()),
         },
     )
@@ -258,6 +288,8 @@ enum ExtractErrorWire {
     Crashed(String),
     Io(String),
     Binary,
+    Package(String),
+    Protected,
 }
 
 impl From<ExtractError> for ExtractErrorWire {
@@ -270,6 +302,8 @@ impl From<ExtractError> for ExtractErrorWire {
             ExtractError::Crashed(s) => Self::Crashed(s),
             ExtractError::Io(s) => Self::Io(s),
             ExtractError::Binary => Self::Binary,
+            ExtractError::Package(s) => Self::Package(s),
+            ExtractError::Protected => Self::Protected,
             ExtractError::Timeout(s) => Self::Crashed(format!("timeout {s}")),
         }
     }
@@ -285,6 +319,8 @@ impl From<ExtractErrorWire> for ExtractError {
             ExtractErrorWire::Crashed(s) => Self::Crashed(s),
             ExtractErrorWire::Io(s) => Self::Io(s),
             ExtractErrorWire::Binary => Self::Binary,
+            ExtractErrorWire::Package(s) => Self::Package(s),
+            ExtractErrorWire::Protected => Self::Protected,
         }
     }
 }
@@ -300,9 +336,15 @@ pub fn worker_main() -> i32 {
         let Ok(line) = line else { break };
         let answer = match serde_json::from_str::<Request>(&line) {
             Ok(req) => match std::fs::read(crate::fsutil::key_path(&req.path)) {
-                Ok(bytes) => match extract_from(&bytes, req.first) {
-                    Ok(pages) => Answer::Pages(pages),
-                    Err(e) => Answer::Error(e.into()),
+                Ok(bytes) => match req.kind.filter(|k| *k != Kind::Pdf) {
+                    Some(kind) => match extract_bytes(kind, &bytes) {
+                        Ok(units) => Answer::Units(units),
+                        Err(e) => Answer::Error(e.into()),
+                    },
+                    None => match extract_from(&bytes, req.first) {
+                        Ok(pages) => Answer::Pages(pages),
+                        Err(e) => Answer::Error(e.into()),
+                    },
                 },
                 Err(e) => Answer::Error(ExtractErrorWire::Io(e.to_string())),
             },
@@ -420,8 +462,8 @@ impl PdfExtractor {
             let bytes = std::fs::read(path).map_err(|e| ExtractError::Io(e.to_string()))?;
             return extract_pages(&bytes);
         };
-        match self.ask(exe, path, Engine::PdfExtract) {
-            Ok(answer) => answer,
+        match self.ask(exe, path, Engine::PdfExtract, None) {
+            Ok(answer) => answer.and_then(Read::pages),
             Err(Lost::Spawn(e)) => {
                 tracing::warn!(
                     "cannot start PDF worker {}: {e}; extracting in-process",
@@ -432,16 +474,46 @@ impl PdfExtractor {
             }
             // The worker died or hung inside pdf-extract: a fresh one tries pdf_oxide alone,
             // and if that fails too, the first failure is what the file is reported with.
-            Err(Lost::Worker(died)) => match self.ask(exe, path, Engine::PdfOxide) {
-                Ok(Ok(text)) => Ok(text),
+            Err(Lost::Worker(died)) => match self.ask(exe, path, Engine::PdfOxide, None) {
+                Ok(Ok(Read::Pages(text))) => Ok(text),
                 _ => Err(died),
             },
         }
     }
 
+    /// Extracts a document that is not a PDF (Word, OpenDocument, EPUB) in a worker, under the
+    /// same time and memory limits as a PDF: its zip and XML readers get untrusted input.
+    pub fn extract_document(&self, path: &Path, kind: Kind) -> Result<Vec<Unit>, ExtractError> {
+        let in_process = || {
+            std::fs::read(path)
+                .map_err(|e| ExtractError::Io(e.to_string()))
+                .and_then(|bytes| extract_bytes(kind, &bytes))
+        };
+        let Some(exe) = &self.exe else {
+            return in_process();
+        };
+        match self.ask(exe, path, Engine::PdfExtract, Some(kind)) {
+            Ok(answer) => answer.and_then(Read::units),
+            Err(Lost::Spawn(e)) => {
+                tracing::warn!(
+                    "cannot start extraction worker {}: {e}; extracting in-process",
+                    exe.display()
+                );
+                in_process()
+            }
+            Err(Lost::Worker(died)) => Err(died),
+        }
+    }
+
     /// One request to a pooled (or new) worker. The outer error is the worker lost, not the
     /// file's answer.
-    fn ask(&self, exe: &Path, path: &Path, first: Engine) -> Result<Reply, Lost> {
+    fn ask(
+        &self,
+        exe: &Path,
+        path: &Path,
+        first: Engine,
+        kind: Option<Kind>,
+    ) -> Result<Reply, Lost> {
         let pooled = self.idle.lock().ok().and_then(|mut v| v.pop());
         let mut worker = match pooled {
             Some(w) => w,
@@ -450,6 +522,7 @@ impl PdfExtractor {
         let request = serde_json::to_string(&Request {
             path: crate::fsutil::path_key(path),
             first,
+            kind,
         })
         .map_err(|e| Lost::Worker(ExtractError::Io(e.to_string())))?;
         if writeln!(worker.stdin, "{request}")

@@ -594,6 +594,7 @@ fn prepare(
                     extractor = Some(t.engine.name().to_string());
                     pages_to_units(t.pages)
                 }),
+                k if k.is_package() => pdf.extract_document(path, k),
                 k => extract_bytes(k, &bytes),
             };
             match units {

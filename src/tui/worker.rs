@@ -17,8 +17,8 @@ use crate::embed::Embedder;
 use crate::index::manifest::Manifest;
 use crate::index::search::{Filter, Passage, Retrievers, SearchOptions};
 use crate::index::{Index, IndexError, read_manifest};
-use crate::ingest::pdf::{PdfExtractor, pages_to_units};
-use crate::ingest::{Kind, Unit, extract::extract_bytes};
+use crate::ingest::pdf::PdfExtractor;
+use crate::ingest::{Kind, Unit};
 use crate::pipeline::IndexOptions;
 use crate::watch::{WatchEvent, WatchOptions, Watcher};
 
@@ -498,20 +498,14 @@ pub fn load_preview(
     cache: &PreviewCache,
 ) -> Result<PreviewDoc, String> {
     let path = &crate::fsutil::key_path(&p.path);
-    let kind = Kind::of(path).ok_or("not a document folio reads")?;
+    Kind::of(path).ok_or("not a document folio reads")?;
     let mtime = std::fs::metadata(path)
         .and_then(|m| m.modified())
         .map_err(|e| crate::error_chain(&e))?;
     let units = match cache.get(&p.path, mtime) {
         Some(u) => u,
         None => {
-            let units = match kind {
-                Kind::Pdf => pdf.extract(path).map(|t| pages_to_units(t.pages)),
-                k => std::fs::read(path)
-                    .map_err(|e| crate::ingest::extract::ExtractError::Io(e.to_string()))
-                    .and_then(|b| extract_bytes(k, &b)),
-            }
-            .map_err(|e| crate::error_chain(&e))?;
+            let units = crate::ingest::read_file(path, pdf).map_err(|e| crate::error_chain(&e))?;
             let units = Arc::new(units);
             cache.put(&p.path, mtime, units.clone());
             units

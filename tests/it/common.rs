@@ -274,3 +274,156 @@ pub fn folio(tmp: &Path, args: &[&str], stdin: Option<&str>) -> Output {
     }
     out
 }
+
+/// A zip package of the given members, in order, stored uncompressed (as EPUB wants its
+/// `mimetype` first).
+pub fn zip_of(members: &[(&str, &str)]) -> Vec<u8> {
+    use std::io::Write;
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    for (name, text) in members {
+        zip.start_file(*name, opts).unwrap();
+        zip.write_all(text.as_bytes()).unwrap();
+    }
+    zip.finish().unwrap().into_inner()
+}
+
+const W: &str = "http://schemas.openxmlformats.org/wordprocessingml/2006/main";
+const RELS: &str = "http://schemas.openxmlformats.org/package/2006/relationships";
+const OFFICE_RELS: &str = "http://schemas.openxmlformats.org/officeDocument/2006/relationships";
+
+/// A Word document whose body is the given WordprocessingML, with the styles `Heading1` and
+/// `Heading2` and the footnotes given as `(id, text)`.
+pub fn docx(body: &str, footnotes: &[(u32, &str)]) -> Vec<u8> {
+    let types = "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\
+<Types xmlns=\"http://schemas.openxmlformats.org/package/2006/content-types\">\
+<Default Extension=\"rels\" ContentType=\"application/vnd.openxmlformats-package.relationships+xml\"/>\
+<Default Extension=\"xml\" ContentType=\"application/xml\"/>\
+<Override PartName=\"/word/document.xml\" ContentType=\"application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml\"/>\
+<Override PartName=\"/word/styles.xml\" ContentType=\"application/vnd.openxmlformats-officedocument.wordprocessingml.styles+xml\"/>\
+<Override PartName=\"/word/footnotes.xml\" ContentType=\"application/vnd.openxmlformats-officedocument.wordprocessingml.footnotes+xml\"/>\
+</Types>";
+    let rels = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Relationships xmlns=\"{RELS}\">\
+<Relationship Id=\"rId1\" Type=\"{OFFICE_RELS}/officeDocument\" Target=\"word/document.xml\"/></Relationships>"
+    );
+    let doc_rels = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Relationships xmlns=\"{RELS}\">\
+<Relationship Id=\"rId1\" Type=\"{OFFICE_RELS}/styles\" Target=\"styles.xml\"/>\
+<Relationship Id=\"rId2\" Type=\"{OFFICE_RELS}/footnotes\" Target=\"footnotes.xml\"/></Relationships>"
+    );
+    let heading = |n: u32| {
+        format!(
+            "<w:style w:type=\"paragraph\" w:styleId=\"Heading{n}\"><w:name w:val=\"heading {n}\"/>\
+<w:pPr><w:outlineLvl w:val=\"{}\"/></w:pPr></w:style>",
+            n - 1
+        )
+    };
+    let styles = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><w:styles xmlns:w=\"{W}\">{}{}</w:styles>",
+        heading(1),
+        heading(2)
+    );
+    let notes: String = footnotes
+        .iter()
+        .map(|(id, text)| {
+            format!(
+                "<w:footnote w:id=\"{id}\"><w:p><w:r><w:t>{text}</w:t></w:r></w:p></w:footnote>"
+            )
+        })
+        .collect();
+    let notes = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><w:footnotes xmlns:w=\"{W}\">{notes}</w:footnotes>"
+    );
+    let document = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><w:document xmlns:w=\"{W}\"><w:body>{body}</w:body></w:document>"
+    );
+    zip_of(&[
+        ("[Content_Types].xml", types),
+        ("_rels/.rels", &rels),
+        ("word/_rels/document.xml.rels", &doc_rels),
+        ("word/styles.xml", &styles),
+        ("word/footnotes.xml", &notes),
+        ("word/document.xml", &document),
+    ])
+}
+
+/// A WordprocessingML paragraph of one run, in the given style (or none).
+pub fn w_p(style: Option<&str>, text: &str) -> String {
+    let props = style
+        .map(|s| format!("<w:pPr><w:pStyle w:val=\"{s}\"/></w:pPr>"))
+        .unwrap_or_default();
+    format!("<w:p>{props}<w:r><w:t xml:space=\"preserve\">{text}</w:t></w:r></w:p>")
+}
+
+/// An OpenDocument text whose `office:text` holds the given XML (with the `text:` and
+/// `table:` prefixes declared); `content` replaces the whole `content.xml` when given.
+pub fn odt(body: &str) -> Vec<u8> {
+    odt_content(&format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><office:document-content \
+xmlns:office=\"urn:oasis:names:tc:opendocument:xmlns:office:1.0\" \
+xmlns:text=\"urn:oasis:names:tc:opendocument:xmlns:text:1.0\" \
+xmlns:table=\"urn:oasis:names:tc:opendocument:xmlns:table:1.0\" office:version=\"1.3\">\
+<office:body><office:text>{body}</office:text></office:body></office:document-content>"
+    ))
+}
+
+/// An OpenDocument text package around the given `content.xml`.
+pub fn odt_content(content: &str) -> Vec<u8> {
+    zip_of(&[
+        ("mimetype", "application/vnd.oasis.opendocument.text"),
+        ("content.xml", content),
+        (
+            "META-INF/manifest.xml",
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><manifest:manifest \
+xmlns:manifest=\"urn:oasis:names:tc:opendocument:xmlns:manifest:1.0\"/>",
+        ),
+    ])
+}
+
+/// An EPUB of the given chapters, `(file name, XHTML body)`, in spine order; the package
+/// file lives in `OEBPS/` and names the chapters with percent-escaped hrefs.
+pub fn epub(chapters: &[(&str, &str)]) -> Vec<u8> {
+    let container = "<?xml version=\"1.0\"?><container version=\"1.0\" \
+xmlns=\"urn:oasis:names:tc:opendocument:xmlns:container\"><rootfiles>\
+<rootfile full-path=\"OEBPS/content.opf\" media-type=\"application/oebps-package+xml\"/>\
+</rootfiles></container>";
+    let escape = |name: &str| name.replace(' ', "%20");
+    let manifest: String = chapters
+        .iter()
+        .enumerate()
+        .map(|(i, (name, _))| {
+            format!(
+                "<item id=\"c{i}\" href=\"text/{}\" media-type=\"application/xhtml+xml\"/>",
+                escape(name)
+            )
+        })
+        .collect();
+    let spine: String = (0..chapters.len())
+        .map(|i| format!("<itemref idref=\"c{i}\"/>"))
+        .collect();
+    let opf = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><package xmlns=\"http://www.idpf.org/2007/opf\" \
+version=\"3.0\"><metadata/><manifest>{manifest}</manifest><spine>{spine}</spine></package>"
+    );
+    let pages: Vec<(String, String)> = chapters
+        .iter()
+        .map(|(name, body)| {
+            (
+                format!("OEBPS/text/{name}"),
+                format!(
+                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?><html xmlns=\"http://www.w3.org/1999/xhtml\">\
+<head><title>{name}</title></head><body>{body}</body></html>"
+                ),
+            )
+        })
+        .collect();
+    let mut members = vec![
+        ("mimetype", "application/epub+zip"),
+        ("META-INF/container.xml", container),
+        ("OEBPS/content.opf", opf.as_str()),
+    ];
+    members.extend(pages.iter().map(|(n, t)| (n.as_str(), t.as_str())));
+    zip_of(&members)
+}

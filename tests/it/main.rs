@@ -6,6 +6,7 @@
 mod ask;
 mod common;
 mod eval;
+mod formats;
 mod gguf_arch;
 mod hardening;
 mod index_search;

@@ -1,0 +1,160 @@
+//! Word, OpenDocument and EPUB files: indexed with their headings, searchable, previewed; a
+//! damaged one is reported with its reason and never stops the run.
+
+use std::fs;
+use std::path::Path;
+
+use folio::index::search::{Passage, Retrievers, SearchOptions};
+
+use crate::common::{self, docx, embedder, epub, folio, odt, odt_content, w_p};
+
+fn search(index_dir: &Path, q: &str) -> Vec<Passage> {
+    let idx = folio::index::Index::open_reader(index_dir).unwrap();
+    let mut opts =
+        SearchOptions::from_settings(&crate::index_search_settings(), Retrievers::Hybrid);
+    opts.k = 3;
+    idx.search(Some(embedder()), q, &opts).unwrap()
+}
+
+fn name(p: &Passage) -> &str {
+    p.path.rsplit('/').next().unwrap_or_default()
+}
+
+#[test]
+fn word_opendocument_and_epub_files_are_indexed_with_their_headings() {
+    let t = tempfile::tempdir().unwrap();
+    let root = fs::canonicalize(t.path()).unwrap().join("docs");
+    fs::create_dir(&root).unwrap();
+    let body = [
+        w_p(Some("Heading1"), "Globex Supply Agreement"),
+        w_p(Some("Heading2"), "Termination"),
+        "<w:p><w:r><w:t xml:space=\"preserve\">Either party may terminate the supply with </w:t></w:r>\
+<w:del w:id=\"7\" w:author=\"Ann\"><w:r><w:delText>thirty</w:delText></w:r></w:del>\
+<w:ins w:id=\"8\" w:author=\"Ann\"><w:r><w:t>sixty</w:t></w:r></w:ins>\
+<w:r><w:t xml:space=\"preserve\"> days written notice.</w:t></w:r>\
+<w:r><w:footnoteReference w:id=\"1\"/></w:r></w:p>"
+            .to_string(),
+        w_p(Some("Heading2"), "Fees"),
+        "<w:tbl><w:tr><w:tc><w:p><w:r><w:t>Monthly platform fee</w:t></w:r></w:p></w:tc>\
+<w:tc><w:p><w:r><w:t>USD 4,200</w:t></w:r></w:p></w:tc></w:tr></w:tbl>"
+            .to_string(),
+    ]
+    .concat();
+    fs::write(
+        root.join("globex supply.docx"),
+        docx(
+            &body,
+            &[(
+                1,
+                "Notice is given by registered letter to the head office.",
+            )],
+        ),
+    )
+    .unwrap();
+    fs::write(
+        root.join("handbook.odt"),
+        odt("<text:h text:outline-level=\"1\">Staff handbook</text:h>\
+<text:h text:outline-level=\"2\">Remote work</text:h>\
+<text:p>Employees may work from home on Tuesdays and Thursdays with their manager's consent.</text:p>"),
+    )
+    .unwrap();
+    fs::write(
+        root.join("field guide.epub"),
+        epub(&[
+            ("ch1.xhtml", "<h1>Ferns</h1><p>Bracken spreads by underground rhizomes across heaths.</p>"),
+            ("ch 2.xhtml", "<h1>Mosses</h1><h2>Sphagnum</h2><p>Sphagnum moss holds twenty times its dry weight in water.</p>"),
+        ]),
+    )
+    .unwrap();
+    // Damaged files: a truncated zip, malformed XML, a Word file that is plain text, an EPUB
+    // whose spine names nothing.
+    let whole = docx(&w_p(None, "never read"), &[]);
+    fs::write(root.join("truncated.docx"), &whole[..whole.len() / 2]).unwrap();
+    fs::write(
+        root.join("malformed.odt"),
+        odt_content("<office:document-content><office:body><text:p>unclosed"),
+    )
+    .unwrap();
+    fs::write(root.join("renamed.docx"), "just text, not a Word file").unwrap();
+    fs::write(root.join("empty spine.epub"), epub(&[])).unwrap();
+
+    let index_dir = t.path().join("index");
+    let report = common::index(&index_dir, &root);
+    assert_eq!(report.indexed, 3, "{report:?}");
+    let mut failed: Vec<_> = report
+        .failed
+        .iter()
+        .map(|(p, r)| (name_of(p), r.as_str()))
+        .collect();
+    failed.sort();
+    assert_eq!(failed.len(), 4, "{failed:?}");
+    for (file, reason) in &failed {
+        assert!(
+            reason.starts_with("unreadable document: "),
+            "{file}: {reason}"
+        );
+    }
+    assert!(failed[1].1.contains("malformed XML"), "{failed:?}");
+    assert!(failed[0].1.contains("spine"), "{failed:?}");
+
+    let hits = search(&index_dir, "how much notice to terminate the Globex supply");
+    let top = &hits[0];
+    assert_eq!(name(top), "globex supply.docx", "{hits:?}");
+    assert_eq!(
+        top.heading,
+        ["Globex Supply Agreement", "Termination"],
+        "{top:?}"
+    );
+    assert!(top.text.contains("sixty days written notice"), "{top:?}");
+    assert!(
+        !top.text.contains("thirty"),
+        "tracked deletions are left out: {top:?}"
+    );
+    let fee = search(&index_dir, "monthly platform fee");
+    assert!(
+        fee[0].text.contains("Monthly platform fee | USD 4,200"),
+        "{fee:?}"
+    );
+    let note = search(&index_dir, "registered letter head office");
+    assert_eq!(
+        name(&note[0]),
+        "globex supply.docx",
+        "footnotes are indexed: {note:?}"
+    );
+
+    let odt_hit = search(&index_dir, "working from home");
+    assert_eq!(name(&odt_hit[0]), "handbook.odt", "{odt_hit:?}");
+    assert_eq!(odt_hit[0].heading, ["Staff handbook", "Remote work"]);
+
+    let moss = search(&index_dir, "which moss holds water");
+    assert_eq!(name(&moss[0]), "field guide.epub", "{moss:?}");
+    assert_eq!(moss[0].heading, ["Mosses", "Sphagnum"], "{moss:?}");
+
+    // The CLI shows the same passage and its heading; status lists the damaged files.
+    let tmp = fs::canonicalize(t.path()).unwrap();
+    let idx_s = index_dir.to_str().unwrap();
+    let out = folio(
+        &tmp,
+        &["search", "Sphagnum moss", "--json", "--index", idx_s],
+        None,
+    );
+    assert!(out.status.success(), "{out:?}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let first = &json["results"][0];
+    assert!(
+        first["path"]
+            .as_str()
+            .unwrap()
+            .ends_with("field guide.epub"),
+        "{json}"
+    );
+    assert_eq!(first["heading"], serde_json::json!(["Mosses", "Sphagnum"]));
+    let out = folio(&tmp, &["status", "--json", "--index", idx_s], None);
+    let st: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let problems = st["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 4, "{st}");
+}
+
+fn name_of(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or_default()
+}
