@@ -97,6 +97,40 @@ macro_rules! value_via_fromstr {
 }
 value_via_fromstr!(usize, u64, f32, bool);
 
+/// Whether scanned pages are recognised (`ingest.ocr`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OcrMode {
+    /// When Tesseract and poppler are installed.
+    Auto,
+    Off,
+}
+
+impl OcrMode {
+    pub fn from_name(s: &str) -> Result<OcrMode, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(OcrMode::Auto),
+            "off" => Ok(OcrMode::Off),
+            other => Err(format!("{other:?}: use auto or off")),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            OcrMode::Auto => "auto",
+            OcrMode::Off => "off",
+        }
+    }
+}
+
+impl Value for OcrMode {
+    fn parse(s: &str) -> Result<Self, String> {
+        OcrMode::from_name(s)
+    }
+    fn show(&self) -> String {
+        self.name().into()
+    }
+}
+
 impl Value for Fusion {
     fn parse(s: &str) -> Result<Self, String> {
         Fusion::from_name(s)
@@ -193,8 +227,14 @@ settings! {
     llm: String = "default".into(), "models.llm";
     /// Files larger than this many MiB are skipped.
     max_file_mb: u64 = 64, "ingest.max_file_mb";
-    /// A PDF whose extraction takes longer than this is abandoned and reported.
+    /// A PDF whose extraction takes longer than this is abandoned and reported (for a scan,
+    /// the limit of each page's rendering and recognition).
     pdf_timeout_secs: u64 = 60, "ingest.pdf_timeout_secs";
+    /// Recognise the text of scanned PDF pages: auto (when Tesseract and poppler are
+    /// installed) or off.
+    ocr: OcrMode = OcrMode::Auto, "ingest.ocr";
+    /// Tesseract's languages for scans, e.g. eng or eng+deu (each needs its traineddata).
+    ocr_languages: String = "eng".into(), "ingest.ocr_languages";
     /// Follow symbolic links whose target lies outside the indexed folders (links inside them
     /// are always followed). A followed link is indexed under its own path.
     follow_links: bool = false, "ingest.follow_links";
@@ -261,6 +301,14 @@ settings! {
     lead_spans: usize = 3, "answer.lead_spans";
     /// Sentences of context on each side of an evidence span in the model's prompt.
     evidence_window: usize = 1, "answer.evidence_window";
+    /// Where `folio serve` listens for HTTP. An address beyond this machine needs
+    /// `serve.token`.
+    serve_listen: String = "127.0.0.1:8484".into(), "serve.listen";
+    /// The bearer token HTTP clients of `folio serve` must send (`Authorization: Bearer ...`);
+    /// empty: none asked on loopback. Best set as FOLIO_SERVE_TOKEN, not in the file.
+    serve_token: String = String::new(), "serve.token";
+    /// Questions that may wait for the model in `folio serve`; more are refused (HTTP 503).
+    serve_queue: usize = 4, "serve.queue";
 }
 
 impl Settings {
@@ -408,6 +456,13 @@ mod tests {
         let d = dirs(t.path());
         assert!(Settings::load(&d, Some(&t.path().join("nope.toml")), &[]).is_err());
         assert!(Settings::load(&d, None, &[]).is_ok());
+    }
+
+    #[test]
+    fn ocr_modes_parse_by_name() {
+        assert_eq!(OcrMode::from_name(" Auto "), Ok(OcrMode::Auto));
+        assert_eq!(OcrMode::from_name("off").map(OcrMode::name), Ok("off"));
+        assert!(OcrMode::from_name("always").is_err());
     }
 
     #[test]

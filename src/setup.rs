@@ -87,8 +87,13 @@ pub fn roots(
 /// The PDF extractor, with workers run from this executable (the `__pdf-worker` subcommand)
 /// under the settings' time limit.
 pub fn pdf_extractor(s: &Settings) -> PdfExtractor {
-    PdfExtractor::new(
-        std::env::current_exe().ok(),
-        Duration::from_secs(s.pdf_timeout_secs),
-    )
+    let limit = Duration::from_secs(s.pdf_timeout_secs);
+    // Recognised pages are cached beside the index they were read for.
+    let ocr = match s.ocr {
+        crate::config::OcrMode::Off => None,
+        crate::config::OcrMode::Auto => {
+            crate::ingest::ocr::Ocr::new(s.index_dir.join("ocr"), &s.ocr_languages, limit)
+        }
+    };
+    PdfExtractor::new(std::env::current_exe().ok(), limit).with_ocr(ocr)
 }

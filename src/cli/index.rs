@@ -42,6 +42,25 @@ pub(super) fn run(s: &Settings, a: IndexArgs) -> Result<ExitCode> {
         println!("{}", serde_json::to_string(&ReportJson::from(&report))?);
     } else {
         print_report(&report, &s.index_dir);
+        let no_text = folio::ingest::extract::ExtractError::NoTextLayer.to_string();
+        let scans = report
+            .skipped
+            .iter()
+            .filter(|(_, why)| *why == no_text)
+            .count();
+        if scans > 0 && !pdf.recognises_scans() {
+            let why = match s.ocr {
+                folio::config::OcrMode::Off => "recognition is off (ingest.ocr = \"off\")".into(),
+                folio::config::OcrMode::Auto => format!(
+                    "{}; to read them, {}",
+                    folio::ingest::ocr::tools()
+                        .err()
+                        .unwrap_or("recognition is unavailable"),
+                    folio::ingest::ocr::INSTALL_HINT
+                ),
+            };
+            println!("{scans} scanned PDF(s) wait for text recognition: {why}");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

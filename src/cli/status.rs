@@ -11,6 +11,7 @@ use folio::config::Settings;
 use folio::fsutil::{dir_size, human_bytes, now_secs};
 use folio::index::manifest::ProblemStatus;
 use folio::index::{Chunking, Index};
+use folio::ingest::extract::ExtractError;
 
 use super::render::{one_line, terminal_safe};
 
@@ -37,6 +38,8 @@ struct StatusJson<'a> {
     ann_index: bool,
     /// The CPU kernels folio's quantized products run on here (chosen at run time).
     kernels: &'static str,
+    /// The programs that recognise scanned pages, or why there are none / it is off.
+    ocr: OcrJson,
     last_run: &'a Option<folio::index::manifest::RunSummary>,
     /// PDFs by the extractor that read them.
     pdf_extractors: std::collections::BTreeMap<&'a str, usize>,
@@ -44,6 +47,24 @@ struct StatusJson<'a> {
     /// With `--files`: every indexed file.
     #[serde(skip_serializing_if = "Option::is_none")]
     file_list: Option<Vec<FileJson<'a>>>,
+}
+
+#[derive(Serialize)]
+struct OcrJson {
+    /// The versions of the programs that recognise scanned pages.
+    tools: Option<&'static str>,
+    /// Why scans are not recognised.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unavailable: Option<&'static str>,
+}
+
+impl From<Result<&'static str, &'static str>> for OcrJson {
+    fn from(r: Result<&'static str, &'static str>) -> Self {
+        OcrJson {
+            tools: r.ok(),
+            unavailable: r.err(),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -87,6 +108,10 @@ pub(super) fn run(s: &Settings, a: StatusArgs) -> Result<ExitCode> {
         size_bytes: dir_size(idx.dir()),
         ann_index: idx.vectors().has_ann_index(),
         kernels: folio::quant::Path::current().name(),
+        ocr: OcrJson::from(match s.ocr {
+            folio::config::OcrMode::Off => Err("off (ingest.ocr)"),
+            folio::config::OcrMode::Auto => folio::ingest::ocr::tools(),
+        }),
         last_run: &m.last_run,
         pdf_extractors: m.files.values().filter_map(extractor_of).fold(
             std::collections::BTreeMap::new(),
@@ -163,6 +188,10 @@ pub(super) fn run(s: &Settings, a: StatusArgs) -> Result<ExitCode> {
             .collect();
         println!("pdfs     read {}", by.join(", "));
     }
+    match (st.ocr.tools, st.ocr.unavailable) {
+        (Some(tools), _) => println!("scans    recognised by {tools}"),
+        (None, why) => println!("scans    not recognised: {}", why.unwrap_or_default()),
+    }
     match st.last_run {
         Some(r) => println!(
             "last run {} ago: {} indexed, {} unchanged, {} removed, {} skipped, {} failed in {:.1} s",
@@ -191,6 +220,17 @@ pub(super) fn run(s: &Settings, a: StatusArgs) -> Result<ExitCode> {
                 println!("  {}: {}", terminal_safe(p.path), one_line(p.reason));
             }
         }
+    }
+    let unread_scans = st
+        .problems
+        .iter()
+        .filter(|p| p.reason == ExtractError::NoTextLayer.to_string())
+        .count();
+    if unread_scans > 0 && st.ocr.tools.is_none() && s.ocr == folio::config::OcrMode::Auto {
+        println!(
+            "{unread_scans} scanned PDF(s) have no text layer: to read them, {}",
+            folio::ingest::ocr::INSTALL_HINT
+        );
     }
     if let Some(files) = &st.file_list {
         println!("files:");

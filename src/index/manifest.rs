@@ -53,7 +53,7 @@ pub struct Problem {
 }
 
 /// The text extractors of this build, by crate and version: what a failure was judged by.
-pub const EXTRACTORS: &str = "pdf-extract 0.12, lopdf 0.42, pdf_oxide 0.3, scraper, pulldown-cmark, office_oxide 0.1, roxmltree 0.21";
+pub const EXTRACTORS: &str = "pdf-extract 0.12, lopdf 0.42, pdf_oxide 0.3, scraper, pulldown-cmark, office_oxide 0.1, roxmltree 0.21, tesseract";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -34,6 +34,8 @@ pub enum ExtractError {
     Package(String),
     #[error("password-protected document")]
     Protected,
+    #[error("scanned, but no text was recognised")]
+    NothingRecognised,
 }
 
 impl ExtractError {
@@ -45,6 +47,7 @@ impl ExtractError {
                 | ExtractError::Binary
                 | ExtractError::NoTextLayer
                 | ExtractError::Protected
+                | ExtractError::NothingRecognised
         )
     }
 }

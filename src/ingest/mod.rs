@@ -8,6 +8,7 @@
 
 pub mod chunk;
 pub mod extract;
+pub mod ocr;
 pub mod office;
 pub mod pdf;
 pub mod walk;

@@ -26,7 +26,7 @@ const ANSWER: &str = "\u{1e}folio-pdf ";
 
 /// Address space a worker may use: a PDF that makes the parser allocate without bound fails
 /// alone instead of taking the machine's memory.
-const WORKER_MEMORY_BYTES: u64 = 4 << 30;
+pub(crate) const WORKER_MEMORY_BYTES: u64 = 4 << 30;
 
 /// The PDF text extractors, in the order they are tried. pdf-extract reads most files well;
 /// pdf_oxide has its own parser and reads many that lopdf refuses (broken cross-reference
@@ -37,6 +37,9 @@ pub enum Engine {
     PdfExtract,
     #[serde(rename = "pdf_oxide")]
     PdfOxide,
+    /// A scan: every page recognised by Tesseract ([`super::ocr`]).
+    #[serde(rename = "tesseract")]
+    Tesseract,
 }
 
 impl Engine {
@@ -44,6 +47,7 @@ impl Engine {
         match self {
             Engine::PdfExtract => "pdf-extract",
             Engine::PdfOxide => "pdf_oxide",
+            Engine::Tesseract => "tesseract",
         }
     }
 }
@@ -69,7 +73,7 @@ pub fn extract_with(bytes: &[u8], engine: Engine) -> Result<Vec<String>, Extract
     }
     match engine {
         Engine::PdfExtract => guarded(|| with_pdf_extract(bytes)),
-        Engine::PdfOxide => guarded(|| with_pdf_oxide(bytes)),
+        Engine::PdfOxide | Engine::Tesseract => guarded(|| with_pdf_oxide(bytes)),
     }
 }
 
@@ -290,6 +294,7 @@ enum ExtractErrorWire {
     Binary,
     Package(String),
     Protected,
+    NothingRecognised,
 }
 
 impl From<ExtractError> for ExtractErrorWire {
@@ -304,6 +309,7 @@ impl From<ExtractError> for ExtractErrorWire {
             ExtractError::Binary => Self::Binary,
             ExtractError::Package(s) => Self::Package(s),
             ExtractError::Protected => Self::Protected,
+            ExtractError::NothingRecognised => Self::NothingRecognised,
             ExtractError::Timeout(s) => Self::Crashed(format!("timeout {s}")),
         }
     }
@@ -321,6 +327,7 @@ impl From<ExtractErrorWire> for ExtractError {
             ExtractErrorWire::Binary => Self::Binary,
             ExtractErrorWire::Package(s) => Self::Package(s),
             ExtractErrorWire::Protected => Self::Protected,
+            ExtractErrorWire::NothingRecognised => Self::NothingRecognised,
         }
     }
 }
@@ -442,6 +449,8 @@ pub struct PdfExtractor {
     exe: Option<PathBuf>,
     timeout: Duration,
     idle: Mutex<Vec<Worker>>,
+    /// Recognition of pages without a text layer, when enabled and installed.
+    ocr: Option<super::ocr::Ocr>,
 }
 
 impl PdfExtractor {
@@ -452,12 +461,54 @@ impl PdfExtractor {
             exe,
             timeout,
             idle: Mutex::new(Vec::new()),
+            ocr: None,
         }
     }
 
+    /// The same extractor, recognising scanned pages with `ocr`.
+    pub fn with_ocr(mut self, ocr: Option<super::ocr::Ocr>) -> Self {
+        self.ocr = ocr;
+        self
+    }
+
+    /// Whether scanned pages are recognised.
+    pub fn recognises_scans(&self) -> bool {
+        self.ocr.is_some()
+    }
+
     /// Extracts the pages of the PDF at `path`: pdf-extract first, pdf_oxide when it fails,
-    /// panics, finds no text, or kills or hangs its worker.
+    /// panics, finds no text, or kills or hangs its worker; then, with recognition on, the
+    /// pages without text are recognised (a file with no text layer at all is then read by
+    /// Tesseract alone).
     pub fn extract(&self, path: &Path) -> Result<PdfText, ExtractError> {
+        let read = self.extract_layer(path);
+        let Some(ocr) = &self.ocr else { return read };
+        match read {
+            Err(ExtractError::NoTextLayer) => {
+                let mut pages = Vec::new();
+                match ocr.fill(path, &mut pages) {
+                    Ok(n) if n > 0 => Ok(PdfText {
+                        pages,
+                        engine: Engine::Tesseract,
+                    }),
+                    Ok(_) => Err(ExtractError::NothingRecognised),
+                    Err(e) => Err(ExtractError::Crashed(format!("recognising the scan: {e}"))),
+                }
+            }
+            Ok(mut text) if text.pages.iter().any(|p| p.trim().is_empty()) => {
+                // A scanned page inside a born-digital file (a signature page): the pages
+                // that have text keep it, the rest are recognised.
+                if let Err(e) = ocr.fill(path, &mut text.pages) {
+                    tracing::warn!(path = %path.display(), "recognising blank pages: {e}");
+                }
+                Ok(text)
+            }
+            other => other,
+        }
+    }
+
+    /// The text layer of the PDF at `path`, as [`PdfExtractor::extract`] reads it.
+    fn extract_layer(&self, path: &Path) -> Result<PdfText, ExtractError> {
         let Some(exe) = &self.exe else {
             let bytes = std::fs::read(path).map_err(|e| ExtractError::Io(e.to_string()))?;
             return extract_pages(&bytes);

@@ -424,6 +424,7 @@ fn run(
         named: scope.named,
         rechunk,
         retry_failed: opts.retry_failed,
+        recognises_scans: pdf.recognises_scans(),
     };
     let plan::Plan {
         to_read,

@@ -7,6 +7,7 @@ use std::collections::{HashMap, HashSet};
 use super::{Candidate, Found};
 use crate::index::Batch;
 use crate::index::manifest::{EXTRACTORS, Folders, Manifest, Problem, ProblemStatus};
+use crate::ingest::extract::ExtractError;
 
 /// The settings of a run that decide what is read again.
 pub(super) struct Rules<'a> {
@@ -20,6 +21,9 @@ pub(super) struct Rules<'a> {
     pub rechunk: bool,
     /// Read files that failed before even when they are unchanged.
     pub retry_failed: bool,
+    /// Scanned pages are recognised now: a scan skipped for want of recognition is read again
+    /// (Tesseract may have been installed since), without `--retry-failed`.
+    pub recognises_scans: bool,
 }
 
 /// What a run will do, before it reads a byte.
@@ -92,9 +96,11 @@ pub(super) fn plan(manifest: &Manifest, found: Found, rules: &Rules) -> Plan {
             && !rules.named
             && p.size == c.size
             && p.mtime == c.mtime
-            // A failure is retried when asked, or once the extractors have changed.
+            // A failure is retried when asked, or once the extractors have changed; a scan once
+            // it can be recognised.
             && !(p.status == ProblemStatus::Failed
                 && (rules.retry_failed || p.extractors != EXTRACTORS))
+            && !(rules.recognises_scans && p.reason == ExtractError::NoTextLayer.to_string())
         {
             plan.known_problems.push((c.path.clone(), p.clone()));
             continue;
@@ -342,6 +348,7 @@ mod tests {
                         named: bits & 2 != 0,
                         rechunk: bits & 4 != 0,
                         retry_failed: bits & 8 != 0,
+                        recognises_scans: false,
                     };
                     let manifest = manifest_of(before);
                     let found = found_of(walked, &manifest);
@@ -360,6 +367,47 @@ mod tests {
             }
         }
         assert_eq!(cases, 8 * 4 * 16);
+    }
+
+    #[test]
+    fn scans_waiting_for_recognition_are_read_once_it_is_there() {
+        let mut m = Manifest::default();
+        let waiting = Problem {
+            reason: ExtractError::NoTextLayer.to_string(),
+            ..problem(ProblemStatus::Skipped, 10, 100, EXTRACTORS)
+        };
+        let empty = Problem {
+            reason: ExtractError::NothingRecognised.to_string(),
+            ..waiting.clone()
+        };
+        m.problems.insert("/r/scan.pdf".into(), waiting);
+        m.problems.insert("/r/blank.pdf".into(), empty);
+        let folders = ["/r".to_string()];
+        for recognises_scans in [false, true] {
+            let found = Found {
+                candidates: vec![
+                    candidate("/r/scan.pdf", 10, 100),
+                    candidate("/r/blank.pdf", 10, 100),
+                ],
+                problems: Vec::new(),
+            };
+            let rules = Rules {
+                rescanned: &folders,
+                named: false,
+                rechunk: false,
+                retry_failed: false,
+                recognises_scans,
+            };
+            let plan = plan(&m, found, &rules);
+            let read: Vec<_> = plan.to_read.iter().map(|c| c.path.as_str()).collect();
+            // A scan where recognition found nothing is not read again on every run.
+            let expected: &[&str] = if recognises_scans {
+                &["/r/scan.pdf"]
+            } else {
+                &[]
+            };
+            assert_eq!(read, expected);
+        }
     }
 
     #[test]
@@ -387,6 +435,7 @@ mod tests {
             named: false,
             rechunk: false,
             retry_failed: false,
+            recognises_scans: false,
         };
         let plan = plan(&m, found, &rules);
         assert_eq!(
@@ -414,6 +463,7 @@ mod tests {
             named: true,
             rechunk: false,
             retry_failed: false,
+            recognises_scans: false,
         };
         let plan = plan(&m, found, &rules);
         assert_eq!(plan.gone.remove, ["/r/x/old.md"]);

@@ -211,6 +211,95 @@ fn finish(
     doc.trailer.set("Root", catalog_id);
 }
 
+/// A scan of `doc`: each page rendered to a grey image (poppler's `pdftoppm`, 150 dpi) and
+/// placed alone on a page of a new PDF, which has no text layer, as a scanner writes it.
+pub fn scanned(doc: Document, work: &Path) -> Document {
+    let text_pdf = work.join("before-scanning.pdf");
+    save(doc, &text_pdf);
+    let pages = Document::load(&text_pdf).unwrap().get_pages().len();
+    let mut scan = Document::with_version("1.5");
+    let pages_id = scan.new_object_id();
+    let resources_id = scan.add_object(dictionary! {});
+    let mut kids = Vec::new();
+    for n in 1..=pages {
+        let prefix = work.join(format!("scan-{n}"));
+        let status = Command::new("pdftoppm")
+            .args([
+                "-r",
+                "150",
+                "-gray",
+                "-singlefile",
+                "-f",
+                &n.to_string(),
+                "-l",
+                &n.to_string(),
+            ])
+            .arg(&text_pdf)
+            .arg(&prefix)
+            .status()
+            .expect("pdftoppm (poppler-utils)");
+        assert!(status.success());
+        let (width, height, pixels) =
+            read_pgm(&std::fs::read(prefix.with_extension("pgm")).unwrap());
+        let mut image = Stream::new(
+            dictionary! {
+                "Type" => "XObject", "Subtype" => "Image", "Width" => width as i64,
+                "Height" => height as i64, "ColorSpace" => "DeviceGray", "BitsPerComponent" => 8,
+            },
+            pixels,
+        );
+        image.compress().unwrap();
+        let image_id = scan.add_object(image);
+        let content = Content {
+            operations: vec![
+                Operation::new("q", vec![]),
+                Operation::new(
+                    "cm",
+                    vec![
+                        612.into(),
+                        0.into(),
+                        0.into(),
+                        792.into(),
+                        0.into(),
+                        0.into(),
+                    ],
+                ),
+                Operation::new("Do", vec!["Im1".into()]),
+                Operation::new("Q", vec![]),
+            ],
+        };
+        let content_id = scan.add_object(Stream::new(dictionary! {}, content.encode().unwrap()));
+        kids.push(
+            scan.add_object(dictionary! {
+                "Type" => "Page", "Parent" => pages_id, "Contents" => content_id,
+                "Resources" => dictionary! { "XObject" => dictionary! { "Im1" => image_id } },
+            })
+            .into(),
+        );
+    }
+    finish(&mut scan, pages_id, resources_id, kids);
+    scan
+}
+
+/// Width, height and pixels of a binary PGM (P5, 8 bits).
+fn read_pgm(bytes: &[u8]) -> (usize, usize, Vec<u8>) {
+    let mut fields = Vec::new();
+    let mut at = 0;
+    while fields.len() < 4 {
+        while bytes[at].is_ascii_whitespace() {
+            at += 1;
+        }
+        let start = at;
+        while !bytes[at].is_ascii_whitespace() {
+            at += 1;
+        }
+        fields.push(String::from_utf8_lossy(&bytes[start..at]).into_owned());
+    }
+    assert_eq!(fields[0], "P5");
+    let (w, h) = (fields[1].parse().unwrap(), fields[2].parse().unwrap());
+    (w, h, bytes[at + 1..at + 1 + w * h].to_vec())
+}
+
 pub fn save(mut doc: Document, path: &Path) {
     doc.save(path).expect("writing PDF fixture");
 }

@@ -1,12 +1,15 @@
 //! Word, OpenDocument and EPUB files: indexed with their headings, searchable, previewed; a
-//! damaged one is reported with its reason and never stops the run.
+//! damaged one is reported with its reason and never stops the run. Scanned PDFs: recognised
+//! by Tesseract where it is installed, once.
 
 use std::fs;
 use std::path::Path;
 
 use folio::index::search::{Passage, Retrievers, SearchOptions};
 
-use crate::common::{self, docx, embedder, epub, folio, odt, odt_content, w_p};
+use crate::common::{
+    self, docx, embedder, epub, folio, odt, odt_content, pdf_doc, save, scanned, w_p,
+};
 
 fn search(index_dir: &Path, q: &str) -> Vec<Passage> {
     let idx = folio::index::Index::open_reader(index_dir).unwrap();
@@ -157,4 +160,140 @@ fn word_opendocument_and_epub_files_are_indexed_with_their_headings() {
 
 fn name_of(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or_default()
+}
+
+#[test]
+fn scanned_pdfs_are_recognised_once() {
+    if let Err(why) = folio::ingest::ocr::tools() {
+        // `.ci/run` installs them; elsewhere the rest of the suite still runs.
+        eprintln!("skipping: {why}; {}", folio::ingest::ocr::INSTALL_HINT);
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let tmp = fs::canonicalize(t.path()).unwrap();
+    let root = tmp.join("docs");
+    fs::create_dir(&root).unwrap();
+    let contract = pdf_doc(&[
+        &[
+            "LEASE AGREEMENT",
+            "The tenant pays a deposit of three months rent.",
+        ],
+        &["Signatures", "Signed in Rotterdam on the first of June."],
+    ]);
+    save(scanned(contract, &tmp), &root.join("signed lease.pdf"));
+    let idx = tmp.join("idx");
+    let idx_s = idx.to_str().unwrap();
+
+    // Recognition off: the scan is skipped, and says why.
+    let off = tmp.join("off.toml");
+    fs::write(&off, "[ingest]\nocr = \"off\"\n").unwrap();
+    let out = folio(
+        &tmp,
+        &[
+            "index",
+            root.to_str().unwrap(),
+            "--index",
+            idx_s,
+            "--json",
+            "--config",
+            off.to_str().unwrap(),
+        ],
+        None,
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["indexed"], 0, "{r}");
+    assert!(r.to_string().contains("no text layer (needs OCR)"), "{r}");
+
+    // On (the default): both pages are recognised, searchable, and cached by content hash.
+    // Recognition available again: the waiting scan is read without --retry-failed.
+    let out = folio(&tmp, &["index", "--index", idx_s, "--json"], None);
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["indexed"], 1, "{r}");
+    let out = folio(
+        &tmp,
+        &[
+            "search",
+            "deposit of three months",
+            "--index",
+            idx_s,
+            "--json",
+            "-k",
+            "1",
+        ],
+        None,
+    );
+    let hit: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let top = &hit["results"][0];
+    assert!(
+        top["path"].as_str().unwrap().ends_with("signed lease.pdf"),
+        "{hit}"
+    );
+    assert_eq!(top["page"], 1, "{hit}");
+    assert!(
+        top["text"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("deposit"),
+        "{hit}"
+    );
+    let out = folio(
+        &tmp,
+        &["search", "Rotterdam", "--index", idx_s, "--json", "-k", "1"],
+        None,
+    );
+    let hit: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(hit["results"][0]["page"], 2, "{hit}");
+    let st = folio(
+        &tmp,
+        &["status", "--json", "--files", "--index", idx_s],
+        None,
+    );
+    let st: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
+    assert_eq!(st["pdf_extractors"]["tesseract"], 1, "{st}");
+    assert!(
+        st["ocr"]["tools"].as_str().unwrap().contains("tesseract"),
+        "{st}"
+    );
+    let cached: Vec<_> = fs::read_dir(idx.join("ocr")).unwrap().flatten().collect();
+    assert_eq!(cached.len(), 1, "one scanned file");
+    assert_eq!(
+        fs::read_dir(cached[0].path()).unwrap().count(),
+        2,
+        "two pages"
+    );
+
+    // The same bytes under another name are read from the cache: no recognition runs (a
+    // recognised page is replaced by a marker to prove it).
+    let page1 = cached[0].path().join("1.txt");
+    fs::write(&page1, "CACHED PAGE marker").unwrap();
+    fs::copy(root.join("signed lease.pdf"), root.join("copy.pdf")).unwrap();
+    assert!(
+        folio(&tmp, &["index", "--index", idx_s], None)
+            .status
+            .success()
+    );
+    let out = folio(
+        &tmp,
+        &[
+            "search",
+            "CACHED PAGE marker",
+            "--index",
+            idx_s,
+            "--json",
+            "-k",
+            "1",
+            "--mode",
+            "bm25",
+        ],
+        None,
+    );
+    let hit: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        hit["results"][0]["path"]
+            .as_str()
+            .unwrap()
+            .ends_with("copy.pdf"),
+        "{hit}"
+    );
 }
