@@ -19,6 +19,7 @@ pub mod llm;
 pub mod models;
 pub mod pipeline;
 pub mod quant;
+pub mod serve;
 pub mod setup;
 pub mod simd;
 pub mod snippet;

@@ -74,6 +74,9 @@ pub enum Command {
     Eval(cli::EvalArgs),
     /// Fetch or list the default models.
     Models(cli::ModelsArgs),
+    /// Serve search and answers to other programs: an OpenAI-compatible HTTP API on this
+    /// machine, or MCP on stdin/stdout (`--mcp`).
+    Serve(cli::ServeArgs),
     /// Print the effective settings and where each comes from.
     Config(cli::ConfigArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.

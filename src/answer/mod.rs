@@ -22,7 +22,8 @@ use crate::index::Index;
 use crate::index::search::{Filter, Passage, Retrievers, SearchError, SearchOptions};
 use crate::llm::template::Message;
 use crate::llm::{GenerateOptions, Llm, LlmError, StopReason};
-use prompt::{PromptPassage, Prompts};
+pub use prompt::Turn;
+use prompt::{PromptPassage, Prompts, clean_rewrite};
 
 /// What folio says when the documents hold no answer.
 pub const NO_ANSWER: &str = "The documents do not say.";
@@ -56,6 +57,10 @@ pub struct AskOptions {
     pub generate: GenerateOptions,
     /// Set while an index run is in progress.
     pub indexing: Option<Indexing>,
+    /// Earlier turns of the conversation, oldest first. A follow-up is rewritten by the
+    /// model into a question that stands alone, which is what retrieval searches for, and
+    /// the last turns go into the prompt before it.
+    pub conversation: Vec<Turn>,
 }
 
 impl AskOptions {
@@ -87,6 +92,53 @@ impl AskOptions {
                 ..GenerateOptions::default()
             },
             indexing: None,
+            conversation: Vec::new(),
+        }
+    }
+}
+
+/// Earlier turns that go into a prompt, and how much of each answer.
+const TURNS_IN_PROMPT: usize = 3;
+const TURN_ANSWER_CHARS: usize = 600;
+
+/// The last turns of a conversation, their answers cut to a prompt's share.
+fn recent_turns(conversation: &[Turn]) -> Vec<Turn> {
+    conversation[conversation.len().saturating_sub(TURNS_IN_PROMPT)..]
+        .iter()
+        .map(|t| Turn {
+            question: t.question.clone(),
+            answer: t.answer.chars().take(TURN_ANSWER_CHARS).collect(),
+        })
+        .collect()
+}
+
+/// `question` rewritten by the model to stand alone, given the conversation; `None` when it
+/// needs no rewrite, or the model gave nothing usable (then it is searched as asked).
+fn standalone_question(
+    llm: &mut Llm,
+    prompts: &Prompts,
+    conversation: &[Turn],
+    question: &str,
+    cancel: &AtomicBool,
+) -> Result<Option<String>, AnswerError> {
+    if conversation.is_empty() {
+        return Ok(None);
+    }
+    let user = prompts.render_rewrite(&recent_turns(conversation), question)?;
+    let greedy = GenerateOptions {
+        max_tokens: 64,
+        temperature: 0.0,
+        ..GenerateOptions::default()
+    };
+    let generated = llm
+        .encode_chat(&[Message::new("user", user)])
+        .and_then(|ids| llm.generate(&ids, &greedy, cancel, &mut |_| {}));
+    match generated {
+        Ok(g) => Ok(clean_rewrite(&g.text, question).filter(|q| q != question)),
+        Err(e) => {
+            // The question is still answerable as asked.
+            tracing::warn!(error = %crate::error_chain(&e), "rewriting a follow-up");
+            Ok(None)
         }
     }
 }
@@ -99,6 +151,8 @@ pub enum Event<'a> {
     Passages(&'a [Passage]),
     /// A piece of generated text.
     Token(&'a str),
+    /// A follow-up as rewritten to stand alone, first of all (only when it was rewritten).
+    Rewritten(&'a str),
 }
 
 /// A span of a retrieved passage that answers the question, as far as folio can tell without
@@ -201,6 +255,9 @@ pub enum Reason {
 #[derive(Debug, Clone, Serialize)]
 pub struct Answer {
     pub question: String,
+    /// The follow-up question rewritten to stand alone, which retrieval searched for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub standalone: Option<String>,
     /// What folio shows as the answer: the checked model answer (supported sentences end in
     /// `[n]`, unsupported ones in `[?]`), the lead evidence quoted with its `[n]`, or
     /// [`NO_ANSWER`].
@@ -234,6 +291,7 @@ impl Answer {
     fn empty(question: &str, relevance: f32, timings: Timings) -> Answer {
         Answer {
             question: question.to_string(),
+            standalone: None,
             answer: NO_ANSWER.to_string(),
             outcome: Outcome::Abstained,
             reason: Reason::NoPassages,
@@ -628,6 +686,15 @@ pub fn ask(
     let mut timings = Timings::default();
     let ms = |t: Instant| t.elapsed().as_secs_f64() * 1000.0;
 
+    let standalone = standalone_question(llm, prompts, &opts.conversation, question, cancel)?;
+    if let Some(q) = &standalone {
+        on_event(Event::Rewritten(q));
+    }
+    // Retrieval, the prompt and the citation check read the question as it stands alone.
+    let asked = question;
+    let question = standalone.as_deref().unwrap_or(asked);
+    let turns = recent_turns(&opts.conversation);
+
     let mut cache = HashMap::new();
     let g = gather(index, embedder, question, opts, &mut cache)?;
     timings.retrieve_ms = g.retrieve_ms;
@@ -635,7 +702,8 @@ pub fn ask(
     let signals = g.signals;
     if g.retrieved.is_empty() || abstain_early(&signals, &opts.thresholds) {
         timings.total_ms = ms(t0);
-        let mut a = Answer::empty(question, signals.relevance, timings);
+        let mut a = Answer::empty(asked, signals.relevance, timings);
+        a.standalone = standalone;
         if !g.retrieved.is_empty() {
             a.reason = Reason::WeakRetrieval;
         }
@@ -657,7 +725,11 @@ pub fn ask(
     // what the template and the answer need is set aside first.
     let count = |s: &str| llm.count_tokens(s);
     let (system_probe, user_probe) = prompts.render(question, &[])?;
-    let fixed = count(&system_probe) + count(&user_probe) + 32;
+    let earlier: usize = turns
+        .iter()
+        .map(|t| count(&t.question) + count(&t.answer) + 8)
+        .sum();
+    let fixed = count(&system_probe) + count(&user_probe) + earlier + 32;
     let budget = llm
         .context_length()
         .saturating_sub(opts.generate.max_tokens + fixed);
@@ -688,7 +760,12 @@ pub fn ask(
         .map(|(k, w)| prompt_passage(k + 1, &found[w.passage], w.text.clone()))
         .collect();
     let (system, user) = prompts.render(question, &numbered)?;
-    let messages = [Message::new("system", system), Message::new("user", user)];
+    let mut messages = vec![Message::new("system", system)];
+    for t in &turns {
+        messages.push(Message::new("user", t.question.clone()));
+        messages.push(Message::new("assistant", t.answer.clone()));
+    }
+    messages.push(Message::new("user", user));
 
     let mut first: Option<f64> = None;
     let generated = llm.encode_chat(&messages).and_then(|ids| {
@@ -704,7 +781,8 @@ pub fn ask(
         Err(e) => {
             // The evidence stands without the model.
             let outcome = decide(&signals, false, &opts.thresholds);
-            let mut a = Answer::empty(question, signals.relevance, timings);
+            let mut a = Answer::empty(asked, signals.relevance, timings);
+            a.standalone = standalone;
             a.reason = Reason::ModelFailed(crate::error_chain(&e));
             lead(&mut a, outcome, ev, passages, signals, opts.lead_spans);
             a.indexing = opts.indexing;
@@ -738,6 +816,8 @@ pub fn ask(
         &mut cache,
     )?;
     answer.stop = Some(generation.stop);
+    answer.question = asked.to_string();
+    answer.standalone = standalone;
     let supported = answer.outcome == Outcome::Answered;
     if !supported {
         let outcome = decide(&signals, false, &opts.thresholds);

@@ -18,7 +18,7 @@ pub(super) fn run(s: &Settings, a: ConfigArgs) -> Result<ExitCode> {
         let v: Vec<serde_json::Value> = s
             .entries()
             .into_iter()
-            .map(|(k, v, src)| serde_json::json!({"key": k, "value": v, "source": src.to_string()}))
+            .map(|(k, v, src)| serde_json::json!({"key": k, "value": shown(k, v), "source": src.to_string()}))
             .collect();
         println!("{}", serde_json::Value::Array(v));
         return Ok(ExitCode::SUCCESS);
@@ -29,7 +29,17 @@ pub(super) fn run(s: &Settings, a: ConfigArgs) -> Result<ExitCode> {
     }
     let width = Settings::KEYS.iter().map(|k| k.len()).max().unwrap_or(10);
     for (k, v, src) in s.entries() {
+        let v = shown(k, v);
         println!("{k:<width$} = {v:<40} # {src}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A setting's value as shown: secrets only as set or not.
+fn shown(key: &str, value: String) -> String {
+    if key == "serve.token" && !value.trim_matches('"').is_empty() {
+        "\"(set, not shown)\"".into()
+    } else {
+        value
+    }
 }

@@ -11,6 +11,7 @@ mod index;
 mod models;
 mod render;
 mod search;
+mod serve;
 mod status;
 mod tui;
 mod watch;
@@ -35,6 +36,7 @@ pub use index::IndexArgs;
 pub use models::ModelsArgs;
 pub use render::{ColorWhen, terminal_safe};
 pub use search::SearchArgs;
+pub use serve::ServeArgs;
 pub use status::StatusArgs;
 pub use tui::TuiArgs;
 pub use watch::WatchArgs;
@@ -171,6 +173,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Eval(a) => eval::run(&dirs, &s, a),
         Command::Models(a) => models::run(&s, a),
+        Command::Serve(a) => serve::run(&dirs, &s, a),
         Command::Config(a) => config::run(&s, a),
         Command::PdfWorker | Command::Completions(_) | Command::Man => Ok(ExitCode::SUCCESS),
     }

@@ -616,6 +616,12 @@ impl Index {
         Ok(())
     }
 
+    /// Whether another process committed since this handle opened or last refreshed (one
+    /// `stat` of the manifest, which every commit replaces).
+    pub fn is_stale(&self) -> bool {
+        file_stamp(&self.dir.join(MANIFEST)) != self.manifest_stamp
+    }
+
     /// Picks up commits another process made since this handle opened (cheap when there
     /// are none).
     pub fn refresh(&mut self) -> Result<(), IndexError> {

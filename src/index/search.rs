@@ -17,7 +17,7 @@ use crate::embed::Embedder;
 use crate::fusion::{Fusion, Ranked, convex, rrf};
 
 /// Which retrievers a search runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Retrievers {
     Bm25,

@@ -1089,6 +1089,7 @@ pub(crate) mod tests {
     pub fn answer(text: &str, passages: Vec<Passage>, n: usize, cited: &Passage) -> Answer {
         Answer {
             question: "q".into(),
+            standalone: None,
             answer: text.into(),
             outcome: crate::answer::Outcome::Answered,
             reason: crate::answer::Reason::Supported,

@@ -346,6 +346,8 @@ fn load_and_serve(
                 Event::Evidence(e) => turn(TurnEvent::Evidence(e.to_vec())),
                 Event::Passages(p) => turn(TurnEvent::Passages(p.to_vec())),
                 Event::Token(t) => turn(TurnEvent::Token(t.to_string())),
+                // The TUI asks without earlier turns: nothing is rewritten.
+                Event::Rewritten(_) => {}
             })
         }));
         match result {

@@ -11,6 +11,7 @@ mod gguf_arch;
 mod hardening;
 mod index_search;
 mod robustness;
+mod serve;
 mod tui;
 mod watch;
 
