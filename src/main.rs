@@ -38,8 +38,9 @@ pub struct Global {
     /// Embedding model directory (config.json, tokenizer.json, model.safetensors).
     #[arg(long, global = true, value_name = "DIR")]
     pub embed_model: Option<PathBuf>,
-    /// GGUF language model file.
-    #[arg(long, global = true, value_name = "FILE.gguf")]
+    /// GGUF language model: a file, or the name of one another tool keeps (`folio models
+    /// list`: Ollama's `llama3.2:3b`, LM Studio, GPT4All, the Hugging Face cache).
+    #[arg(long, global = true, value_name = "FILE.gguf|NAME")]
     pub llm: Option<PathBuf>,
     /// Log debug detail to the log file.
     #[arg(long, short, global = true)]
@@ -72,7 +73,7 @@ pub enum Command {
     Ask(cli::AskArgs),
     /// Measure retrieval on a BEIR-format set (nDCG@10, Recall@100, MRR@10).
     Eval(cli::EvalArgs),
-    /// Fetch or list the default models.
+    /// Fetch the default models; list them and the GGUF models other tools keep here.
     Models(cli::ModelsArgs),
     /// Serve search and answers to other programs: an OpenAI-compatible HTTP API on this
     /// machine, or MCP on stdin/stdout (`--mcp`).

@@ -244,6 +244,137 @@ fn file_err(path: &Path, message: impl std::fmt::Display) -> LlmError {
     }
 }
 
+/// Opens a GGUF file and reads its header, metadata and tensor table, after checking that
+/// every number in them fits the file and that every tensor lies inside it.
+fn read_content(path: &Path) -> Result<(Content, BufReader<File>), LlmError> {
+    let file = File::open(path).map_err(|e| file_err(path, e))?;
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut reader = BufReader::new(file);
+    let mut magic = [0u8; 4];
+    reader
+        .read_exact(&mut magic)
+        .map_err(|_| file_err(path, "not a GGUF file (too short)"))?;
+    if &magic != b"GGUF" {
+        return Err(file_err(path, "not a GGUF file (no GGUF header)"));
+    }
+    reader.rewind().map_err(|e| file_err(path, e))?;
+    // candle allocates whatever the header claims (and aborts on absurd sizes): check the
+    // header's numbers against the file first.
+    header::check(&mut reader, size)
+        .map_err(|e| file_err(path, format!("damaged GGUF header: {e}")))?;
+    let ct = Content::read(&mut reader)
+        .map_err(|e| file_err(path, format!("not a valid GGUF file: {e}")))?;
+    // Every tensor must lie inside the file: a truncated download fails here, by name.
+    for (name, t) in &ct.tensor_infos {
+        // Checked: the header's numbers are the file's word, and wrap in release builds.
+        let elems = t
+            .shape
+            .dims()
+            .iter()
+            .try_fold(1u64, |n, &d| n.checked_mul(d as u64));
+        let block = t.ggml_dtype.block_size() as u64;
+        // An empty tensor is damage too: candle reads its zero bytes through a misaligned
+        // pointer, which debug builds abort on (a non-unwinding panic).
+        let end = elems
+            .filter(|&e| e > 0 && block > 0 && e % block == 0)
+            .and_then(|e| (e / block).checked_mul(t.ggml_dtype.type_size() as u64))
+            .and_then(|b| b.checked_add(t.offset))
+            .and_then(|b| b.checked_add(ct.tensor_data_offset));
+        match end {
+            None => {
+                return Err(file_err(
+                    path,
+                    format!(
+                        "damaged: tensor {name}'s shape {:?} does not add up",
+                        t.shape
+                    ),
+                ));
+            }
+            Some(end) if end > size => {
+                return Err(file_err(
+                    path,
+                    format!("truncated: tensor {name} ends at byte {end}, the file has {size}"),
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok((ct, reader))
+}
+
+/// What a GGUF file's header says, read without loading its weights: for `folio models list`.
+#[derive(Debug, Clone, Serialize)]
+pub struct GgufSummary {
+    pub name: String,
+    pub architecture: String,
+    /// Weights, counted from the tensor shapes.
+    pub parameters: u64,
+    /// The block type that holds most of the weights' bytes (`Q4_K`, `Q8_0`, `F16`, ...).
+    pub quantization: String,
+    pub context_length: Option<u32>,
+    /// Why folio cannot answer with it, when it cannot.
+    pub unsupported: Option<String>,
+}
+
+/// Reads a GGUF file's header as [`Llm::load`] does, stopping before the weights. A damaged
+/// file is an error; one folio reads but cannot run says why in `unsupported`.
+pub fn inspect(path: &Path) -> Result<GgufSummary, LlmError> {
+    let path_buf = path.to_path_buf();
+    let (ct, _) = match std::panic::catch_unwind(|| read_content(&path_buf)) {
+        Ok(r) => r?,
+        Err(p) => {
+            return Err(file_err(
+                path,
+                format!("damaged GGUF ({})", crate::panic_message(&*p)),
+            ));
+        }
+    };
+    let meta_str = |k: &str| ct.metadata.get(k).and_then(|v| v.to_string().ok()).cloned();
+    let architecture = meta_str("general.architecture").unwrap_or_default();
+    let mut bytes_by_type: Vec<(String, u64)> = Vec::new();
+    let mut parameters = 0u64;
+    for t in ct.tensor_infos.values() {
+        let elems: u64 = t.shape.dims().iter().map(|&d| d as u64).product();
+        parameters = parameters.saturating_add(elems);
+        let ty = format!("{:?}", t.ggml_dtype);
+        let bytes = elems / t.ggml_dtype.block_size() as u64 * t.ggml_dtype.type_size() as u64;
+        match bytes_by_type.iter_mut().find(|(k, _)| *k == ty) {
+            Some((_, b)) => *b += bytes,
+            None => bytes_by_type.push((ty, bytes)),
+        }
+    }
+    bytes_by_type.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let unsupported = if !ARCHITECTURES.contains(&architecture.as_str()) {
+        Some(format!(
+            "architecture {:?}; folio runs {}",
+            architecture,
+            ARCHITECTURES.join(", ")
+        ))
+    } else {
+        shape_numbers_fit(&ct, &architecture)
+            .err()
+            .map(|e| format!("damaged: {e}"))
+    };
+    Ok(GgufSummary {
+        name: meta_str("general.name").unwrap_or_else(|| {
+            path.file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        }),
+        context_length: ct
+            .metadata
+            .get(&format!("{architecture}.context_length"))
+            .and_then(|v| v.to_u32().ok()),
+        architecture,
+        parameters,
+        quantization: bytes_by_type
+            .first()
+            .map(|(k, _)| k.clone())
+            .unwrap_or_default(),
+        unsupported,
+    })
+}
+
 impl Llm {
     /// Loads a GGUF model. Errors name the file and the problem; a panic inside candle while
     /// reading a damaged file becomes an error too.
@@ -274,58 +405,7 @@ impl Llm {
     }
 
     fn load_inner(path: &Path, requantize: bool, backend: Backend) -> Result<Llm, LlmError> {
-        let file = File::open(path).map_err(|e| file_err(path, e))?;
-        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-        let mut reader = BufReader::new(file);
-        let mut magic = [0u8; 4];
-        reader
-            .read_exact(&mut magic)
-            .map_err(|_| file_err(path, "not a GGUF file (too short)"))?;
-        if &magic != b"GGUF" {
-            return Err(file_err(path, "not a GGUF file (no GGUF header)"));
-        }
-        reader.rewind().map_err(|e| file_err(path, e))?;
-        // candle allocates whatever the header claims (and aborts on absurd sizes): check the
-        // header's numbers against the file first.
-        header::check(&mut reader, size)
-            .map_err(|e| file_err(path, format!("damaged GGUF header: {e}")))?;
-        let ct = Content::read(&mut reader)
-            .map_err(|e| file_err(path, format!("not a valid GGUF file: {e}")))?;
-        // Every tensor must lie inside the file: a truncated download fails here, by name.
-        for (name, t) in &ct.tensor_infos {
-            // Checked: the header's numbers are the file's word, and wrap in release builds.
-            let elems = t
-                .shape
-                .dims()
-                .iter()
-                .try_fold(1u64, |n, &d| n.checked_mul(d as u64));
-            let block = t.ggml_dtype.block_size() as u64;
-            // An empty tensor is damage too: candle reads its zero bytes through a misaligned
-            // pointer, which debug builds abort on (a non-unwinding panic).
-            let end = elems
-                .filter(|&e| e > 0 && block > 0 && e % block == 0)
-                .and_then(|e| (e / block).checked_mul(t.ggml_dtype.type_size() as u64))
-                .and_then(|b| b.checked_add(t.offset))
-                .and_then(|b| b.checked_add(ct.tensor_data_offset));
-            match end {
-                None => {
-                    return Err(file_err(
-                        path,
-                        format!(
-                            "damaged: tensor {name}'s shape {:?} does not add up",
-                            t.shape
-                        ),
-                    ));
-                }
-                Some(end) if end > size => {
-                    return Err(file_err(
-                        path,
-                        format!("truncated: tensor {name} ends at byte {end}, the file has {size}"),
-                    ));
-                }
-                Some(_) => {}
-            }
-        }
+        let (ct, mut reader) = read_content(path)?;
         let meta_str = |k: &str| ct.metadata.get(k).and_then(|v| v.to_string().ok()).cloned();
         let arch = meta_str("general.architecture").unwrap_or_default();
         if !ARCHITECTURES.contains(&arch.as_str()) {

