@@ -70,8 +70,10 @@ fn main() {
     std::fs::write(base.join("config.toml"), "").expect("config");
     let timings = base.join("timings.json");
     let q = |p: &Path| format!("'{}'", p.display());
+    // XDG_DATA_HOME: the questions asked go into a history of their own, not the user's.
     let cmd = format!(
-        "env FOLIO_CONFIG={} FOLIO_LOG={} FOLIO_TUI_TIMINGS={} {} tui {} --index {}",
+        "env XDG_DATA_HOME={} FOLIO_CONFIG={} FOLIO_LOG={} FOLIO_TUI_TIMINGS={} {} tui {} --index {}",
+        q(&base.join("data")),
         q(&base.join("config.toml")),
         q(&base.join("folio.log")),
         q(&timings),
@@ -189,8 +191,9 @@ fn main() {
                 lost += 1;
             }
             tmux(&["send-keys", "-t", &session, "BSpace"]);
-            // Browsing while it streams: the sources list, and round the panes back to the box.
-            for k in ["Down", "Up", "Tab", "Tab", "Tab", "Tab"] {
+            // Browsing while it streams: the sources list (Ctrl: plain Up and Down in the box
+            // walk the question history), and round the panes back to the box.
+            for k in ["C-Down", "C-Up", "Tab", "Tab", "Tab", "Tab"] {
                 tmux(&["send-keys", "-t", &session, k]);
             }
             std::thread::sleep(Duration::from_millis(50));

@@ -23,6 +23,7 @@ pub(super) fn run(dirs: &Dirs, s: &Settings, a: TuiArgs) -> Result<ExitCode> {
             roots: a.dirs,
             prompts_dir: prompts_dir(dirs, s),
         },
+        folio::tui::Files::in_data_dir(&dirs.data),
         super::render::color_choice(),
     )?;
     Ok(ExitCode::SUCCESS)

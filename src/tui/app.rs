@@ -1,6 +1,8 @@
 //! The terminal UI's state and how actions change it. Nothing here does IO: [`App::update`]
 //! turns a key, a mouse event, a tick or a worker's report into a new state and a list of
-//! [`Effect`]s for the runtime to carry out (ask, search, cancel, open a file, quit).
+//! [`Effect`]s for the runtime to carry out (ask, search, cancel, open a file, remember a
+//! question, copy or save an answer, quit). The question history is part of the state: the
+//! runtime reads the file and hands its lines to [`App::set_history`].
 
 use std::time::{Duration, Instant};
 
@@ -12,6 +14,25 @@ use crate::index::search::Passage;
 
 /// Typing pauses this long before search-as-you-type runs.
 pub const SEARCH_DEBOUNCE: Duration = Duration::from_millis(150);
+
+/// Questions kept in the history (the oldest leave first).
+pub const HISTORY_MAX: usize = 500;
+
+/// The history as the file's `text` holds it, one question a line, oldest first: blank lines
+/// and consecutive repeats dropped (two sessions appending at once can leave those), then the
+/// newest [`HISTORY_MAX`].
+pub fn history_from_text(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for line in text.lines() {
+        let q = line.trim();
+        if !q.is_empty() && out.last().is_none_or(|last| last != q) {
+            out.push(q.to_string());
+        }
+    }
+    let extra = out.len().saturating_sub(HISTORY_MAX);
+    out.drain(..extra);
+    out
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Focus {
@@ -125,6 +146,42 @@ impl Turn {
     }
 }
 
+/// A turn's sources: its cited passages (by citation number), then the other passages it
+/// retrieved.
+pub fn turn_sources(turn: &Turn) -> Vec<SourceRow> {
+    let mut out: Vec<SourceRow> = Vec::new();
+    if let Some(a) = &turn.answer {
+        for c in &a.citations {
+            if let Some(p) = &c.passage
+                && c.valid
+                && !out.iter().any(|s| s.passage.chunk == p.chunk)
+            {
+                out.push(SourceRow {
+                    passage: p.clone(),
+                    cited: Some(c.n),
+                    quote: c.quote.clone(),
+                });
+            }
+        }
+        for p in &a.passages {
+            if !out.iter().any(|s| s.passage.chunk == p.chunk) {
+                out.push(SourceRow {
+                    passage: p.clone(),
+                    cited: None,
+                    quote: String::new(),
+                });
+            }
+        }
+    } else {
+        out.extend(turn.passages.iter().map(|p| SourceRow {
+            passage: p.clone(),
+            cited: None,
+            quote: String::new(),
+        }));
+    }
+    out
+}
+
 /// A row of the sources pane.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SourceRow {
@@ -182,6 +239,15 @@ pub enum Effect {
     /// Load the document around a passage for the preview.
     Preview(Passage),
     Open(Passage),
+    /// Add a question (one line) to the history file.
+    Remember(String),
+    /// Put this text on the clipboard of the terminal the UI draws on (OSC 52).
+    Copy(String),
+    /// Save a turn's Markdown as a new file named after the time and the question.
+    Export {
+        question: String,
+        markdown: String,
+    },
     Quit,
 }
 
@@ -258,6 +324,14 @@ pub struct App {
     /// Cursor position in `input`, in characters.
     pub cursor: usize,
     pub turns: Vec<Turn>,
+    /// Questions asked in earlier sessions and this one, oldest first, without consecutive
+    /// repeats; Up and Down in the question box walk it.
+    pub history: Vec<String>,
+    /// The entry in the box while the user walks the history; `None`: their own text.
+    history_at: Option<usize>,
+    /// What the user had typed when they started walking the history, given back by Down
+    /// past the newest entry.
+    draft: String,
     /// Ids given to asks so far.
     asked: u64,
     /// The turn shown (history browsing); the newest unless the user went back.
@@ -293,6 +367,9 @@ impl App {
             input: String::new(),
             cursor: 0,
             turns: Vec::new(),
+            history: Vec::new(),
+            history_at: None,
+            draft: String::new(),
             asked: 0,
             shown: 0,
             search_query: String::new(),
@@ -315,6 +392,50 @@ impl App {
             color,
             model_name: String::new(),
         }
+    }
+
+    /// Starts the history with `entries` (oldest first), as [`history_from_text`] read them.
+    pub fn set_history(&mut self, entries: Vec<String>) {
+        self.history = entries;
+        self.history_at = None;
+    }
+
+    /// Adds a submitted question to the history; the effect that adds it to the file, unless
+    /// it repeats the newest entry.
+    fn remember(&mut self, q: &str) -> Option<Effect> {
+        self.history_at = None;
+        self.draft.clear();
+        if self.history.last().is_some_and(|last| last == q) {
+            return None;
+        }
+        self.history.push(q.to_string());
+        let extra = self.history.len().saturating_sub(HISTORY_MAX);
+        self.history.drain(..extra);
+        Some(Effect::Remember(q.to_string()))
+    }
+
+    /// Up (`back`) or Down in the question box: the previous or next history entry, as a
+    /// shell does; Down past the newest gives back what the user was typing. Returns whether
+    /// the box changed.
+    fn walk_history(&mut self, back: bool) -> bool {
+        let next = match (self.history_at, back) {
+            (None, true) if !self.history.is_empty() => {
+                self.draft = self.input.clone();
+                Some(self.history.len() - 1)
+            }
+            (None, _) => return false,
+            (Some(0), true) => return false,
+            (Some(i), true) => Some(i - 1),
+            (Some(i), false) if i + 1 < self.history.len() => Some(i + 1),
+            (Some(_), false) => None,
+        };
+        self.history_at = next;
+        self.input = match next {
+            Some(i) => self.history[i].clone(),
+            None => std::mem::take(&mut self.draft),
+        };
+        self.cursor = self.input.chars().count();
+        true
     }
 
     /// Records how far the panes can scroll now (the runtime calls it before each frame),
@@ -343,8 +464,8 @@ impl App {
         self.turns.last().is_some_and(Turn::is_active)
     }
 
-    /// The sources pane's rows: in search mode the results; otherwise the shown turn's cited
-    /// passages (by citation number), then the other passages it retrieved.
+    /// The sources pane's rows: in search mode the results; otherwise the shown turn's
+    /// [`turn_sources`].
     pub fn sources(&self) -> Vec<SourceRow> {
         if self.mode == InputMode::Search {
             return self
@@ -357,40 +478,7 @@ impl App {
                 })
                 .collect();
         }
-        let Some(turn) = self.current() else {
-            return Vec::new();
-        };
-        let mut out: Vec<SourceRow> = Vec::new();
-        if let Some(a) = &turn.answer {
-            for c in &a.citations {
-                if let Some(p) = &c.passage
-                    && c.valid
-                    && !out.iter().any(|s| s.passage.chunk == p.chunk)
-                {
-                    out.push(SourceRow {
-                        passage: p.clone(),
-                        cited: Some(c.n),
-                        quote: c.quote.clone(),
-                    });
-                }
-            }
-            for p in &a.passages {
-                if !out.iter().any(|s| s.passage.chunk == p.chunk) {
-                    out.push(SourceRow {
-                        passage: p.clone(),
-                        cited: None,
-                        quote: String::new(),
-                    });
-                }
-            }
-        } else {
-            out.extend(turn.passages.iter().map(|p| SourceRow {
-                passage: p.clone(),
-                cited: None,
-                quote: String::new(),
-            }));
-        }
-        out
+        self.current().map(turn_sources).unwrap_or_default()
     }
 
     pub fn selected_source(&self) -> Option<SourceRow> {
@@ -503,6 +591,21 @@ impl App {
                 .selected_source()
                 .map(|s| vec![Effect::Open(s.passage)])
                 .unwrap_or_default(),
+            KeyCode::Char('y') | KeyCode::Char('e') => {
+                let Some(turn) = self.current() else {
+                    self.notice = Some("no answer yet: ask a question first".into());
+                    return Vec::new();
+                };
+                let markdown = super::export::turn_markdown(turn);
+                vec![if k.code == KeyCode::Char('y') {
+                    Effect::Copy(markdown)
+                } else {
+                    Effect::Export {
+                        question: turn.question.clone(),
+                        markdown,
+                    }
+                }]
+            }
             KeyCode::Char('[') | KeyCode::Char('h') => {
                 self.show_turn(self.shown.saturating_sub(1));
                 Vec::new()
@@ -603,7 +706,10 @@ impl App {
     fn on_input_key(&mut self, k: KeyEvent) -> Vec<Effect> {
         let ctrl = k.modifiers.contains(KeyModifiers::CONTROL);
         let len = self.input.chars().count();
+        // `edited`: the user changed the text (which ends a walk through the history);
+        // `changed`: the box holds other text (a search is due either way).
         let mut edited = false;
+        let mut changed = false;
         match k.code {
             KeyCode::Esc => {
                 if self.generating() {
@@ -641,12 +747,18 @@ impl App {
             KeyCode::Right => self.cursor = (self.cursor + 1).min(len),
             KeyCode::Home => self.cursor = 0,
             KeyCode::End => self.cursor = len,
-            KeyCode::Up | KeyCode::Down => {
+            // Up and Down walk the question history, as in a shell; with Ctrl they move in
+            // the sources, as they do outside the box.
+            KeyCode::Up | KeyCode::Down if ctrl => {
                 return self.move_by(if k.code == KeyCode::Up { -1 } else { 1 });
             }
+            KeyCode::Up | KeyCode::Down => changed = self.walk_history(k.code == KeyCode::Up),
             _ => {}
         }
-        if edited && self.mode == InputMode::Search {
+        if edited {
+            self.history_at = None;
+        }
+        if (edited || changed) && self.mode == InputMode::Search {
             self.search_due = Some(Instant::now() + SEARCH_DEBOUNCE);
         }
         Vec::new()
@@ -660,6 +772,7 @@ impl App {
             return Vec::new();
         }
         self.focus = Focus::Input;
+        self.history_at = None;
         let at = byte_at(&self.input, self.cursor);
         self.input.insert_str(at, &flat);
         self.cursor += flat.chars().count();
@@ -677,7 +790,9 @@ impl App {
         match self.mode {
             InputMode::Search => {
                 self.search_due = None;
-                vec![Effect::Search(q)]
+                let mut cmds = vec![Effect::Search(q.clone())];
+                cmds.extend(self.remember(&q));
+                cmds
             }
             InputMode::Ask => {
                 if self.generating() {
@@ -692,7 +807,7 @@ impl App {
                         TurnState::Failed(format!("the model could not be loaded: {why}"))
                     }
                 };
-                let cmds = if matches!(state, TurnState::Failed(_)) {
+                let mut cmds = if matches!(state, TurnState::Failed(_)) {
                     Vec::new()
                 } else {
                     self.asked += 1;
@@ -702,8 +817,10 @@ impl App {
                         indexing: self.indexing(),
                     }]
                 };
+                let id = if cmds.is_empty() { 0 } else { self.asked };
+                cmds.extend(self.remember(&q));
                 self.turns.push(Turn {
-                    id: if cmds.is_empty() { 0 } else { self.asked },
+                    id,
                     question: q.clone(),
                     state,
                     text: String::new(),
@@ -914,11 +1031,14 @@ pub(crate) mod tests {
         let cmds = app.update(key(KeyCode::Enter));
         assert_eq!(
             cmds,
-            vec![Effect::Ask {
-                id: 1,
-                question: "q?y".into(),
-                indexing: None,
-            }]
+            vec![
+                Effect::Ask {
+                    id: 1,
+                    question: "q?y".into(),
+                    indexing: None,
+                },
+                Effect::Remember("q?y".into()),
+            ]
         );
         assert_eq!(app.input, "");
         assert_eq!(app.turns.len(), 1);
@@ -955,11 +1075,14 @@ pub(crate) mod tests {
         typed(&mut app, "what?");
         assert_eq!(
             app.update(key(KeyCode::Enter)),
-            vec![Effect::Ask {
-                id: 1,
-                question: "what?".into(),
-                indexing: None,
-            }]
+            vec![
+                Effect::Ask {
+                    id: 1,
+                    question: "what?".into(),
+                    indexing: None,
+                },
+                Effect::Remember("what?".into()),
+            ]
         );
         assert_eq!(app.turns[0].state, TurnState::WaitingForModel);
         assert!(app.generating());
@@ -979,7 +1102,11 @@ pub(crate) mod tests {
             "no such file".into(),
         ))));
         typed(&mut app, "what?");
-        assert!(app.update(key(KeyCode::Enter)).is_empty(), "nothing to ask");
+        assert_eq!(
+            app.update(key(KeyCode::Enter)),
+            vec![Effect::Remember("what?".into())],
+            "nothing to ask; the question is kept for later"
+        );
         assert!(matches!(&app.turns[0].state, TurnState::Failed(w) if w.contains("no such file")));
         assert!(!app.generating(), "the next question is not blocked");
     }
@@ -997,11 +1124,14 @@ pub(crate) mod tests {
         let cmds = app.update(key(KeyCode::Enter));
         assert_eq!(
             cmds,
-            vec![Effect::Ask {
-                id: 2,
-                question: "second".into(),
-                indexing: None,
-            }]
+            vec![
+                Effect::Ask {
+                    id: 2,
+                    question: "second".into(),
+                    indexing: None,
+                },
+                Effect::Remember("second".into()),
+            ]
         );
         // The first question's worker was already retrieving: its late tokens go to it.
         app.update(turn(1, TurnEvent::Token("stale".into())));
@@ -1130,11 +1260,14 @@ pub(crate) mod tests {
         let indexing = Some(Indexing { done: 1, total: 2 });
         assert_eq!(
             cmds,
-            vec![Effect::Ask {
-                id: 1,
-                question: "q".into(),
-                indexing,
-            }]
+            vec![
+                Effect::Ask {
+                    id: 1,
+                    question: "q".into(),
+                    indexing,
+                },
+                Effect::Remember("q".into()),
+            ]
         );
         assert_eq!(app.turns[0].indexing, indexing);
         // The gate abstained: the closest passages it names are in the sources pane.
@@ -1242,6 +1375,152 @@ pub(crate) mod tests {
         assert_eq!(app.current().map(|t| t.question.as_str()), Some("one"));
         app.update(key(KeyCode::Char(']')));
         assert_eq!(app.current().map(|t| t.question.as_str()), Some("two"));
+    }
+
+    #[test]
+    fn question_history_walks_back_and_forth_like_a_shell() {
+        let mut app = App::new(false);
+        app.set_history(history_from_text("one\ntwo\n"));
+        typed(&mut app, "dra");
+        app.update(key(KeyCode::Up));
+        assert_eq!((app.input.as_str(), app.cursor), ("two", 3));
+        app.update(key(KeyCode::Up));
+        assert_eq!(app.input, "one");
+        app.update(key(KeyCode::Up));
+        assert_eq!(app.input, "one", "the oldest stays");
+        app.update(key(KeyCode::Down));
+        assert_eq!(app.input, "two");
+        app.update(key(KeyCode::Down));
+        assert_eq!(
+            (app.input.as_str(), app.cursor),
+            ("dra", 3),
+            "past the newest: what was typed"
+        );
+        app.update(key(KeyCode::Down));
+        assert_eq!(app.input, "dra", "nothing further");
+        // Editing a recalled question makes it the text the walk comes back to.
+        app.update(key(KeyCode::Up));
+        typed(&mut app, "!");
+        assert_eq!(app.input, "two!");
+        app.update(key(KeyCode::Up));
+        assert_eq!(app.input, "two");
+        app.update(key(KeyCode::Down));
+        assert_eq!(app.input, "two!");
+    }
+
+    #[test]
+    fn asked_and_searched_questions_are_remembered_once_each() {
+        let mut app = App::new(false);
+        app.update(Action::Worker(WorkerEvent::Model(ModelState::Ready(
+            "m".into(),
+        ))));
+        typed(&mut app, "one");
+        let cmds = app.update(key(KeyCode::Enter));
+        assert_eq!(cmds.last(), Some(&Effect::Remember("one".into())));
+        app.update(turn(1, TurnEvent::Failed("x".into())));
+        // Recalled and asked again: the same question is not kept twice in a row.
+        app.update(key(KeyCode::Up));
+        let cmds = app.update(key(KeyCode::Enter));
+        assert!(matches!(cmds.as_slice(), [Effect::Ask { question, .. }] if question == "one"));
+        assert_eq!(app.history, ["one"]);
+        // A submitted search is remembered; what search-as-you-type ran is not.
+        app.update(Action::Worker(WorkerEvent::SearchReady));
+        app.update(turn(2, TurnEvent::Failed("x".into())));
+        app.update(key(KeyCode::Esc));
+        app.update(key(KeyCode::Char('/')));
+        typed(&mut app, "ter");
+        let later = Instant::now() + SEARCH_DEBOUNCE * 2;
+        assert_eq!(
+            app.update(Action::Tick(later)),
+            vec![Effect::Search("ter".into())]
+        );
+        typed(&mut app, "m");
+        assert_eq!(
+            app.update(key(KeyCode::Enter)),
+            vec![
+                Effect::Search("term".into()),
+                Effect::Remember("term".into())
+            ]
+        );
+        assert_eq!(app.history, ["one", "term"]);
+        // A recalled query is searched, as typed text is.
+        app.update(key(KeyCode::Char('x')));
+        app.update(key(KeyCode::Up));
+        assert_eq!(app.input, "term");
+        let later = Instant::now() + SEARCH_DEBOUNCE * 2;
+        assert_eq!(
+            app.update(Action::Tick(later)),
+            vec![Effect::Search("term".into())]
+        );
+    }
+
+    #[test]
+    fn the_history_keeps_the_newest_500_without_repeats() {
+        let text: String = (0..600).map(|i| format!("q{}\nq{}\n\n", i, i)).collect();
+        let h = history_from_text(&text);
+        assert_eq!(h.len(), HISTORY_MAX);
+        assert_eq!((h[0].as_str(), h[499].as_str()), ("q100", "q599"));
+        let mut app = App::new(false);
+        app.set_history(h);
+        typed(&mut app, "new");
+        app.update(key(KeyCode::Enter));
+        assert_eq!(app.history.len(), HISTORY_MAX);
+        assert_eq!(app.history.first().map(String::as_str), Some("q101"));
+        assert_eq!(app.history.last().map(String::as_str), Some("new"));
+    }
+
+    #[test]
+    fn ctrl_up_and_down_move_in_the_sources_from_the_box() {
+        let mut app = App::new(false);
+        app.update(Action::Worker(WorkerEvent::Model(ModelState::Ready(
+            "m".into(),
+        ))));
+        typed(&mut app, "x");
+        app.update(key(KeyCode::Enter));
+        let ps: Vec<Passage> = (0..3)
+            .map(|i| passage(&format!("/d/{i}.md"), &format!("{i:02}"), "t"))
+            .collect();
+        app.update(turn(1, TurnEvent::Passages(ps)));
+        let ctrl_key = |c| Action::Key(KeyEvent::new(c, KeyModifiers::CONTROL));
+        app.update(ctrl_key(KeyCode::Down));
+        app.update(ctrl_key(KeyCode::Down));
+        assert_eq!((app.selected, app.input.as_str()), (2, ""));
+        app.update(ctrl_key(KeyCode::Up));
+        assert_eq!(app.selected, 1);
+        assert_eq!(app.focus, Focus::Input);
+    }
+
+    #[test]
+    fn y_copies_and_e_saves_the_shown_answer() {
+        let mut app = App::new(false);
+        app.update(key(KeyCode::Esc));
+        assert!(app.update(key(KeyCode::Char('y'))).is_empty());
+        assert!(app.notice.as_deref().is_some_and(|n| n.contains("ask")));
+        app.update(Action::Worker(WorkerEvent::Model(ModelState::Ready(
+            "m".into(),
+        ))));
+        app.update(key(KeyCode::Char('a')));
+        typed(&mut app, "why?");
+        app.update(key(KeyCode::Enter));
+        app.update(turn(1, TurnEvent::Token("Because.".into())));
+        app.update(turn(1, TurnEvent::Failed("x".into())));
+        // In the box, y and e are text.
+        typed(&mut app, "ye");
+        assert_eq!(app.input, "ye");
+        app.update(key(KeyCode::Esc));
+        let markdown = super::super::export::turn_markdown(&app.turns[0]);
+        assert!(markdown.contains("Because."), "{markdown}");
+        assert_eq!(
+            app.update(key(KeyCode::Char('y'))),
+            vec![Effect::Copy(markdown.clone())]
+        );
+        assert_eq!(
+            app.update(key(KeyCode::Char('e'))),
+            vec![Effect::Export {
+                question: "why?".into(),
+                markdown
+            }]
+        );
     }
 
     #[test]

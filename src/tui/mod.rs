@@ -6,9 +6,13 @@
 //! [`worker`] runs the models, the watcher, searches and previews on background threads that
 //! report through a channel. This module is the runtime between them: it reads terminal events,
 //! drains the workers' channel, carries out commands and draws, never waiting on a worker. The
-//! terminal is restored on exit, on error and on panic; nothing is printed to stdout.
+//! terminal is restored on exit, on error and on panic; nothing is printed to stdout but
+//! through the terminal backend. It also owns the UI's own files ([`Files`]): the question
+//! history it reads at start and appends to, and the answers it saves; [`export`] makes
+//! their text. A failure to write them is logged and said in the status bar, never fatal.
 
 pub mod app;
+pub mod export;
 pub mod view;
 pub mod worker;
 
@@ -43,6 +47,26 @@ pub enum TuiError {
 }
 
 type Term = Terminal<CrosstermBackend<std::io::Stdout>>;
+
+/// The files the UI keeps for the user, outside any index: questions are per person, not per
+/// folder.
+#[derive(Debug, Clone)]
+pub struct Files {
+    /// The question history, one question a line, oldest first.
+    pub history: PathBuf,
+    /// Where `e` saves answers as Markdown.
+    pub answers: PathBuf,
+}
+
+impl Files {
+    /// `history` and `answers/` in folio's per-user data directory.
+    pub fn in_data_dir(data: &Path) -> Files {
+        Files {
+            history: data.join("history"),
+            answers: data.join("answers"),
+        }
+    }
+}
 
 /// Whether the terminal is in the UI's mode (raw, alternate screen, mouse capture).
 static ENTERED: AtomicBool = AtomicBool::new(false);
@@ -100,7 +124,7 @@ impl Timings {
 
 /// Runs the UI until the user quits. `color`: `Some` when the user chose, `None` for the
 /// default (colours unless `NO_COLOR` is set to something).
-pub fn run(setup: Setup, color: Option<bool>) -> Result<(), TuiError> {
+pub fn run(setup: Setup, files: Files, color: Option<bool>) -> Result<(), TuiError> {
     use std::io::IsTerminal;
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
         return Err(TuiError::NotATerminal);
@@ -126,11 +150,12 @@ pub fn run(setup: Setup, color: Option<bool>) -> Result<(), TuiError> {
         let (tx, rx) = channel::<WorkerEvent>();
         let mut workers = worker::start(setup, tx);
         let mut app = App::new(color);
+        app.set_history(load_history(&files.history));
         let mut timings = Timings {
             on: timings_path.is_some(),
             ..Timings::default()
         };
-        let result = event_loop(&mut term, &mut app, &rx, &mut workers, &mut timings);
+        let result = event_loop(&mut term, &mut app, &rx, &mut workers, &files, &mut timings);
         leave();
         if let Some(p) = timings_path {
             timings.write(&p);
@@ -149,6 +174,7 @@ fn event_loop(
     app: &mut App,
     rx: &std::sync::mpsc::Receiver<WorkerEvent>,
     workers: &mut Workers,
+    files: &Files,
     timings: &mut Timings,
 ) -> Result<(), TuiError> {
     let mut dirty = true;
@@ -159,7 +185,7 @@ fn event_loop(
             match rx.try_recv() {
                 Ok(e) => {
                     let cmds = app.update(Action::Worker(e));
-                    carry_out(cmds, app, workers, term)?;
+                    carry_out(cmds, app, workers, files, term)?;
                     dirty = true;
                 }
                 Err(_) => break,
@@ -167,7 +193,7 @@ fn event_loop(
         }
         let cmds = app.update(Action::Tick(Instant::now()));
         if !cmds.is_empty() {
-            carry_out(cmds, app, workers, term)?;
+            carry_out(cmds, app, workers, files, term)?;
             dirty = true;
         }
         if app.quit {
@@ -213,7 +239,7 @@ fn event_loop(
                 };
                 if let Some(a) = action {
                     let cmds = app.update(a);
-                    carry_out(cmds, app, workers, term)?;
+                    carry_out(cmds, app, workers, files, term)?;
                     dirty = true;
                 }
                 if !event::poll(Duration::ZERO)? {
@@ -228,8 +254,12 @@ fn carry_out(
     cmds: Vec<Effect>,
     app: &mut App,
     workers: &mut Workers,
+    files: &Files,
     term: &mut Term,
 ) -> Result<(), TuiError> {
+    let notice = |app: &mut App, msg: String| {
+        app.update(Action::Worker(WorkerEvent::Notice(msg)));
+    };
     for c in cmds {
         match c {
             Effect::Ask {
@@ -242,12 +272,156 @@ fn carry_out(
             Effect::Preview(p) => workers.preview(p),
             Effect::Open(p) => {
                 let msg = open(&p, term)?;
-                app.update(Action::Worker(WorkerEvent::Notice(msg)));
+                notice(app, msg);
+            }
+            Effect::Remember(q) => {
+                if let Err(e) = remember(&files.history, &q) {
+                    tracing::warn!(
+                        "could not add to the question history {}: {e}",
+                        files.history.display()
+                    );
+                }
+            }
+            Effect::Copy(markdown) => {
+                let msg = match copy(term, &markdown) {
+                    Ok(()) => format!(
+                        "copied the answer ({} characters)",
+                        markdown.chars().count()
+                    ),
+                    Err(e) => {
+                        tracing::warn!("could not copy the answer: {e}");
+                        format!("could not copy the answer: {e}")
+                    }
+                };
+                notice(app, msg);
+            }
+            Effect::Export { question, markdown } => {
+                let msg = match save(&files.answers, &question, &markdown) {
+                    Ok(path) => format!("saved the answer to {}", home_relative(&path)),
+                    Err(e) => {
+                        tracing::warn!(
+                            "could not save the answer in {}: {e}",
+                            files.answers.display()
+                        );
+                        format!("could not save the answer: {e}")
+                    }
+                };
+                notice(app, msg);
             }
             Effect::Quit => app.quit = true,
         }
     }
     Ok(())
+}
+
+/// The question history in `path`: nothing when there is none yet or it cannot be read (that
+/// is logged). A file grown past [`app::HISTORY_MAX`] entries by appends is cut back to them.
+fn load_history(path: &Path) -> Vec<String> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
+        Err(e) => {
+            tracing::warn!(
+                "could not read the question history {}: {e}",
+                path.display()
+            );
+            return Vec::new();
+        }
+    };
+    let history = app::history_from_text(&text);
+    if text.lines().count() > app::HISTORY_MAX {
+        let mut kept = history.join("\n");
+        kept.push('\n');
+        let written = crate::fsutil::write_atomic(path, kept.as_bytes()).and_then(|()| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        });
+        if let Err(e) = written {
+            tracing::warn!(
+                "could not shorten the question history {}: {e}",
+                path.display()
+            );
+        }
+    }
+    history
+}
+
+/// Appends a question to the history file, private to the user. One write of one line, so
+/// that two sessions appending at once do not interleave within a line.
+fn remember(path: &Path, question: &str) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        crate::fsutil::create_private_dir(dir)?;
+    }
+    let line = format!("{}\n", question.replace(['\n', '\r'], " "));
+    crate::fsutil::open_private_append(path)?.write_all(line.as_bytes())
+}
+
+/// Puts `text` on the clipboard of the terminal the UI draws on, with OSC 52 written through
+/// the backend between frames (it draws nothing, so the screen is left as it was).
+fn copy(term: &mut Term, text: &str) -> std::io::Result<()> {
+    let backend = term.backend_mut();
+    backend.write_all(export::osc52(text).as_bytes())?;
+    backend.flush()
+}
+
+/// Writes an answer's Markdown as a new file in `dir` (created private if need be); never
+/// replaces a file: a name already taken gets a number.
+fn save(dir: &Path, question: &str, markdown: &str) -> std::io::Result<PathBuf> {
+    use std::os::unix::fs::OpenOptionsExt;
+    crate::fsutil::create_private_dir(dir)?;
+    let stamp = local_stamp(std::time::SystemTime::now());
+    for attempt in 0..1000 {
+        let path = dir.join(export::export_file_name(&stamp, question, attempt));
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+        {
+            Ok(mut f) => {
+                f.write_all(markdown.as_bytes())?;
+                return Ok(path);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AlreadyExists,
+        "a thousand answers to this question were saved this second",
+    ))
+}
+
+/// `at` in local time as `YYYY-MM-DD-HHMMSS`, for file names that sort by time.
+fn local_stamp(at: std::time::SystemTime) -> String {
+    let secs = at
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs() as libc::time_t)
+        .unwrap_or(0);
+    // SAFETY: localtime_r writes only into `tm`, which outlives the call.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    unsafe {
+        libc::localtime_r(&secs, &mut tm);
+    }
+    format!(
+        "{:04}-{:02}-{:02}-{:02}{:02}{:02}",
+        tm.tm_year + 1900,
+        tm.tm_mon + 1,
+        tm.tm_mday,
+        tm.tm_hour,
+        tm.tm_min,
+        tm.tm_sec
+    )
+}
+
+/// `path` with the home directory shown as `~`, for the status bar's narrow line.
+fn home_relative(path: &Path) -> String {
+    if let Some(dirs) = directories::BaseDirs::new()
+        && let Ok(rest) = path.strip_prefix(dirs.home_dir())
+    {
+        return format!("~/{}", rest.display());
+    }
+    path.display().to_string()
 }
 
 /// 1-based line of the passage in its file, found by its first words (text files only).

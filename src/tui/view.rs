@@ -9,7 +9,7 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 use super::app::{
     App, Areas, Focus, InputMode, ModelState, ScrollLimits, SourceRow, TurnState, first_visible,
 };
-use crate::answer::{NO_ANSWER, Outcome, Reason};
+use crate::answer::{Answer, NO_ANSWER, Outcome, Reason};
 
 /// The panes for a frame of `area`.
 pub fn layout(area: Rect) -> Areas {
@@ -243,14 +243,7 @@ fn answer_text<'a>(app: &'a App, t: &Theme) -> Option<(String, Text<'a>)> {
     // The evidence first, quoted, as soon as it is found: it does not wait for the model.
     // When the model could not answer, the evidence is the answer.
     if !turn.evidence.is_empty() {
-        lines.push(Line::from(Span::styled(
-            if outcome == Some(Outcome::Evidence) {
-                "Answer, quoted from the documents:"
-            } else {
-                "Evidence, quoted from the documents:"
-            },
-            t.bold(),
-        )));
+        lines.push(Line::from(Span::styled(evidence_label(outcome), t.bold())));
         for e in &turn.evidence {
             let mut where_ = file_name(&e.passage.path);
             if let Some(p) = e.passage.page {
@@ -269,24 +262,14 @@ fn answer_text<'a>(app: &'a App, t: &Theme) -> Option<(String, Text<'a>)> {
     }
     match turn.answer.as_deref() {
         Some(a) if a.outcome == Outcome::Evidence => {
-            let why = match &a.reason {
-                Reason::ModelAbstained => "The model said the passages hold no answer:".to_string(),
-                Reason::ModelFailed(e) => format!("The model failed: {e}"),
-                Reason::Cancelled => "Generation was cancelled:".to_string(),
-                _ => "The model, not supported by the passages:".to_string(),
-            };
-            lines.push(Line::from(Span::styled(why, t.dim())));
+            lines.push(Line::from(Span::styled(model_label(&a.reason), t.dim())));
             for l in a.model_checked.lines() {
                 lines.push(Line::from(Span::styled(l.to_string(), t.dim())));
             }
         }
         _ => {
             if !turn.text.is_empty() && !turn.evidence.is_empty() {
-                let label = match outcome {
-                    Some(Outcome::Answered) => "Answer, checked against the passages:",
-                    _ => "The model:",
-                };
-                lines.push(Line::from(Span::styled(label, t.bold())));
+                lines.push(Line::from(Span::styled(answer_label(outcome), t.bold())));
             }
             for l in turn.text.lines() {
                 lines.push(Line::from(answer_spans(l, passages, t)));
@@ -310,17 +293,7 @@ fn answer_text<'a>(app: &'a App, t: &Theme) -> Option<(String, Text<'a>)> {
         TurnState::Cancelled => Some(Span::styled("(cancelled)", t.fg(Color::Yellow))),
         TurnState::Failed(why) => Some(Span::styled(format!("failed: {why}"), t.fg(Color::Red))),
         TurnState::Done => match &turn.answer {
-            Some(a) if a.abstained => Some(Span::styled(
-                match (a.answer == NO_ANSWER, a.passages.is_empty()) {
-                    (true, false) => "The closest passages are listed under Sources.",
-                    (true, true) if a.indexing.is_some() => {
-                        "No passage has been indexed that matches yet."
-                    }
-                    (true, true) => "No passage matches the question.",
-                    _ => "",
-                },
-                t.dim(),
-            )),
+            Some(a) if a.abstained => Some(Span::styled(abstained_note(a), t.dim())),
             Some(a) if a.timings.generated_tokens > 0 => Some(Span::styled(
                 format!(
                     "{} tokens, {:.1} tokens/s · evidence after {:.0} ms · first token after {:.1} s",
@@ -339,6 +312,43 @@ fn answer_text<'a>(app: &'a App, t: &Theme) -> Option<(String, Text<'a>)> {
         lines.push(Line::from(s));
     }
     Some((title, Text::from(lines)))
+}
+
+/// The heading over the evidence: it is the answer when the model's could not stand.
+pub(super) fn evidence_label(outcome: Option<Outcome>) -> &'static str {
+    if outcome == Some(Outcome::Evidence) {
+        "Answer, quoted from the documents:"
+    } else {
+        "Evidence, quoted from the documents:"
+    }
+}
+
+/// The heading over the model's text when the evidence leads instead: why it does.
+pub(super) fn model_label(reason: &Reason) -> String {
+    match reason {
+        Reason::ModelAbstained => "The model said the passages hold no answer:".to_string(),
+        Reason::ModelFailed(e) => format!("The model failed: {e}"),
+        Reason::Cancelled => "Generation was cancelled:".to_string(),
+        _ => "The model, not supported by the passages:".to_string(),
+    }
+}
+
+/// The heading over the model's text below the evidence.
+pub(super) fn answer_label(outcome: Option<Outcome>) -> &'static str {
+    match outcome {
+        Some(Outcome::Answered) => "Answer, checked against the passages:",
+        _ => "The model:",
+    }
+}
+
+/// What an abstention adds below its answer (nothing when the answer says it all).
+pub(super) fn abstained_note(a: &Answer) -> &'static str {
+    match (a.answer == NO_ANSWER, a.passages.is_empty()) {
+        (true, false) => "The closest passages are listed under Sources.",
+        (true, true) if a.indexing.is_some() => "No passage has been indexed that matches yet.",
+        (true, true) => "No passage matches the question.",
+        _ => "",
+    }
 }
 
 fn file_name(path: &str) -> String {
@@ -646,7 +656,7 @@ fn draw_status(frame: &mut Frame, app: &App, t: &Theme, area: Rect) {
         ));
     }
     if let Some(n) = &app.notice {
-        parts.push((4, n.clone(), t.fg(Color::Yellow)));
+        parts.push((NOTICE, n.clone(), t.fg(Color::Yellow)));
     }
     if let Some(u) = &ix.last_update {
         parts.push((7, u.clone(), t.dim()));
@@ -665,6 +675,14 @@ fn draw_status(frame: &mut Frame, app: &App, t: &Theme, area: Rect) {
         else {
             break;
         };
+        // A notice (a saved answer's path) loses its middle rather than all of it, while
+        // enough of it is left to read.
+        let over = width(&parts) - area.width as usize;
+        let len = parts[drop].1.chars().count();
+        if parts[drop].0 == NOTICE && len >= over + 12 {
+            parts[drop].1 = middle_cut(&parts[drop].1, len - over);
+            break;
+        }
         parts.remove(drop);
     }
     let mut spans = Vec::new();
@@ -678,6 +696,24 @@ fn draw_status(frame: &mut Frame, app: &App, t: &Theme, area: Rect) {
         Paragraph::new(Line::from(spans)).style(Style::default().add_modifier(Modifier::REVERSED)),
         area,
     );
+}
+
+/// The status bar's importance of a notice (the least important parts leave first).
+const NOTICE: u8 = 4;
+
+/// `s` in `keep` characters: its start and its end (which names the file) around `…`.
+fn middle_cut(s: &str, keep: usize) -> String {
+    let chars: Vec<char> = s.chars().collect();
+    if chars.len() <= keep {
+        return s.to_string();
+    }
+    let room = keep.saturating_sub(1);
+    let head = room / 3;
+    let tail = room - head;
+    let mut out: String = chars[..head].iter().collect();
+    out.push('…');
+    out.extend(&chars[chars.len() - tail..]);
+    out
 }
 
 fn centered(area: Rect, w: u16, h: u16) -> Rect {
@@ -709,6 +745,11 @@ pub const HELP: &[(&str, &str)] = &[
     ("a  i", "ask: back to the question box"),
     ("/", "search as you type (hybrid, no model)"),
     ("[ ]  h l", "previous / next question of the session"),
+    ("y", "copy the shown answer as Markdown (OSC 52 clipboard)"),
+    (
+        "e",
+        "save the shown answer as Markdown in the answers folder",
+    ),
     (
         "o",
         "open in $EDITOR (at the line) or a viewer (at the page)",
@@ -723,7 +764,7 @@ pub const HELP: &[(&str, &str)] = &[
         "in the box",
         "← → Home End move · Ctrl-A Ctrl-E start/end · Ctrl-U clear",
     ),
-    ("", "↑ ↓ move in the sources"),
+    ("", "↑ ↓ earlier / later questions · Ctrl-↑ ↓ the sources"),
     (
         "mouse",
         "wheel scrolls the pane under it, click selects a source",
@@ -929,6 +970,25 @@ mod tests {
             app.update(key(KeyCode::Char('f')));
             insta::assert_snapshot!(format!("failed_{w}x{h}"), screen(&mut app, w, h));
         }
+    }
+
+    #[test]
+    fn a_long_notice_keeps_its_ends_in_a_narrow_status_bar() {
+        let mut app = App::new(false);
+        ready(&mut app);
+        let path = "saved the answer to ~/.local/share/folio/answers/2025-01-31-140205-what-is-the-termination-notice-period.md";
+        app.notice = Some(path.into());
+        for (w, start, end) in [
+            (80, "saved…", "period.md"),
+            (120, "saved the answer", "notice-period.md"),
+        ] {
+            let s = screen(&mut app, w, 24);
+            let status = s.lines().last().unwrap_or_default();
+            assert!(status.contains(start) && status.contains(end), "{status}");
+            assert!(status.contains("? help"), "{status}");
+        }
+        assert_eq!(middle_cut("abcdefghij", 7), "ab…ghij");
+        assert_eq!(middle_cut("abc", 7), "abc");
     }
 
     #[test]
