@@ -975,6 +975,18 @@ pub(crate) mod tests {
         out
     }
 
+    /// The two sources of the snapshots' termination question: a cited contract and a note.
+    pub fn notice_passages() -> Vec<Passage> {
+        vec![
+            passage(
+                "/docs/acme-msa.pdf",
+                "0a",
+                "Either party may terminate this agreement with ninety days written notice.",
+            ),
+            passage("/docs/notes.md", "0b", "The renewal is automatic."),
+        ]
+    }
+
     pub fn passage(path: &str, chunk: &str, text: &str) -> Passage {
         Passage {
             path: path.into(),

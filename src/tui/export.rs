@@ -192,7 +192,7 @@ pub fn export_file_name(stamp: &str, question: &str, attempt: u32) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::app::tests::{answer, evidence, key, passage, turn, typed};
+    use super::super::app::tests::{answer, evidence, key, notice_passages, passage, turn, typed};
     use super::super::app::{Action, App, ModelState, TurnEvent, WorkerEvent};
     use super::*;
     use crossterm::event::KeyCode;
@@ -211,14 +211,7 @@ mod tests {
     /// an unsupported sentence, a cited and an uncited source.
     fn answered() -> App {
         let mut app = asked("What is the termination notice period?");
-        let ps = vec![
-            passage(
-                "/docs/acme-msa.pdf",
-                "0a",
-                "Either party may terminate this agreement with ninety days written notice.",
-            ),
-            passage("/docs/notes.md", "0b", "The renewal is automatic."),
-        ];
+        let ps = notice_passages();
         app.update(turn(1, TurnEvent::Evidence(vec![evidence(&ps[0], 1)])));
         let mut a = answer(
             "The notice period is ninety days. [1]\nIt renews by itself. [?]",

@@ -830,7 +830,7 @@ fn draw_failed(frame: &mut Frame, app: &App, t: &Theme) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::app::tests::{answer, evidence, key, passage, turn, typed};
+    use super::super::app::tests::{answer, evidence, key, notice_passages, turn, typed};
     use super::super::app::{
         Action, App, IndexStatus, ModelState, PreviewDoc, TurnEvent, WorkerEvent,
     };
@@ -872,14 +872,7 @@ mod tests {
         ready(app);
         typed(app, "What is the termination notice period?");
         app.update(key(KeyCode::Enter));
-        let ps = vec![
-            passage(
-                "/docs/acme-msa.pdf",
-                "0a",
-                "Either party may terminate this agreement with ninety days written notice.",
-            ),
-            passage("/docs/notes.md", "0b", "The renewal is automatic."),
-        ];
+        let ps = notice_passages();
         app.update(turn(1, TurnEvent::Evidence(vec![evidence(&ps[0], 1)])));
         app.update(turn(1, TurnEvent::Passages(ps)));
         for tok in [
