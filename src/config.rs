@@ -70,7 +70,7 @@ impl Value for PathBuf {
         Ok(expand_tilde(s))
     }
     fn show(&self) -> String {
-        self.display().to_string()
+        crate::shown::name(&crate::fsutil::path_key(self))
     }
 }
 
@@ -140,13 +140,15 @@ impl Value for Fusion {
     }
 }
 
+/// The path a setting's text names: `~/` expanded, and the text read as a path key
+/// ([`crate::fsutil::path_key`]), so that a flag's file name that is not UTF-8 keeps its bytes.
 fn expand_tilde(s: &str) -> PathBuf {
     if let Some(rest) = s.strip_prefix("~/")
         && let Some(home) = directories::BaseDirs::new()
     {
-        return home.home_dir().join(rest);
+        return home.home_dir().join(crate::fsutil::key_path(rest));
     }
-    PathBuf::from(s)
+    crate::fsutil::key_path(s)
 }
 
 /// The per-user directories folio uses by default.

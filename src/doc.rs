@@ -36,6 +36,31 @@ impl Unit {
     }
 }
 
+/// The most characters of one heading a passage keeps: a heading is a title, and a megabyte
+/// "heading" (one long first line) would otherwise be copied into every passage under it.
+pub const MAX_HEADING_CHARS: usize = 200;
+
+/// A heading as passages carry it: whitespace collapsed, cut at [`MAX_HEADING_CHARS`].
+pub fn heading_title(raw: &str) -> String {
+    let mut out = String::new();
+    let mut chars = 0;
+    for word in raw.split_whitespace() {
+        if !out.is_empty() {
+            out.push(' ');
+            chars += 1;
+        }
+        for c in word.chars() {
+            if chars >= MAX_HEADING_CHARS {
+                out.push('…');
+                return out;
+            }
+            out.push(c);
+            chars += 1;
+        }
+    }
+    out
+}
+
 /// The document formats folio reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -72,6 +97,13 @@ impl Kind {
     pub fn is_package(self) -> bool {
         matches!(self, Kind::Docx | Kind::Doc | Kind::Odt | Kind::Epub)
     }
+
+    /// Kinds read in the extraction worker, under its time and memory limits: their parsers
+    /// build trees from untrusted structure (zip members, XML, HTML), where one file can cost
+    /// more than the run can spend. PDFs go there too, through their own request.
+    pub fn in_worker(self) -> bool {
+        self.is_package() || self == Kind::Html
+    }
 }
 
 /// One passage.
@@ -97,5 +129,20 @@ impl Chunk {
         } else {
             format!("{}\n{}", self.context, self.text)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headings_are_collapsed_and_cut() {
+        assert_eq!(heading_title("  Term\n and   notice "), "Term and notice");
+        let long = heading_title(&"é".repeat(1_000_000));
+        assert_eq!(long.chars().count(), MAX_HEADING_CHARS + 1);
+        assert!(long.ends_with('…'));
+        let exact = "a".repeat(MAX_HEADING_CHARS);
+        assert_eq!(heading_title(&exact), exact);
     }
 }

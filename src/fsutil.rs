@@ -84,8 +84,14 @@ pub fn create_private_dir(dir: &Path) -> io::Result<()> {
 }
 
 /// Makes `dir` and everything under it private to its owner (directories 0700, files 0600),
-/// whatever modes a copy, an older folio or a loose umask left. Links are left alone.
+/// whatever modes a copy, an older folio or a loose umask left. `dir` may be a link (an index
+/// folder the user keeps elsewhere): the folder it names is made private. Links inside it are
+/// left alone.
 pub fn make_private(dir: &Path) -> io::Result<()> {
+    make_private_tree(&fs::canonicalize(dir)?)
+}
+
+fn make_private_tree(dir: &Path) -> io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let meta = fs::symlink_metadata(dir)?;
     let want = if meta.is_dir() { 0o700 } else { 0o600 };
@@ -97,7 +103,7 @@ pub fn make_private(dir: &Path) -> io::Result<()> {
     }
     if meta.is_dir() {
         for e in fs::read_dir(dir)? {
-            match make_private(&e?.path()) {
+            match make_private_tree(&e?.path()) {
                 // Removed meanwhile (a store's temporary file): nothing left to protect.
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 r => r?,

@@ -21,6 +21,7 @@ pub mod pipeline;
 pub mod quant;
 pub mod serve;
 pub mod setup;
+pub mod shown;
 pub mod simd;
 pub mod snippet;
 pub mod tui;

@@ -12,7 +12,9 @@ use folio::index::Index;
 use folio::llm::StopReason;
 
 use super::render::{one_line, source_line, terminal_safe};
-use super::{CANCEL, FilterArgs, count, load_embedder, non_empty, note, on_sigint, prompts_dir};
+use super::{
+    CANCEL, FilterArgs, catch_interrupts, count, load_embedder, non_empty, note, prompts_dir,
+};
 
 #[derive(Args, Debug)]
 pub struct AskArgs {
@@ -58,10 +60,7 @@ pub(super) fn run(dirs: &Dirs, s: &Settings, mut a: AskArgs) -> Result<ExitCode>
     let prompts = Prompts::load(prompts_dir(dirs, s).as_deref())?;
     let mut opts = AskOptions::from_settings(s, a.filter.filter());
     opts.indexing = folio::index::progress::read(&s.index_dir);
-    // SAFETY: the handler only touches an atomic (and re-raises with the default action).
-    unsafe {
-        libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t);
-    }
+    catch_interrupts(false)?;
     let color = super::render::color();
     let (bold, dim, reset) = if color {
         ("\x1b[1m", "\x1b[2m", "\x1b[0m")
@@ -86,31 +85,37 @@ pub(super) fn run(dirs: &Dirs, s: &Settings, mut a: AskArgs) -> Result<ExitCode>
         llm: &mut llm,
         prompts: &prompts,
     };
-    let answer = answer::ask(&mut engine, &a.question, &opts, &CANCEL, &mut |event| {
-        if json {
-            return;
-        }
-        match event {
-            Event::Evidence(ev) if !ev.is_empty() => {
-                let _ = writeln!(out, "{bold}Evidence, quoted from the documents:{reset}");
-                for e in ev {
-                    let _ = writeln!(out, "  [{}] {}", e.n, source_line(&e.passage));
-                    let _ = writeln!(out, "      \"{}\"", one_line(&e.quote));
-                }
-                let _ = writeln!(out);
-                let _ = out.flush();
+    let answer = answer::ask(
+        &mut engine,
+        &a.question,
+        &opts,
+        CANCEL.as_ref(),
+        &mut |event| {
+            if json {
+                return;
             }
-            Event::Token(t) => {
-                if !streamed {
-                    let _ = write!(out, "{bold}The model:{reset} ");
+            match event {
+                Event::Evidence(ev) if !ev.is_empty() => {
+                    let _ = writeln!(out, "{bold}Evidence, quoted from the documents:{reset}");
+                    for e in ev {
+                        let _ = writeln!(out, "  [{}] {}", e.n, source_line(&e.passage));
+                        let _ = writeln!(out, "      \"{}\"", one_line(&e.quote));
+                    }
+                    let _ = writeln!(out);
+                    let _ = out.flush();
                 }
-                streamed = true;
-                let _ = write!(out, "{}", terminal_safe(t));
-                let _ = out.flush();
+                Event::Token(t) => {
+                    if !streamed {
+                        let _ = write!(out, "{bold}The model:{reset} ");
+                    }
+                    streamed = true;
+                    let _ = write!(out, "{}", terminal_safe(t));
+                    let _ = out.flush();
+                }
+                _ => {}
             }
-            _ => {}
-        }
-    })?;
+        },
+    )?;
     let status = if answer.stop == Some(StopReason::Cancelled) {
         ExitCode::from(super::exit::INTERRUPTED)
     } else if answer.outcome == Outcome::Abstained {
@@ -119,7 +124,11 @@ pub(super) fn run(dirs: &Dirs, s: &Settings, mut a: AskArgs) -> Result<ExitCode>
         ExitCode::SUCCESS
     };
     if json {
-        writeln!(out, "{}", serde_json::to_string(&answer)?)?;
+        writeln!(
+            out,
+            "{}",
+            folio::shown::json(serde_json::to_string(&answer)?)
+        )?;
         return Ok(status);
     }
     if streamed {

@@ -96,7 +96,7 @@ pub(super) fn run(dirs: &Dirs, s: &Settings, a: EvalArgs) -> Result<ExitCode> {
         calibration: done.calibration,
     };
     if a.json {
-        println!("{}", serde_json::to_string(&out)?);
+        println!("{}", folio::shown::json(serde_json::to_string(&out)?));
         return Ok(ExitCode::SUCCESS);
     }
     println!(

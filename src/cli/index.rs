@@ -10,8 +10,8 @@ use folio::config::Settings;
 use folio::index::Index;
 use folio::pipeline::{self, IndexOptions};
 
-use super::load_embedder;
 use super::render::{Bar, ReportJson, print_report};
+use super::{catch_interrupts, exit, load_embedder, note};
 
 #[derive(Args, Debug)]
 pub struct IndexArgs {
@@ -29,6 +29,8 @@ pub struct IndexArgs {
 }
 
 pub(super) fn run(s: &Settings, a: IndexArgs) -> Result<ExitCode> {
+    // Ctrl-C ends the run once the batch in progress is committed; a second one at once.
+    catch_interrupts(false)?;
     let embedder = load_embedder(s)?;
     let mut opts = IndexOptions::from_settings(s, &embedder, false);
     opts.retry_failed = a.retry_failed;
@@ -39,7 +41,10 @@ pub(super) fn run(s: &Settings, a: IndexArgs) -> Result<ExitCode> {
     let report = pipeline::index_folders(&mut idx, &embedder, &pdf, &roots, &opts, &mut bar)?;
     bar.bar.finish_and_clear();
     if a.json {
-        println!("{}", serde_json::to_string(&ReportJson::from(&report))?);
+        println!(
+            "{}",
+            folio::shown::json(serde_json::to_string(&ReportJson::from(&report))?)
+        );
     } else {
         print_report(&report, &s.index_dir);
         let no_text = folio::ingest::extract::ExtractError::NoTextLayer.to_string();
@@ -61,6 +66,12 @@ pub(super) fn run(s: &Settings, a: IndexArgs) -> Result<ExitCode> {
             };
             println!("{scans} scanned PDF(s) wait for text recognition: {why}");
         }
+    }
+    if report.cancelled {
+        note(
+            "stopped by Ctrl-C: what was read so far is committed; run folio index again to finish",
+        );
+        return Ok(ExitCode::from(exit::INTERRUPTED));
     }
     Ok(ExitCode::SUCCESS)
 }

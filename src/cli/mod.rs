@@ -19,13 +19,14 @@ mod watch;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Args;
 
 use folio::config::{Dirs, Origin, Settings};
 use folio::embed::Embedder;
-use folio::fsutil::create_private_dir;
+use folio::fsutil::{create_private_dir, path_key};
 use folio::index::search::Filter;
 
 pub use ask::AskArgs;
@@ -121,13 +122,13 @@ pub fn init_logging(verbose: bool) {
 fn settings(g: &Global) -> Result<(Dirs, Settings)> {
     let (dirs, mut s) = folio::setup::settings(g.config.as_deref())?;
     if let Some(i) = &g.index {
-        s.set("index.dir", &i.to_string_lossy(), Origin::Flag)?;
+        s.set("index.dir", &path_key(i), Origin::Flag)?;
     }
     if let Some(m) = &g.embed_model {
-        s.set("models.embed", &m.to_string_lossy(), Origin::Flag)?;
+        s.set("models.embed", &path_key(m), Origin::Flag)?;
     }
     if let Some(m) = &g.llm {
-        s.set("models.llm", &m.to_string_lossy(), Origin::Flag)?;
+        s.set("models.llm", &path_key(m), Origin::Flag)?;
     }
     Ok((dirs, s))
 }
@@ -196,15 +197,30 @@ fn prompts_dir(dirs: &Dirs, s: &Settings) -> Option<PathBuf> {
     file.parent().map(|d| d.join("prompts"))
 }
 
-/// Set by the first Ctrl-C: `ask` stops generating, `watch` stops after the batch in progress.
-static CANCEL: AtomicBool = AtomicBool::new(false);
+/// Set by the first Ctrl-C: `ask` stops generating, `index` and `watch` stop once the batch in
+/// progress is committed. A second Ctrl-C ends the process at once (the signal's default
+/// action); the extraction workers then notice that their parent is gone and end too.
+static CANCEL: LazyLock<Arc<AtomicBool>> = LazyLock::new(|| Arc::new(AtomicBool::new(false)));
 
-extern "C" fn on_sigint(_: libc::c_int) {
-    // First Ctrl-C stops generation (what was printed stays); a second one ends the process.
-    if CANCEL.swap(true, Ordering::SeqCst) {
-        unsafe {
-            libc::signal(libc::SIGINT, libc::SIG_DFL);
-            libc::raise(libc::SIGINT);
-        }
+/// Routes Ctrl-C (and SIGTERM, for `watch` under a service manager) to [`CANCEL`]: the one
+/// place folio handles signals.
+fn catch_interrupts(term_too: bool) -> Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let signals: &[i32] = if term_too {
+        &[SIGINT, SIGTERM]
+    } else {
+        &[SIGINT]
+    };
+    for &signal in signals {
+        // Registered first, so it sees the flag as the previous signal left it.
+        signal_hook::flag::register_conditional_default(signal, Arc::clone(&CANCEL))
+            .context("installing the Ctrl-C handler")?;
+        signal_hook::flag::register(signal, Arc::clone(&CANCEL))
+            .context("installing the Ctrl-C handler")?;
     }
+    Ok(())
+}
+
+fn cancelled() -> bool {
+    CANCEL.load(Ordering::SeqCst)
 }

@@ -122,7 +122,7 @@ fn list(s: &Settings, json: bool) -> Result<()> {
             "catalogue": catalogue,
             "local": local,
         });
-        println!("{out}");
+        println!("{}", folio::shown::json(out.to_string()));
         return Ok(());
     }
     println!(

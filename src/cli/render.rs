@@ -74,6 +74,9 @@ impl Observer for Bar {
         tracing::info!("{msg}");
         self.bar.suspend(|| note(msg));
     }
+    fn cancelled(&self) -> bool {
+        super::cancelled()
+    }
 }
 
 #[derive(Serialize)]
@@ -138,7 +141,7 @@ pub(super) fn print_report(r: &RunReport, index_dir: &Path) {
     println!(
         "indexed {} files into {} in {:.1} s: {} passages ({} embedded, {} reused{rate})",
         r.indexed,
-        terminal_safe(&index_dir.display().to_string()),
+        folio::shown::name(&folio::fsutil::path_key(index_dir)),
         r.seconds,
         r.chunks_written,
         r.chunks_embedded,
@@ -156,7 +159,7 @@ pub(super) fn print_report(r: &RunReport, index_dir: &Path) {
         if !list.is_empty() {
             println!("{title}:");
             for (p, why) in list {
-                println!("  {}: {}", terminal_safe(p), one_line(why));
+                println!("  {}: {}", folio::shown::name(p), one_line(why));
             }
         }
     }
@@ -214,33 +217,23 @@ fn wants_color(when: ColorWhen, terminal: bool, no_color: Option<OsString>) -> b
 
 /// `s` on one line, whitespace collapsed, safe to print to a terminal.
 pub(super) fn one_line(s: &str) -> String {
-    terminal_safe(&s.split_whitespace().collect::<Vec<_>>().join(" "))
+    folio::shown::line(s)
 }
 
-/// `s` with control characters (escape sequences above all) made visible instead of acted on:
-/// document text and file names must not drive the user's terminal.
+/// Document text made safe for the terminal: newlines and tabs kept, other controls visible.
 pub fn terminal_safe(s: &str) -> String {
-    folio::fsutil::show_key(s)
-        .chars()
-        .map(|c| match c {
-            '\n' | '\t' => c,
-            c if c.is_control() => char::from_u32(0x2400 + (c as u32 & 0x1f))
-                .filter(|_| (c as u32) < 0x20)
-                .unwrap_or('\u{fffd}'),
-            c => c,
-        })
-        .collect()
+    folio::shown::text(s)
 }
 
 pub(super) fn source_line(p: &Passage) -> String {
-    let mut line = display_path(&p.path);
+    let mut line = folio::shown::name(&display_path(&p.path));
     if let Some(page) = p.page {
         line.push_str(&format!(", page {page}"));
     }
     if !p.heading.is_empty() {
-        line.push_str(&format!(" § {}", p.heading.join(" > ")));
+        line.push_str(&format!(" § {}", one_line(&p.heading.join(" > "))));
     }
-    terminal_safe(&line)
+    line
 }
 
 fn display_path(p: &str) -> String {
@@ -283,7 +276,7 @@ pub(super) fn print_passages(
             "{bold}{:>2}.{reset} {dim}{:.4}{reset}  {bold}{}{reset}{page}{heading}",
             i + 1,
             p.score,
-            terminal_safe(&display_path(&p.path))
+            folio::shown::name(&display_path(&p.path))
         )?;
         let matches = idx.bm25().matches(&p.text, &terms);
         let mut line = String::from("    ");

@@ -60,10 +60,10 @@ pub(super) fn run(s: &Settings, a: SearchArgs) -> Result<ExitCode> {
             writeln!(
                 out,
                 "{}",
-                serde_json::to_string(&SearchJson {
+                folio::shown::json(serde_json::to_string(&SearchJson {
                     query: q,
                     results: &passages
-                })?
+                })?)
             )?;
         } else {
             print_passages(&mut out, idx, q, &passages, color)?;

@@ -13,7 +13,7 @@ use folio::index::manifest::ProblemStatus;
 use folio::index::{Chunking, Index};
 use folio::ingest::extract::ExtractError;
 
-use super::render::{one_line, terminal_safe};
+use super::render::one_line;
 
 #[derive(Args, Debug)]
 pub struct StatusArgs {
@@ -142,12 +142,12 @@ pub(super) fn run(s: &Settings, a: StatusArgs) -> Result<ExitCode> {
             .collect(),
     };
     if a.json {
-        println!("{}", serde_json::to_string(&st)?);
+        println!("{}", folio::shown::json(serde_json::to_string(&st)?));
         return Ok(ExitCode::SUCCESS);
     }
     println!(
         "index    {} ({})",
-        terminal_safe(&st.index),
+        folio::shown::name(&st.index),
         human_bytes(st.size_bytes)
     );
     println!(
@@ -155,7 +155,11 @@ pub(super) fn run(s: &Settings, a: StatusArgs) -> Result<ExitCode> {
         if st.roots.is_empty() {
             "(none)".into()
         } else {
-            terminal_safe(&st.roots.join(", "))
+            st.roots
+                .iter()
+                .map(|r| folio::shown::name(r))
+                .collect::<Vec<_>>()
+                .join(", ")
         }
     );
     println!(
@@ -217,7 +221,7 @@ pub(super) fn run(s: &Settings, a: StatusArgs) -> Result<ExitCode> {
                 }
             );
             for p in list {
-                println!("  {}: {}", terminal_safe(p.path), one_line(p.reason));
+                println!("  {}: {}", folio::shown::name(p.path), one_line(p.reason));
             }
         }
     }
@@ -238,7 +242,7 @@ pub(super) fn run(s: &Settings, a: StatusArgs) -> Result<ExitCode> {
             let by = f.extractor.map(|e| format!(", {e}")).unwrap_or_default();
             println!(
                 "  {}  ({}, {} passages{by})",
-                terminal_safe(f.path),
+                folio::shown::name(f.path),
                 format!("{:?}", f.kind).to_lowercase(),
                 f.passages
             );

@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
@@ -14,7 +13,7 @@ use folio::index::Index;
 use folio::pipeline::{IndexOptions, Observer};
 
 use super::render::Bar;
-use super::{CANCEL, load_embedder, note, on_sigint};
+use super::{cancelled, catch_interrupts, load_embedder, note};
 
 #[derive(Args, Debug)]
 pub struct WatchArgs {
@@ -40,11 +39,7 @@ pub(super) fn run(s: &Settings, a: WatchArgs) -> Result<ExitCode> {
             _ => bail!("--poll needs a number of seconds above 0 and at most a day (86400)"),
         }
     }
-    // SAFETY: the handler only touches an atomic (and re-raises with the default action).
-    unsafe {
-        libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t);
-        libc::signal(libc::SIGTERM, on_sigint as *const () as libc::sighandler_t);
-    }
+    catch_interrupts(true)?;
     let (watcher, events) = Watcher::start(idx, embedder, pdf, wopts)?;
     // A progress bar only while a scan or change set is being applied: an idle watcher
     // draws nothing (and wakes for nothing).
@@ -58,7 +53,7 @@ pub(super) fn run(s: &Settings, a: WatchArgs) -> Result<ExitCode> {
     let mut last_summary = Instant::now();
     let mut stopping = false;
     let stopped_error = loop {
-        if CANCEL.load(Ordering::SeqCst) && !stopping {
+        if cancelled() && !stopping {
             stopping = true;
             if let Some(b) = bar.take() {
                 b.bar.finish_and_clear();
@@ -92,7 +87,12 @@ pub(super) fn run(s: &Settings, a: WatchArgs) -> Result<ExitCode> {
             } => say(
                 &bar,
                 // Only the status is lower-cased: paths are case-sensitive.
-                &format!("{}: {path}: {reason}", format!("{status:?}").to_lowercase()),
+                &format!(
+                    "{}: {}: {}",
+                    format!("{status:?}").to_lowercase(),
+                    folio::shown::name(&path),
+                    folio::shown::line(&reason)
+                ),
             ),
             WatchEvent::Applied { full, report } => {
                 if let Some(b) = bar.take() {
@@ -115,13 +115,17 @@ pub(super) fn run(s: &Settings, a: WatchArgs) -> Result<ExitCode> {
                     ));
                 } else {
                     for p in &report.indexed_paths {
-                        note(&format!("indexed {p}"));
+                        note(&format!("indexed {}", folio::shown::name(p)));
                     }
                     for p in &report.removed_paths {
-                        note(&format!("removed {p}"));
+                        note(&format!("removed {}", folio::shown::name(p)));
                     }
                     for (p, why) in &report.failed {
-                        note(&format!("failed {p}: {why}"));
+                        note(&format!(
+                            "failed {}: {}",
+                            folio::shown::name(p),
+                            folio::shown::line(why)
+                        ));
                     }
                 }
             }

@@ -71,6 +71,11 @@ pub enum IndexError {
     #[error("no index at {0} (run `folio index DIR` first)")]
     Missing(String),
     #[error(
+        "the index folder {0} has a path that is not UTF-8; LanceDB opens folders by text, so \
+         the index must live elsewhere (--index DIR)"
+    )]
+    NotUtf8(String),
+    #[error(
         "the index at {dir} is being written by another process ({holder}); wait for it to finish or stop it"
     )]
     Locked { dir: String, holder: String },
@@ -87,6 +92,18 @@ pub enum IndexError {
         #[source]
         source: crate::Cause,
     },
+}
+
+/// Refuses an index folder whose path is not text before anything is created: the vector
+/// store would otherwise open (and create) a lossy twin of it.
+fn text_path(dir: &Path) -> Result<(), IndexError> {
+    let absolute = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    match absolute.to_str() {
+        Some(_) => Ok(()),
+        None => Err(IndexError::NotUtf8(crate::shown::name(
+            &crate::fsutil::path_key(dir),
+        ))),
+    }
 }
 
 fn io_err(path: &Path, e: impl Into<crate::Cause>) -> IndexError {
@@ -138,8 +155,13 @@ impl Batch {
 
 /// The steps of [`Index::commit`], in the order they run. A crash after any of them must leave
 /// an index that opens and repairs itself; the tests stop a commit after each one in turn.
+/// The steps of a commit (and the open before it) where a test can make the index fail, as a
+/// full disk or a crash would: see [`failpoint`].
+#[doc(hidden)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Step {
+pub enum Step {
+    /// Opening the index for writing.
+    Open,
     JournalWritten,
     VectorsDeleted,
     VectorsAdded,
@@ -150,22 +172,50 @@ enum Step {
     ManifestSaved,
 }
 
-#[cfg(test)]
-thread_local! {
-    /// The step after which this thread's next commit stops, as if the process died there.
-    static STOP_AFTER: std::cell::Cell<Option<Step>> = const { std::cell::Cell::new(None) };
+/// Failpoints for tests, keyed by index directory so that tests running side by side do not
+/// trip each other: `arm(dir, step)` makes every open or commit of that index fail at `step`
+/// until `disarm(dir)`. The watcher's recovery and back-off are tested through them. Nothing
+/// arms them outside tests; the check is one lock on an empty list.
+#[doc(hidden)]
+pub mod failpoint {
+    use std::path::{Path, PathBuf};
+    use std::sync::Mutex;
+
+    use super::Step;
+
+    static ARMED: Mutex<Vec<(PathBuf, Step)>> = Mutex::new(Vec::new());
+
+    fn key(dir: &Path) -> PathBuf {
+        std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf())
+    }
+
+    pub fn arm(dir: &Path, step: Step) {
+        if let Ok(mut a) = ARMED.lock() {
+            a.push((key(dir), step));
+        }
+    }
+
+    pub fn disarm(dir: &Path) {
+        let dir = key(dir);
+        if let Ok(mut a) = ARMED.lock() {
+            a.retain(|(d, _)| *d != dir);
+        }
+    }
+
+    pub(super) fn armed(dir: &Path, step: Step) -> bool {
+        let Ok(a) = ARMED.lock() else { return false };
+        !a.is_empty() && a.iter().any(|(d, s)| *s == step && *d == key(dir))
+    }
 }
 
-/// A failpoint: in tests, ends the commit with an error after `step` when asked to.
-fn reached(step: Step) -> Result<(), IndexError> {
-    #[cfg(test)]
-    if STOP_AFTER.with(|s| s.get()) == Some(step) {
+/// Ends the open or commit of the index at `dir` with an error at `step` when a test armed it.
+fn reached(dir: &Path, step: Step) -> Result<(), IndexError> {
+    if failpoint::armed(dir, step) {
         return Err(io_err(
             Path::new("failpoint"),
             format!("stopped after {step:?}"),
         ));
     }
-    let _ = step;
     Ok(())
 }
 
@@ -274,7 +324,9 @@ impl Index {
         chunking: &Chunking,
         reembed: bool,
     ) -> Result<Index, IndexError> {
+        text_path(dir)?;
         claim(dir)?;
+        reached(dir, Step::Open)?;
         // Every open for writing: the index holds the text and paths of private documents.
         crate::fsutil::make_private(dir).map_err(|e| io_err(dir, e))?;
         let lock = take_lock(dir)?;
@@ -338,6 +390,7 @@ impl Index {
 
     /// Opens the index in `dir` for searching. Another process may be writing it.
     pub fn open_reader(dir: &Path) -> Result<Index, IndexError> {
+        text_path(dir)?;
         let meta = read_meta(dir)?.ok_or_else(|| IndexError::Missing(dir.display().to_string()))?;
         let bm25 = Bm25::open(&dir.join("bm25"), false)?;
         let vectors = Vectors::open(&dir.join("vectors"), meta.embed.dim, false)?;
@@ -412,10 +465,10 @@ impl Index {
             };
             let bytes = serde_json::to_vec(&j).map_err(|e| io_err(&journal, e))?;
             crate::fsutil::write_atomic(&journal, &bytes).map_err(|e| io_err(&journal, e))?;
-            reached(Step::JournalWritten)?;
+            reached(&self.dir, Step::JournalWritten)?;
 
             self.vectors.delete_paths(&had)?;
-            reached(Step::VectorsDeleted)?;
+            reached(&self.dir, Step::VectorsDeleted)?;
             let mut rows = Vec::new();
             for u in &batch.upsert {
                 let ids = u.record.chunk_ids(&u.path);
@@ -429,7 +482,7 @@ impl Index {
                 }
             }
             self.vectors.add(&rows)?;
-            reached(Step::VectorsAdded)?;
+            reached(&self.dir, Step::VectorsAdded)?;
 
             for p in &had {
                 self.bm25.delete_path(p)?;
@@ -440,9 +493,9 @@ impl Index {
                     self.bm25.add(*id, &u.path, chunk)?;
                 }
             }
-            reached(Step::Bm25Written)?;
+            reached(&self.dir, Step::Bm25Written)?;
             self.bm25.commit()?;
-            reached(Step::Bm25Committed)?;
+            reached(&self.dir, Step::Bm25Committed)?;
         }
 
         for p in &batch.remove {
@@ -461,7 +514,7 @@ impl Index {
             self.manifest.problems.insert(p, problem);
         }
         self.save_manifest()?;
-        reached(Step::ManifestSaved)?;
+        reached(&self.dir, Step::ManifestSaved)?;
         if journal.exists() {
             std::fs::remove_file(&journal).map_err(|e| io_err(&journal, e))?;
         }
@@ -482,18 +535,21 @@ impl Index {
         Ok(self.manifest.save(&self.dir.join(MANIFEST))?)
     }
 
-    /// Records the summary of a finished run and the chunking it used, then compacts the vector
-    /// table and builds its ANN index once it holds more than `ann_threshold` rows.
+    /// Records the summary of a finished run and, for a run that re-read every file, the
+    /// chunking all of them now have; then compacts the vector table and builds its ANN index
+    /// once it holds more than `ann_threshold` rows.
     pub fn finish_run(
         &mut self,
         summary: manifest::RunSummary,
-        chunking: &Chunking,
+        chunking: Option<&Chunking>,
         changed: bool,
         ann_threshold: usize,
     ) -> Result<(), IndexError> {
         self.manifest.last_run = Some(summary);
         self.save_manifest()?;
-        if &self.meta.chunking != chunking {
+        if let Some(chunking) = chunking
+            && &self.meta.chunking != chunking
+        {
             self.meta.chunking = chunking.clone();
             write_meta(&self.dir, &self.meta)?;
         }
@@ -839,9 +895,9 @@ mod tests {
             let tmp = tempfile::tempdir().unwrap();
             let mut index = index_after_first_batch(tmp.path());
             let untouched = index.manifest.files["/r/e.txt"].clone();
-            STOP_AFTER.with(|s| s.set(Some(step)));
+            failpoint::arm(tmp.path(), step);
             let stopped = index.commit(second_batch());
-            STOP_AFTER.with(|s| s.set(None));
+            failpoint::disarm(tmp.path());
             assert!(stopped.is_err(), "{step:?}: the failpoint fired");
             assert!(tmp.path().join(JOURNAL).exists(), "{step:?}: journal left");
             drop(index);

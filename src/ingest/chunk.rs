@@ -11,7 +11,7 @@
 use unicode_segmentation::UnicodeSegmentation;
 
 pub use crate::doc::Chunk;
-use crate::doc::Unit;
+use crate::doc::{MAX_HEADING_CHARS, Unit, heading_title};
 
 /// Sizes in word pieces of the embedding model, special tokens excluded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -42,6 +42,17 @@ pub fn chunk_units(
     let mut out = Vec::new();
     for unit in units {
         for (start, end, heading) in section_ranges(unit) {
+            // Extractors cut their headings; a unit from elsewhere (inline documents) may not.
+            let capped: Vec<String>;
+            let heading = if heading
+                .iter()
+                .any(|h| h.chars().count() > MAX_HEADING_CHARS)
+            {
+                capped = heading.iter().map(|h| heading_title(h)).collect();
+                &capped[..]
+            } else {
+                heading
+            };
             let full_context = heading.join(CONTEXT_SEP);
             let budget = opts.max.saturating_sub(count(&full_context)).max(8);
             let target = opts.target.min(budget).max(1);

@@ -6,10 +6,12 @@
 //! spans point into the file) with sections at its headings; HTML is rendered to plain text with
 //! sections at `h1`..`h6`, a table row as one line of cells.
 
+use ego_tree::iter::Edge;
 use pulldown_cmark::{Event, HeadingLevel, Parser, Tag, TagEnd};
 use scraper::{Html, Node};
 
 use super::{Kind, Section, Unit};
+use crate::doc::{MAX_HEADING_CHARS, heading_title};
 
 /// Why a file yields no text. The `Display` text is what users see next to the path.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -36,6 +38,10 @@ pub enum ExtractError {
     Protected,
     #[error("scanned, but no text was recognised")]
     NothingRecognised,
+    #[error("markup nested more than {0} levels deep")]
+    TooDeep(usize),
+    #[error("too large: {0}")]
+    TooLarge(String),
 }
 
 impl ExtractError {
@@ -70,7 +76,10 @@ pub fn extract_bytes(kind: Kind, bytes: &[u8]) -> Result<Vec<Unit>, ExtractError
     }
     Ok(vec![match kind {
         Kind::Markdown => markdown_unit(text),
-        Kind::Html => html_unit(&text),
+        Kind::Html => {
+            check_nesting(&text, Markup::Html)?;
+            html_unit(&text)
+        }
         _ => text_unit(text),
     }])
 }
@@ -144,7 +153,7 @@ pub fn titled_unit(title: &str, body: &str) -> Unit {
         text: format!("{title}\n{body}"),
         sections: vec![Section {
             start: 0,
-            heading: vec![title],
+            heading: vec![heading_title(&title)],
         }],
     }
 }
@@ -161,14 +170,17 @@ pub fn markdown_unit(text: String) -> Unit {
                 current = Some((range.start, level_num(level), String::new()));
             }
             Event::Text(t) | Event::Code(t) => {
-                if let Some((_, _, s)) = current.as_mut() {
+                // Past the cut the rest of a heading's text is not needed.
+                if let Some((_, _, s)) = current.as_mut()
+                    && s.len() < 4 * MAX_HEADING_CHARS
+                {
                     s.push_str(&t);
                 }
             }
             Event::End(TagEnd::Heading(_)) => {
                 if let Some((start, level, title)) = current.take() {
                     stack.retain(|(l, _)| *l < level);
-                    stack.push((level, title.trim().to_string()));
+                    stack.push((level, heading_title(&title)));
                     sections.push(Section {
                         start,
                         heading: stack.iter().map(|(_, t)| t.clone()).collect(),
@@ -196,6 +208,123 @@ fn level_num(l: HeadingLevel) -> u8 {
     }
 }
 
+/// How deep elements may nest in a document folio parses. Real documents stay far below it
+/// (this README's HTML: 12); the HTML parser's scope checks cost time in proportion to the
+/// depth for every element, so a file nested a million deep would hold the index for hours.
+pub const MAX_NESTING: usize = 1000;
+
+/// Which rules [`check_nesting`] counts by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Markup {
+    /// Void elements and those whose end tag may be left out (`p`, `li`, ...) do not nest.
+    Html,
+    /// Every element that is not self-closing nests.
+    Xml,
+}
+
+/// Refuses markup nested deeper than [`MAX_NESTING`], judged by a linear scan of its tags
+/// before any parser builds a tree: opening tags minus closing ones, comments, declarations
+/// and the raw text of scripts and styles skipped.
+pub fn check_nesting(source: &str, markup: Markup) -> Result<(), ExtractError> {
+    let bytes = source.as_bytes();
+    let mut depth = 0usize;
+    let mut i = 0;
+    while let Some(off) = memchr(b'<', &bytes[i..]) {
+        i += off + 1;
+        let rest = &bytes[i..];
+        if rest.starts_with(b"!--") {
+            i += find(rest, b"-->").map_or(rest.len(), |e| e + 3);
+            continue;
+        }
+        if rest.first().is_some_and(|b| matches!(b, b'!' | b'?')) {
+            i += memchr(b'>', rest).map_or(rest.len(), |e| e + 1);
+            continue;
+        }
+        let closing = rest.first() == Some(&b'/');
+        let name_start = usize::from(closing);
+        let name_len = rest[name_start..]
+            .iter()
+            .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b':' | b'_' | b'.'))
+            .count();
+        if name_len == 0 || !rest[name_start].is_ascii_alphabetic() {
+            continue;
+        }
+        let name = rest[name_start..name_start + name_len].to_ascii_lowercase();
+        let end = memchr(b'>', rest).unwrap_or(rest.len());
+        i += end;
+        if markup == Markup::Html && HTML_FLAT.contains(&name.as_slice()) {
+            continue;
+        }
+        if closing {
+            depth = depth.saturating_sub(1);
+            continue;
+        }
+        if end > 0 && rest[end - 1] == b'/' {
+            continue;
+        }
+        if markup == Markup::Html && matches!(name.as_slice(), b"script" | b"style" | b"textarea") {
+            // Raw text up to the matching end tag; it may hold '<' freely.
+            let mut close = b"</".to_vec();
+            close.extend_from_slice(&name);
+            let after = &bytes[i..];
+            i += after
+                .windows(close.len())
+                .position(|w| w.eq_ignore_ascii_case(&close))
+                .unwrap_or(after.len());
+            continue;
+        }
+        depth += 1;
+        if depth > MAX_NESTING {
+            return Err(ExtractError::TooDeep(MAX_NESTING));
+        }
+    }
+    Ok(())
+}
+
+/// HTML elements that never hold others open: void elements, and those a following sibling
+/// closes by itself.
+const HTML_FLAT: &[&[u8]] = &[
+    b"area",
+    b"base",
+    b"br",
+    b"col",
+    b"embed",
+    b"hr",
+    b"img",
+    b"input",
+    b"link",
+    b"meta",
+    b"param",
+    b"source",
+    b"track",
+    b"wbr",
+    b"p",
+    b"li",
+    b"dt",
+    b"dd",
+    b"tr",
+    b"td",
+    b"th",
+    b"option",
+    b"optgroup",
+    b"rb",
+    b"rt",
+    b"rp",
+    b"thead",
+    b"tbody",
+    b"tfoot",
+    b"colgroup",
+    b"caption",
+];
+
+fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
+    hay.iter().position(|&b| b == needle)
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
 /// An HTML unit: the document rendered as plain text (blocks separated by blank lines), with a
 /// section at each heading. Scripts, styles and other non-content elements are dropped; the
 /// `<title>` heads text that comes before the first heading.
@@ -213,7 +342,7 @@ pub fn html_unit(source: &str) -> Unit {
             ),
             _ => None,
         })
-        .map(|t| collapse_ws(&t))
+        .map(|t| heading_title(&t))
         .filter(|t| !t.is_empty());
     if let Some(t) = &title {
         r.sections.push(Section {
@@ -221,7 +350,7 @@ pub fn html_unit(source: &str) -> Unit {
             heading: vec![t.clone()],
         });
     }
-    r.walk(doc.tree.root(), false);
+    r.walk(doc.tree.root());
     let mut text = r.out.trim_end().to_string();
     text.push('\n');
     r.sections.retain(|s| s.start < text.len());
@@ -330,23 +459,48 @@ impl HtmlRender {
         }
     }
 
-    fn walk(&mut self, node: ego_tree::NodeRef<'_, Node>, pre: bool) {
+    /// Renders the tree under `root`. Iterative: a document nested a million elements deep
+    /// must not overflow the stack (`html_unit` refuses such depths before parsing, but office
+    /// documents reach here through their own XML).
+    fn walk(&mut self, root: ego_tree::NodeRef<'_, Node>) {
+        let mut skipping: Option<ego_tree::NodeId> = None;
+        let mut pre = 0usize;
+        for edge in root.traverse() {
+            match edge {
+                Edge::Open(node) if skipping.is_none() => self.open(node, &mut skipping, &mut pre),
+                Edge::Close(node) => {
+                    if skipping == Some(node.id()) {
+                        skipping = None;
+                    } else if skipping.is_none() {
+                        self.close(node, &mut pre);
+                    }
+                }
+                Edge::Open(_) => {}
+            }
+        }
+    }
+
+    fn open(
+        &mut self,
+        node: ego_tree::NodeRef<'_, Node>,
+        skipping: &mut Option<ego_tree::NodeId>,
+        pre: &mut usize,
+    ) {
         match node.value() {
-            Node::Text(t) => self.push_text(t, pre),
+            Node::Text(t) => self.push_text(t, *pre > 0),
             Node::Element(e) => {
                 let name = e.name();
-                if SKIP.contains(&name) {
-                    return;
-                }
-                if name == "br" {
-                    self.out.push('\n');
+                if SKIP.contains(&name) || name == "br" {
+                    if name == "br" {
+                        self.out.push('\n');
+                    }
+                    *skipping = Some(node.id());
                     return;
                 }
                 // A table row is one line, its cells separated by " | ": blocks inside a cell
                 // (Word's and OpenDocument's cells hold paragraphs) are only spaced.
                 let cell = matches!(name, "td" | "th");
-                let block = BLOCK.contains(&name) && (self.in_cell == 0 || name == "table");
-                if block {
+                if self.is_block(name) {
                     self.block_break();
                 } else if BLOCK.contains(&name) && !self.out.ends_with([' ', '\n']) {
                     self.out.push(' ');
@@ -359,17 +513,8 @@ impl HtmlRender {
                     }
                     self.in_cell += 1;
                 }
-                let level = match name {
-                    "h1" => Some(1),
-                    "h2" => Some(2),
-                    "h3" => Some(3),
-                    "h4" => Some(4),
-                    "h5" => Some(5),
-                    "h6" => Some(6),
-                    _ => None,
-                };
-                if let Some(level) = level {
-                    let title = collapse_ws(
+                if let Some(level) = heading_level(name) {
+                    let title = heading_title(
                         &node
                             .descendants()
                             .filter_map(|d| d.value().as_text().map(|t| t.to_string()))
@@ -382,23 +527,46 @@ impl HtmlRender {
                         heading: self.stack.iter().map(|(_, t)| t.clone()).collect(),
                     });
                 }
-                let pre = pre || name == "pre";
-                for child in node.children() {
-                    self.walk(child, pre);
-                }
-                if cell {
-                    self.in_cell -= 1;
-                }
-                if block {
-                    self.block_break();
+                if name == "pre" {
+                    *pre += 1;
                 }
             }
-            _ => {
-                for child in node.children() {
-                    self.walk(child, pre);
-                }
-            }
+            _ => {}
         }
+    }
+
+    fn close(&mut self, node: ego_tree::NodeRef<'_, Node>, pre: &mut usize) {
+        let Node::Element(e) = node.value() else {
+            return;
+        };
+        let name = e.name();
+        if name == "pre" {
+            *pre = pre.saturating_sub(1);
+        }
+        if matches!(name, "td" | "th") {
+            self.in_cell = self.in_cell.saturating_sub(1);
+        }
+        // Inside a cell only a table breaks blocks; `in_cell` is back to its value at the
+        // element's start, so this is the decision `open` made.
+        if self.is_block(name) {
+            self.block_break();
+        }
+    }
+
+    fn is_block(&self, name: &str) -> bool {
+        BLOCK.contains(&name) && (self.in_cell == 0 || name == "table")
+    }
+}
+
+fn heading_level(name: &str) -> Option<u8> {
+    match name {
+        "h1" => Some(1),
+        "h2" => Some(2),
+        "h3" => Some(3),
+        "h4" => Some(4),
+        "h5" => Some(5),
+        "h6" => Some(6),
+        _ => None,
     }
 }
 

@@ -24,7 +24,7 @@ pub fn read_file(
 ) -> Result<Vec<Unit>, extract::ExtractError> {
     match Kind::of(path) {
         Some(Kind::Pdf) => pdf.extract(path).map(|t| pdf::pages_to_units(t.pages)),
-        Some(k) if k.is_package() => pdf.extract_document(path, k),
+        Some(k) if k.in_worker() => pdf.extract_document(path, k),
         Some(k) => std::fs::read(path)
             .map_err(|e| extract::ExtractError::Io(e.to_string()))
             .and_then(|b| extract::extract_bytes(k, &b)),

@@ -13,7 +13,7 @@ use std::io::{Cursor, Read};
 
 use roxmltree::{Document, Node};
 
-use super::extract::{ExtractError, decode_text, html_unit};
+use super::extract::{ExtractError, Markup, check_nesting, decode_text, html_unit};
 use super::{Kind, Section, Unit};
 
 /// The most bytes one member of a package may inflate to.
@@ -125,7 +125,9 @@ fn member(zip: &mut zip::ZipArchive<Cursor<&[u8]>>, name: &str) -> Result<String
 }
 
 fn parse_xml<'a>(name: &str, text: &'a str) -> Result<Document<'a>, ExtractError> {
-    // DTDs are refused by default: no entity expansion from inside a document.
+    // DTDs are refused by default: no entity expansion from inside a document. The render
+    // below recurses over the tree, so its depth is bounded before it is built.
+    check_nesting(text, Markup::Xml)?;
     Document::parse(text).map_err(|e| ExtractError::Package(format!("{name}: malformed XML: {e}")))
 }
 
@@ -396,7 +398,12 @@ pub fn epub_unit(bytes: &[u8]) -> Result<Unit, ExtractError> {
     let mut first_error = None;
     for path in &chapters {
         match member(&mut zip, path) {
-            Ok(html) => append_unit(&mut book, html_unit(&html)),
+            Ok(html) => match check_nesting(&html, Markup::Html) {
+                Ok(()) => append_unit(&mut book, html_unit(&html)),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            },
             Err(e) => {
                 first_error.get_or_insert(e);
             }

@@ -295,6 +295,8 @@ enum ExtractErrorWire {
     Package(String),
     Protected,
     NothingRecognised,
+    TooDeep(usize),
+    TooLarge(String),
 }
 
 impl From<ExtractError> for ExtractErrorWire {
@@ -310,6 +312,8 @@ impl From<ExtractError> for ExtractErrorWire {
             ExtractError::Package(s) => Self::Package(s),
             ExtractError::Protected => Self::Protected,
             ExtractError::NothingRecognised => Self::NothingRecognised,
+            ExtractError::TooDeep(n) => Self::TooDeep(n),
+            ExtractError::TooLarge(s) => Self::TooLarge(s),
             ExtractError::Timeout(s) => Self::Crashed(format!("timeout {s}")),
         }
     }
@@ -328,6 +332,8 @@ impl From<ExtractErrorWire> for ExtractError {
             ExtractErrorWire::Package(s) => Self::Package(s),
             ExtractErrorWire::Protected => Self::Protected,
             ExtractErrorWire::NothingRecognised => Self::NothingRecognised,
+            ExtractErrorWire::TooDeep(n) => Self::TooDeep(n),
+            ExtractErrorWire::TooLarge(s) => Self::TooLarge(s),
         }
     }
 }
@@ -337,6 +343,18 @@ impl From<ExtractErrorWire> for ExtractError {
 pub fn worker_main() -> i32 {
     // Panics are answered as errors; the default hook would only add noise on stderr.
     std::panic::set_hook(Box::new(|_| {}));
+    // A worker never outlives folio: killed (or gone by a second Ctrl-C) while a parser is busy
+    // here, folio cannot end it, and its closed pipe is only seen between files. Once the
+    // parent is gone the worker is re-parented, which this notices within a second.
+    let parent = std::os::unix::process::parent_id();
+    std::thread::spawn(move || {
+        loop {
+            std::thread::sleep(Duration::from_millis(250));
+            if std::os::unix::process::parent_id() != parent {
+                std::process::exit(0);
+            }
+        }
+    });
     let stdin = std::io::stdin();
     let mut stdout = std::io::stdout();
     for line in stdin.lock().lines() {
@@ -357,6 +375,7 @@ pub fn worker_main() -> i32 {
             },
             Err(e) => Answer::Error(ExtractErrorWire::Io(format!("bad request: {e}"))),
         };
+        let answer = bounded(answer);
         let Ok(json) = serde_json::to_string(&answer) else {
             break;
         };
@@ -368,6 +387,27 @@ pub fn worker_main() -> i32 {
         }
     }
     0
+}
+
+/// The most text a worker hands back for one file: a 64 MiB file (the walk's default limit)
+/// that expands past this is a bomb, not a document.
+pub const MAX_TEXT_BYTES: usize = 128 << 20;
+
+/// `answer`, or the error that its text is past [`MAX_TEXT_BYTES`].
+fn bounded(answer: Answer) -> Answer {
+    let bytes: usize = match &answer {
+        Answer::Pages(p) => p.pages.iter().map(String::len).sum(),
+        Answer::Units(u) => u.iter().map(|u| u.text.len()).sum(),
+        Answer::Error(_) => 0,
+    };
+    if bytes > MAX_TEXT_BYTES {
+        return Answer::Error(ExtractErrorWire::TooLarge(format!(
+            "{} MiB of text, more than the {} MiB folio reads from one file",
+            bytes >> 20,
+            MAX_TEXT_BYTES >> 20
+        )));
+    }
+    answer
 }
 
 struct Worker {

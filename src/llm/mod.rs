@@ -266,20 +266,13 @@ fn read_content(path: &Path) -> Result<(Content, BufReader<File>), LlmError> {
         .map_err(|e| file_err(path, format!("not a valid GGUF file: {e}")))?;
     // Every tensor must lie inside the file: a truncated download fails here, by name.
     for (name, t) in &ct.tensor_infos {
-        // Checked: the header's numbers are the file's word, and wrap in release builds.
-        let elems = t
-            .shape
-            .dims()
-            .iter()
-            .try_fold(1u64, |n, &d| n.checked_mul(d as u64));
-        let block = t.ggml_dtype.block_size() as u64;
-        // An empty tensor is damage too: candle reads its zero bytes through a misaligned
-        // pointer, which debug builds abort on (a non-unwinding panic).
-        let end = elems
-            .filter(|&e| e > 0 && block > 0 && e % block == 0)
-            .and_then(|e| (e / block).checked_mul(t.ggml_dtype.type_size() as u64))
-            .and_then(|b| b.checked_add(t.offset))
-            .and_then(|b| b.checked_add(ct.tensor_data_offset));
+        let end = tensor_end(
+            t.shape.dims(),
+            t.ggml_dtype.block_size() as u64,
+            t.ggml_dtype.type_size() as u64,
+            t.offset,
+            ct.tensor_data_offset,
+        );
         match end {
             None => {
                 return Err(file_err(
@@ -300,6 +293,30 @@ fn read_content(path: &Path) -> Result<(Content, BufReader<File>), LlmError> {
         }
     }
     Ok((ct, reader))
+}
+
+/// The byte where a tensor of shape `dims`, stored in blocks of `block` elements taking
+/// `type_size` bytes each, ends in the file, or `None` when the numbers do not add up. Checked:
+/// the header's numbers are the file's word, and arithmetic wraps silently in optimised
+/// builds. An empty tensor is damage too: candle reads its zero bytes through a misaligned
+/// pointer, which debug builds abort on (a non-unwinding panic).
+fn tensor_end(
+    dims: &[usize],
+    block: u64,
+    type_size: u64,
+    offset: u64,
+    data_offset: u64,
+) -> Option<u64> {
+    let elems = dims
+        .iter()
+        .try_fold(1u64, |n, &d| n.checked_mul(u64::try_from(d).ok()?))?;
+    if elems == 0 || block == 0 || elems % block != 0 {
+        return None;
+    }
+    (elems / block)
+        .checked_mul(type_size)?
+        .checked_add(offset)?
+        .checked_add(data_offset)
 }
 
 /// What a GGUF file's header says, read without loading its weights: for `folio models list`.
@@ -906,4 +923,27 @@ fn requantized<R: Read + Seek>(
     let mut out = Cursor::new(Vec::new());
     gguf_file::write(&mut out, &meta, &refs)?;
     Ok(out.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tensor_end;
+
+    #[test]
+    fn tensor_sizes_that_overflow_are_refused_not_wrapped() {
+        // Q4_0: 32 elements in 18 bytes.
+        assert_eq!(tensor_end(&[64, 2], 32, 18, 100, 1000), Some(4 * 18 + 1100));
+        // The element count wraps u64: 2^32 * 2^32.
+        assert_eq!(tensor_end(&[1 << 32, 1 << 32], 32, 18, 0, 0), None);
+        // The byte count wraps: 2^62 blocks of 18 bytes.
+        assert_eq!(tensor_end(&[1 << 62, 32], 32, 18, 0, 0), None);
+        // The offsets wrap.
+        assert_eq!(tensor_end(&[32], 32, 18, u64::MAX - 10, 0), None);
+        assert_eq!(tensor_end(&[32], 32, 18, 0, u64::MAX - 17), None);
+        assert_eq!(tensor_end(&[32], 32, 18, 0, u64::MAX - 18), Some(u64::MAX));
+        // Empty, blockless and ragged tensors.
+        assert_eq!(tensor_end(&[0, 32], 32, 18, 0, 0), None);
+        assert_eq!(tensor_end(&[32], 0, 18, 0, 0), None);
+        assert_eq!(tensor_end(&[33], 32, 18, 0, 0), None);
+    }
 }

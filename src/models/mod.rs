@@ -520,7 +520,7 @@ pub fn resolve_llm(
         return Ok(dir.join(spec.files[0].name));
     }
     // Not a file: a model another tool keeps (`llama3.2:3b`), by the name that tool uses.
-    if setting != "default" && !Path::new(setting).exists() {
+    if setting != "default" && !crate::fsutil::key_path(setting).exists() {
         let local = stores::discover(&stores::StoreDirs::from_env(models_dir));
         match stores::find(&local, setting) {
             Ok(m) => return Ok(m.path.clone()),
@@ -551,7 +551,8 @@ fn resolve(
     if setting == "default" {
         return ensure(spec, models_dir, progress);
     }
-    let p = PathBuf::from(setting);
+    // Settings hold paths as path keys: a file name that is not UTF-8 keeps its bytes.
+    let p = crate::fsutil::key_path(setting);
     if !p.exists() {
         return Err(ModelError::Missing { path: p, what });
     }

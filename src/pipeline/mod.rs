@@ -13,8 +13,8 @@ mod plan;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::sync_channel;
-use std::time::Instant;
+use std::sync::mpsc::{RecvTimeoutError, sync_channel};
+use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
@@ -22,7 +22,9 @@ use sha2::{Digest, Sha256};
 use crate::doc::Kind;
 use crate::doc::Unit;
 use crate::embed::Embedder;
-use crate::index::manifest::{EXTRACTORS, FileRecord, Problem, ProblemStatus, RunSummary};
+use crate::index::manifest::{
+    EXTRACTORS, FileRecord, Problem, ProblemStatus, RunSummary, is_under,
+};
 use crate::index::progress::{self as run_progress, Indexing};
 use crate::index::{Batch, Chunking, Index, IndexError, Upsert};
 use crate::ingest::chunk::{Chunk, ChunkOptions, chunk_units, whole_units};
@@ -240,8 +242,18 @@ pub fn index_folders(
         std::fs::canonicalize(index.dir()).unwrap_or_else(|_| index.dir().to_path_buf());
     let mut walked = Found::default();
     let mut unsupported = 0;
+    // Links are judged against every folder the index holds, not only this run's: a link in
+    // `docs/sub` to `docs/other` stays when `docs` is indexed and `docs/sub` is re-read.
+    let mut link_roots = canon.clone();
+    link_roots.extend(
+        index
+            .manifest()
+            .roots
+            .iter()
+            .map(|r| crate::fsutil::key_path(r)),
+    );
     for root in &canon {
-        let found = walk(root, &walk_options(opts, &canon));
+        let found = walk(root, &walk_options(opts, &link_roots));
         unsupported += found.unsupported;
         push_found(found, &index_dir, &mut walked);
     }
@@ -476,13 +488,21 @@ fn run(
     let count = |s: &str| embedder.count_tokens(s);
     let prepare =
         |c: &Candidate| -> Outcome { prepare(c, &known_hashes, rechunk, opts, pdf, &count) };
+    // Set when the run is cancelled: files of the group in progress not yet started are left
+    // for the next run, so that Ctrl-C waits for the files being read, not for the group.
+    let stop = std::sync::atomic::AtomicBool::new(false);
     let result = std::thread::scope(|scope| -> Result<(), IngestError> {
         let (tx, rx) = sync_channel::<Vec<Outcome>>(1);
         let to_read = &to_read;
         let prepare = &prepare;
+        let stop = &stop;
         scope.spawn(move || {
             for g in to_read.chunks(group) {
-                let outcomes: Vec<Outcome> = g.par_iter().map(prepare).collect();
+                let outcomes: Vec<Outcome> = g
+                    .par_iter()
+                    .filter(|_| !stop.load(std::sync::atomic::Ordering::Relaxed))
+                    .map(prepare)
+                    .collect();
                 if tx.send(outcomes).is_err() {
                     break;
                 }
@@ -514,12 +534,20 @@ fn run(
             run_progress::write(index.dir(), published(progress));
             Ok(())
         };
-        for outcomes in rx {
+        loop {
+            // Polled while a group is being read, so that a cancel does not wait for it.
+            let next = rx.recv_timeout(Duration::from_millis(200));
             if observer.cancelled() {
                 // Dropping the receiver stops the extraction thread at its next send.
                 report.cancelled = true;
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
                 break;
             }
+            let outcomes = match next {
+                Ok(outcomes) => outcomes,
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
             for o in outcomes {
                 if let Outcome::Ready { chunks, .. } = &o {
                     pending_chunks += chunks.len();
@@ -543,9 +571,18 @@ fn run(
     }
 
     report.seconds = started.elapsed().as_secs_f64();
+    // The index's chunking record says how every file in it was cut: only a run that read the
+    // whole index to the end may change it. A run over a sub-folder re-chunks its own files
+    // and leaves the record, so the next full run still re-chunks the rest.
+    let whole_index = !report.cancelled
+        && index
+            .manifest()
+            .roots
+            .iter()
+            .all(|r| scope.rescanned.iter().any(|s| is_under(r, s)));
     index.finish_run(
         report.summary(),
-        &chunking,
+        whole_index.then_some(&chunking),
         changed && scope.compact,
         opts.ann_threshold,
     )?;
@@ -595,7 +632,7 @@ fn prepare(
                     extractor = Some(t.engine.name().to_string());
                     pages_to_units(t.pages)
                 }),
-                k if k.is_package() => pdf.extract_document(path, k),
+                k if k.in_worker() => pdf.extract_document(path, k),
                 k => extract_bytes(k, &bytes),
             };
             match units {
@@ -616,6 +653,12 @@ fn prepare(
     if chunks.is_empty() {
         return problem(ExtractError::Empty);
     }
+    if chunks.len() > MAX_PASSAGES_PER_FILE {
+        return problem(ExtractError::TooLarge(format!(
+            "{} passages, more than the {MAX_PASSAGES_PER_FILE} folio indexes from one file",
+            chunks.len()
+        )));
+    }
     Outcome::Ready {
         path: c.path.clone(),
         record: FileRecord {
@@ -629,6 +672,10 @@ fn prepare(
         chunks,
     }
 }
+
+/// The most passages one file may add: ten times the longest books' count, and a bound on
+/// what one file can cost the embedder and the index.
+pub const MAX_PASSAGES_PER_FILE: usize = 50_000;
 
 fn touch(c: &Candidate, hash: String, _chunks: Option<u32>) -> Outcome {
     Outcome::Touch(

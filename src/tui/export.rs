@@ -77,7 +77,7 @@ pub fn turn_markdown(turn: &Turn) -> String {
 
 /// Where a passage is: its file as a code span, its page, its headings.
 fn location(p: &Passage) -> String {
-    let mut out = code(&printable(&crate::fsutil::show_key(&p.path)));
+    let mut out = code(&crate::shown::name(&p.path));
     if let Some(page) = p.page {
         out.push_str(&format!(", page {page}"));
     }
@@ -113,21 +113,13 @@ fn push_lines(md: &mut String, text: &str) {
 }
 
 fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
+    crate::shown::line(s)
 }
 
-/// `s` without control characters (an escape sequence in a document must not reach the
-/// terminal it is pasted into): each becomes U+FFFD. Tabs stay.
+/// `s` as the Markdown shows it: an escape sequence in a document must not reach the terminal
+/// it is pasted into.
 fn printable(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_control() && c != '\t' && c != '\n' {
-                '\u{fffd}'
-            } else {
-                c
-            }
-        })
-        .collect()
+    crate::shown::text(s)
 }
 
 /// Standard base64 (RFC 4648, with padding), as OSC 52 carries its payload.

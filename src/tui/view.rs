@@ -352,7 +352,7 @@ pub(super) fn abstained_note(a: &Answer) -> &'static str {
 }
 
 fn file_name(path: &str) -> String {
-    crate::fsutil::show_key(path.rsplit('/').next().unwrap_or(path))
+    crate::shown::name(path.rsplit('/').next().unwrap_or(path))
 }
 
 fn source_label(s: &SourceRow) -> String {
@@ -803,10 +803,7 @@ fn draw_failed(frame: &mut Frame, app: &App, t: &Theme) {
         lines.push(Line::from(Span::styled("No file failed.", t.dim())));
     }
     for (path, why) in &app.index.failed {
-        lines.push(Line::from(Span::styled(
-            crate::fsutil::show_key(path),
-            t.bold(),
-        )));
+        lines.push(Line::from(Span::styled(crate::shown::name(path), t.bold())));
         lines.push(Line::from(Span::styled(
             format!("    {why}"),
             t.fg(Color::Red),

@@ -9,6 +9,7 @@ mod eval;
 mod formats;
 mod gguf_arch;
 mod hardening;
+mod hostile;
 mod index_search;
 mod robustness;
 mod serve;

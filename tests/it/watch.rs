@@ -614,3 +614,62 @@ fn permission_denied_is_reported_and_retried_when_it_changes() {
         });
     });
 }
+
+/// A commit that fails, and a reopen that fails after it (a full disk, a folder gone), do not
+/// stop the watcher: it reports, waits 2 s, then 4 s while the index still cannot be opened,
+/// and catches up by itself once it can. Made to fail on demand through the index's
+/// failpoints, so it runs everywhere (the tmpfs version in `hardening` needs root).
+#[test]
+fn failed_commits_and_reopens_back_off_and_the_watcher_catches_up() {
+    use folio::index::{Step, failpoint};
+    let t = tempfile::tempdir().unwrap();
+    let base = fs::canonicalize(t.path()).unwrap();
+    let root = base.join("docs");
+    fs::create_dir(&root).unwrap();
+    fs::write(root.join("a.md"), doc("alpha", "lemur")).unwrap();
+    let idx_dir = base.join("idx");
+    let (w, rx) = start(&idx_dir, &root);
+
+    failpoint::arm(&idx_dir, Step::VectorsAdded);
+    failpoint::arm(&idx_dir, Step::Open);
+    fs::write(root.join("b.md"), doc("beta", "ocelot")).unwrap();
+    let notice = |rx: &Receiver<WatchEvent>| -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(WatchEvent::Notice(n)) => return n,
+                Ok(WatchEvent::Applied { report, .. }) => {
+                    panic!("applied while the index fails: {report:?}")
+                }
+                Ok(WatchEvent::Stopped { error }) => panic!("watcher stopped: {error:?}"),
+                Ok(_) => {}
+                Err(e) => panic!("no notice within 60 s: {e}"),
+            }
+        }
+    };
+    let first = notice(&rx);
+    assert!(
+        first.contains("applying changes failed") && first.contains("reopening the index too"),
+        "{first}"
+    );
+    assert!(first.ends_with("rescanned in 2 s"), "{first}");
+    let started = Instant::now();
+    let second = notice(&rx);
+    assert!(second.contains("cannot be opened"), "{second}");
+    assert!(second.ends_with("rescanned in 4 s"), "{second}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(1900),
+        "the retry waited its 2 s: {:?}",
+        started.elapsed()
+    );
+
+    failpoint::disarm(&idx_dir);
+    let (full, report) = next_applied(&rx);
+    assert!(full, "the retry is a full scan");
+    assert_eq!(report.indexed, 1, "b.md caught up: {report:?}");
+    w.stop().unwrap();
+    let idx = Index::open_reader(&idx_dir).unwrap();
+    assert_eq!(files(&idx), ["a.md", "b.md"]);
+    assert_eq!(hits(&idx, "ocelot").len(), 1);
+}
