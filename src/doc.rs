@@ -36,9 +36,10 @@ impl Unit {
     }
 }
 
-/// The most characters of one heading a passage keeps: a heading is a title, and a megabyte
+/// The most characters of one heading a passage keeps (the longest SciFact title is 300): a
+/// heading is a title, and a megabyte
 /// "heading" (one long first line) would otherwise be copied into every passage under it.
-pub const MAX_HEADING_CHARS: usize = 200;
+pub const MAX_HEADING_CHARS: usize = 300;
 
 /// A heading as passages carry it: whitespace collapsed, cut at [`MAX_HEADING_CHARS`].
 pub fn heading_title(raw: &str) -> String {

@@ -77,6 +77,60 @@ fn escape(s: &str, keep_lines: bool) -> String {
     out
 }
 
+/// A terminal writer that drops the bidirectional controls from what the TUI draws. The TUI's
+/// cells hold document text; its widgets skip the other control characters, but these ones
+/// take no cell and reorder what the terminal shows after them.
+pub struct Screen<W: std::io::Write> {
+    inner: W,
+    /// The start of a character that the next write completes.
+    carry: Vec<u8>,
+}
+
+impl<W: std::io::Write> Screen<W> {
+    pub fn new(inner: W) -> Self {
+        Screen {
+            inner,
+            carry: Vec::new(),
+        }
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for Screen<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut data = std::mem::take(&mut self.carry);
+        data.extend_from_slice(buf);
+        let n = data.len();
+        // Bytes that may begin a bidirectional control wait for the rest of it.
+        let keep = match data.as_slice() {
+            [.., 0xE2, 0x80 | 0x81] => 2,
+            [.., 0xE2 | 0xD8] => 1,
+            _ => 0,
+        };
+        let mut out = Vec::with_capacity(n);
+        let mut i = 0;
+        while i < n - keep {
+            let len = match &data[i..] {
+                [0xE2, 0x80, 0xAA..=0xAE | 0x8E | 0x8F, ..] | [0xE2, 0x81, 0xA6..=0xA9, ..] => 3,
+                [0xD8, 0x9C, ..] => 2,
+                _ => 0,
+            };
+            if len == 0 {
+                out.push(data[i]);
+                i += 1;
+            } else {
+                i += len;
+            }
+        }
+        self.inner.write_all(&out)?;
+        self.carry = data[i..].to_vec();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,6 +155,20 @@ mod tests {
             "one\ntwo\t\\x1b[2J\\u{2067}"
         );
         assert_eq!(line(" one\n two \u{7f}"), "one two \\x7f");
+    }
+
+    #[test]
+    fn the_screen_never_receives_a_bidirectional_control() {
+        use std::io::Write;
+        let mut screen = Screen::new(Vec::new());
+        let text = "a\u{202e}b\u{2066}c\u{200f}d\u{61c}e…é";
+        let bytes = text.as_bytes();
+        // Split everywhere, as a writer may be called.
+        for chunk in bytes.chunks(1) {
+            screen.write_all(chunk).unwrap_or_default();
+        }
+        screen.write_all(b"\x1b[0m").unwrap_or_default();
+        assert_eq!(String::from_utf8_lossy(&screen.inner), "abcde…é\x1b[0m");
     }
 
     #[test]

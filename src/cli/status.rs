@@ -74,6 +74,9 @@ struct FileJson<'a> {
     passages: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     extractor: Option<&'a str>,
+    /// The pages recognised from their image by Tesseract.
+    #[serde(skip_serializing_if = "<[u32]>::is_empty")]
+    recognised: &'a [u32],
 }
 
 /// The extractor that read an indexed file: recorded for PDFs; a PDF indexed before folio
@@ -84,6 +87,25 @@ fn extractor_of(r: &folio::index::manifest::FileRecord) -> Option<&str> {
         (None, folio::ingest::Kind::Pdf) => Some("pdf-extract"),
         (None, _) => None,
     }
+}
+
+/// Pages as a person reads them: runs joined (`1-3, 7`).
+fn page_list(pages: &[u32]) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < pages.len() {
+        let mut j = i;
+        while j + 1 < pages.len() && pages[j + 1] == pages[j] + 1 {
+            j += 1;
+        }
+        out.push(if j > i {
+            format!("{}-{}", pages[i], pages[j])
+        } else {
+            pages[i].to_string()
+        });
+        i = j + 1;
+    }
+    out.join(", ")
 }
 
 #[derive(Serialize)]
@@ -128,6 +150,7 @@ pub(super) fn run(s: &Settings, a: StatusArgs) -> Result<ExitCode> {
                     kind: r.kind,
                     passages: r.chunks,
                     extractor: extractor_of(r),
+                    recognised: &r.recognised,
                 })
                 .collect()
         }),
@@ -239,7 +262,16 @@ pub(super) fn run(s: &Settings, a: StatusArgs) -> Result<ExitCode> {
     if let Some(files) = &st.file_list {
         println!("files:");
         for f in files {
-            let by = f.extractor.map(|e| format!(", {e}")).unwrap_or_default();
+            let mut by = f.extractor.map(|e| format!(", {e}")).unwrap_or_default();
+            if !f.recognised.is_empty() && f.extractor != Some("tesseract") {
+                by.push_str(&format!(
+                    ", page{} {} recognised by tesseract",
+                    if f.recognised.len() == 1 { "" } else { "s" },
+                    page_list(f.recognised)
+                ));
+            } else if !f.recognised.is_empty() {
+                by.push_str(&format!(" (pages {})", page_list(f.recognised)));
+            }
             println!(
                 "  {}  ({}, {} passages{by})",
                 folio::shown::name(f.path),
@@ -249,4 +281,14 @@ pub(super) fn run(s: &Settings, a: StatusArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn pages_are_listed_in_runs() {
+        assert_eq!(super::page_list(&[1, 2, 3, 7, 9, 10]), "1-3, 7, 9-10");
+        assert_eq!(super::page_list(&[4]), "4");
+        assert_eq!(super::page_list(&[]), "");
+    }
 }

@@ -27,6 +27,9 @@ pub struct FileRecord {
     /// The extractor that read a PDF (`pdf-extract` or its fallback `pdf_oxide`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extractor: Option<String>,
+    /// The pages of a PDF whose text was recognised from their image (1-based).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recognised: Vec<u32>,
 }
 
 impl FileRecord {
@@ -46,14 +49,11 @@ pub struct Problem {
     pub reason: String,
     pub size: u64,
     pub mtime: i64,
-    /// The extractors that failed on it ([`EXTRACTORS`]): a failed file is tried again once
-    /// they change. Empty in manifests written before this was recorded.
+    /// The extractors that failed on it (`ingest::EXTRACTORS` of the build that judged it): a
+    /// failed file is tried again once they change. Empty in manifests written before this was recorded.
     #[serde(default)]
     pub extractors: String,
 }
-
-/// The text extractors of this build, by crate and version: what a failure was judged by.
-pub const EXTRACTORS: &str = "pdf-extract 0.12, lopdf 0.42, pdf_oxide 0.3, scraper, pulldown-cmark, office_oxide 0.1, roxmltree 0.21, tesseract";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -250,6 +250,7 @@ mod tests {
                 hash: "ab".into(),
                 chunks: 2,
                 extractor: None,
+                recognised: Vec::new(),
             },
         );
         m.save(&p).unwrap();

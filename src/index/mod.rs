@@ -799,6 +799,7 @@ mod tests {
                 hash,
                 chunks: chunks.len() as u32,
                 extractor: None,
+                recognised: Vec::new(),
             },
             hashes: texts.iter().map(|t| format!("{:x}", t.len())).collect(),
             vectors: texts

@@ -26,6 +26,10 @@ pub struct ChunkOptions {
 
 const CONTEXT_SEP: &str = " > ";
 
+/// The most bytes of text one token may stand for when passages are sized (English averages
+/// about five): a passage of 256 tokens holds at most 6 KiB.
+const MAX_TOKEN_BYTES: usize = 24;
+
 #[derive(Debug, Clone, Copy)]
 struct Piece {
     start: usize,
@@ -39,6 +43,11 @@ pub fn chunk_units(
     opts: &ChunkOptions,
     count: &dyn Fn(&str) -> usize,
 ) -> Vec<Chunk> {
+    // One word piece can stand for any length of text (a megabyte "word" is one unknown
+    // token): sizes also count one token per MAX_TOKEN_BYTES, so that no passage holds more
+    // text than a reader, the index and a search result can take.
+    let weigh = |s: &str| count(s).max(s.len() / MAX_TOKEN_BYTES);
+    let count = &weigh;
     let mut out = Vec::new();
     for unit in units {
         for (start, end, heading) in section_ranges(unit) {
@@ -214,8 +223,12 @@ fn split_pieces(
             });
             continue;
         }
-        for (i, s) in text[ps..pe].split_sentence_bound_indices() {
-            let Some((ss, se)) = trimmed(text, ps + i, ps + i + s.len()) else {
+        for (i, s) in windows(text, ps, pe).flat_map(|(ws, we)| {
+            text[ws..we]
+                .split_sentence_bound_indices()
+                .map(move |(i, s)| (ws + i, s))
+        }) {
+            let Some((ss, se)) = trimmed(text, i, i + s.len()) else {
                 continue;
             };
             let tokens = count(&text[ss..se]);
@@ -231,6 +244,40 @@ fn split_pieces(
         }
     }
     out
+}
+
+/// How much of a paragraph sentence segmentation looks at in one go. Its rules look ahead
+/// past punctuation to the next letter, so on a long run without letters (a ruler of dashes,
+/// a table's pipes) every position scans to the end: quadratic in the run. Windows far larger
+/// than a passage keep the sentences a passage is made of and bound that scan.
+const SENTENCE_WINDOW: usize = 4096;
+
+/// `text[start..end]` in windows of at most [`SENTENCE_WINDOW`] bytes, cut after whitespace
+/// where the second half of a window has some.
+fn windows(text: &str, start: usize, end: usize) -> impl Iterator<Item = (usize, usize)> + '_ {
+    let mut at = start;
+    std::iter::from_fn(move || {
+        if at >= end {
+            return None;
+        }
+        let mut cut = (at + SENTENCE_WINDOW).min(end);
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        if cut < end {
+            let mut mid = at + SENTENCE_WINDOW / 2;
+            while !text.is_char_boundary(mid) {
+                mid += 1;
+            }
+            if let Some(ws) = text[mid..cut].rfind(char::is_whitespace) {
+                let c = mid + ws;
+                cut = c + text[c..].chars().next().map_or(1, char::len_utf8);
+            }
+        }
+        let window = (at, cut);
+        at = window.1;
+        Some(window)
+    })
 }
 
 fn split_words(
@@ -350,6 +397,69 @@ fn trimmed(text: &str, start: usize, end: usize) -> Option<(usize, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the fuzzing suite: a sentence followed by a long run without letters made
+    /// sentence segmentation quadratic (200 KB took minutes). Windows keep it linear.
+    #[test]
+    fn a_long_run_without_letters_is_cut_in_linear_time() {
+        let text = format!(
+            "It ends. {} and then {}",
+            "-".repeat(200_000),
+            "| ".repeat(50_000)
+        );
+        let unit = Unit::plain(None, text.clone());
+        let opts = ChunkOptions {
+            target: 200,
+            max: 256,
+            overlap: 32,
+        };
+        let count = |s: &str| s.len() / 4 + 1;
+        let started = std::time::Instant::now();
+        let chunks = chunk_units(&[unit], &opts, &count);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
+        // Nothing lost: the passages cover the text.
+        let covered: usize = chunks.iter().map(|c| c.end).max().unwrap_or(0);
+        assert_eq!(covered, text.trim_end().chars().count());
+    }
+
+    /// A megabyte "word" is one unknown token to a BERT vocabulary: it must still be cut
+    /// into passages a search result can print.
+    #[test]
+    fn a_megabyte_word_is_cut_into_bounded_passages() {
+        let text = format!("# {}\nafter\n", "a".repeat(1_000_000));
+        let unit = Unit::plain(None, text);
+        let opts = ChunkOptions {
+            target: 200,
+            max: 256,
+            overlap: 32,
+        };
+        // Long words count as one token, as an unknown word piece does.
+        let count = |s: &str| s.split_whitespace().count();
+        let chunks = chunk_units(&[unit], &opts, &count);
+        assert!(chunks.len() > 100, "{}", chunks.len());
+        for c in &chunks {
+            assert!(c.text.len() <= 256 * MAX_TOKEN_BYTES, "{}", c.text.len());
+        }
+    }
+
+    #[test]
+    fn windows_cover_the_text_at_whitespace_and_char_boundaries() {
+        let text = "é ".repeat(5000) + &"ü".repeat(3000);
+        let w: Vec<(usize, usize)> = windows(&text, 0, text.len()).collect();
+        assert_eq!(w.first().map(|w| w.0), Some(0));
+        assert_eq!(w.last().map(|w| w.1), Some(text.len()));
+        for pair in w.windows(2) {
+            assert_eq!(pair[0].1, pair[1].0);
+        }
+        for &(a, b) in &w {
+            assert!(text.is_char_boundary(a) && text.is_char_boundary(b) && b > a);
+            assert!(b - a <= SENTENCE_WINDOW);
+        }
+    }
     use crate::ingest::Section;
     use proptest::prelude::*;
 

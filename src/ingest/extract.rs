@@ -153,7 +153,11 @@ pub fn titled_unit(title: &str, body: &str) -> Unit {
         text: format!("{title}\n{body}"),
         sections: vec![Section {
             start: 0,
-            heading: vec![heading_title(&title)],
+            heading: vec![if title.chars().count() <= MAX_HEADING_CHARS {
+                title.clone()
+            } else {
+                heading_title(&title)
+            }],
         }],
     }
 }

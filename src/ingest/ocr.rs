@@ -77,9 +77,10 @@ impl Ocr {
     }
 
     /// Recognises the pages of the PDF at `path` whose text is empty, in place. `pages` empty
-    /// means the file had no text layer at all: every page is recognised. Returns how many
-    /// pages gained text. A page that fails is left empty (and logged): the rest still count.
-    pub fn fill(&self, path: &Path, pages: &mut Vec<String>) -> Result<usize, String> {
+    /// means the file had no text layer at all: every page is recognised. Returns the pages
+    /// (1-based) that gained text. A page that fails is left empty (and logged): the rest
+    /// still count.
+    pub fn fill(&self, path: &Path, pages: &mut Vec<String>) -> Result<Vec<u32>, String> {
         let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
         let hash = hex::encode(Sha256::digest(&bytes));
         drop(bytes);
@@ -87,7 +88,7 @@ impl Ocr {
             let n = self.page_count(path)?;
             pages.resize(n, String::new());
         }
-        let mut filled = 0;
+        let mut filled = Vec::new();
         for (i, text) in pages.iter_mut().enumerate() {
             if !text.trim().is_empty() {
                 continue;
@@ -95,7 +96,7 @@ impl Ocr {
             match self.page(path, &hash, i + 1) {
                 Ok(t) if !t.trim().is_empty() => {
                     *text = t;
-                    filled += 1;
+                    filled.push(i as u32 + 1);
                 }
                 Ok(_) => {}
                 Err(e) => tracing::warn!(path = %path.display(), page = i + 1, "recognising: {e}"),

@@ -47,6 +47,14 @@ pub fn extract(kind: Kind, bytes: &[u8]) -> Result<Unit, ExtractError> {
 }
 
 fn word_html(bytes: &[u8], format: office_oxide::DocumentFormat) -> Result<String, ExtractError> {
+    // office_oxide recurses over the document's XML (tables in tables): its depth is bounded
+    // first, as for every other tree folio has parsed.
+    if format == office_oxide::DocumentFormat::Docx
+        && let Ok(mut zip) = open_zip(bytes)
+        && let Ok(body) = member(&mut zip, "word/document.xml")
+    {
+        check_nesting(&body, Markup::Xml)?;
+    }
     let doc =
         office_oxide::Document::from_reader(Cursor::new(bytes.to_vec()), format).map_err(|e| {
             let reason = e.to_string();

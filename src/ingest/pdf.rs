@@ -57,6 +57,9 @@ impl Engine {
 pub struct PdfText {
     pub pages: Vec<String>,
     pub engine: Engine,
+    /// The pages (1-based) whose text was recognised from their image.
+    #[serde(default)]
+    pub recognised: Vec<u32>,
 }
 
 /// Extracts the text of each page of a PDF held in memory, in this process: pdf-extract
@@ -87,6 +90,7 @@ fn extract_from(bytes: &[u8], first: Engine) -> Result<PdfText, ExtractError> {
                 return Ok(PdfText {
                     pages,
                     engine: Engine::PdfExtract,
+                    recognised: Vec::new(),
                 });
             }
             // Nothing to read, or no parser reads it without the password.
@@ -98,6 +102,7 @@ fn extract_from(bytes: &[u8], first: Engine) -> Result<PdfText, ExtractError> {
         Ok(pages) => Ok(PdfText {
             pages,
             engine: Engine::PdfOxide,
+            recognised: Vec::new(),
         }),
         Err(e) => Err(match primary {
             Some(p) => both_failed(p, e),
@@ -527,9 +532,10 @@ impl PdfExtractor {
             Err(ExtractError::NoTextLayer) => {
                 let mut pages = Vec::new();
                 match ocr.fill(path, &mut pages) {
-                    Ok(n) if n > 0 => Ok(PdfText {
+                    Ok(recognised) if !recognised.is_empty() => Ok(PdfText {
                         pages,
                         engine: Engine::Tesseract,
+                        recognised,
                     }),
                     Ok(_) => Err(ExtractError::NothingRecognised),
                     Err(e) => Err(ExtractError::Crashed(format!("recognising the scan: {e}"))),
@@ -538,8 +544,11 @@ impl PdfExtractor {
             Ok(mut text) if text.pages.iter().any(|p| p.trim().is_empty()) => {
                 // A scanned page inside a born-digital file (a signature page): the pages
                 // that have text keep it, the rest are recognised.
-                if let Err(e) = ocr.fill(path, &mut text.pages) {
-                    tracing::warn!(path = %path.display(), "recognising blank pages: {e}");
+                match ocr.fill(path, &mut text.pages) {
+                    Ok(recognised) => text.recognised = recognised,
+                    Err(e) => {
+                        tracing::warn!(path = %path.display(), "recognising blank pages: {e}")
+                    }
                 }
                 Ok(text)
             }

@@ -22,14 +22,13 @@ use sha2::{Digest, Sha256};
 use crate::doc::Kind;
 use crate::doc::Unit;
 use crate::embed::Embedder;
-use crate::index::manifest::{
-    EXTRACTORS, FileRecord, Problem, ProblemStatus, RunSummary, is_under,
-};
+use crate::index::manifest::{FileRecord, Problem, ProblemStatus, RunSummary, is_under};
 use crate::index::progress::{self as run_progress, Indexing};
 use crate::index::{Batch, Chunking, Index, IndexError, Upsert};
+use crate::ingest::EXTRACTORS;
 use crate::ingest::chunk::{Chunk, ChunkOptions, chunk_units, whole_units};
-use crate::ingest::extract::{ExtractError, extract_bytes, titled_unit};
-use crate::ingest::pdf::{PdfExtractor, pages_to_units};
+use crate::ingest::extract::{ExtractError, titled_unit};
+use crate::ingest::pdf::PdfExtractor;
 use crate::ingest::walk::{self, walk};
 
 #[derive(Debug, Clone)]
@@ -616,6 +615,7 @@ fn prepare(
         )
     };
     let mut extractor = None;
+    let mut recognised = Vec::new();
     let (hash, units) = match &c.content {
         Content::Inline { units, hash } => (hash.clone(), Some(units.clone())),
         Content::Disk(path) => {
@@ -627,14 +627,11 @@ fn prepare(
             if known_hashes.get(&c.path) == Some(&hash) && !rechunk {
                 return touch(c, hash, None);
             }
-            let units = match c.kind {
-                Kind::Pdf => pdf.extract(path).map(|t| {
-                    extractor = Some(t.engine.name().to_string());
-                    pages_to_units(t.pages)
-                }),
-                k if k.in_worker() => pdf.extract_document(path, k),
-                k => extract_bytes(k, &bytes),
-            };
+            let units = crate::ingest::read(path, c.kind, Some(&bytes), pdf).map(|r| {
+                extractor = r.extractor.map(str::to_string);
+                recognised = r.recognised;
+                r.units
+            });
             match units {
                 Ok(u) => (hash, Some(u)),
                 Err(e) => return problem(e),
@@ -668,6 +665,7 @@ fn prepare(
             hash,
             chunks: chunks.len() as u32,
             extractor,
+            recognised,
         },
         chunks,
     }
@@ -687,6 +685,7 @@ fn touch(c: &Candidate, hash: String, _chunks: Option<u32>) -> Outcome {
             hash,
             chunks: 0,
             extractor: None,
+            recognised: Vec::new(),
         },
     )
 }
@@ -711,10 +710,11 @@ fn build_batch(
     for o in outcomes {
         match o {
             Outcome::Touch(path, mut rec) => {
-                // Same bytes: keep the passage count and extractor the manifest has.
+                // Same bytes: keep the passage count and how it was read, as the manifest has.
                 if let Some(old) = index.manifest().files.get(&path) {
                     rec.chunks = old.chunks;
                     rec.extractor.clone_from(&old.extractor);
+                    rec.recognised.clone_from(&old.recognised);
                 }
                 report.unchanged += 1;
                 batch.touch.push((path, rec));

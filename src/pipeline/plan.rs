@@ -6,7 +6,8 @@ use std::collections::{HashMap, HashSet};
 
 use super::{Candidate, Found};
 use crate::index::Batch;
-use crate::index::manifest::{EXTRACTORS, Folders, Manifest, Problem, ProblemStatus};
+use crate::index::manifest::{Folders, Manifest, Problem, ProblemStatus};
+use crate::ingest::EXTRACTORS;
 use crate::ingest::extract::ExtractError;
 
 /// The settings of a run that decide what is read again.
@@ -141,6 +142,7 @@ mod tests {
             hash: "h0".into(),
             chunks: 2,
             extractor: None,
+            recognised: Vec::new(),
         }
     }
 

@@ -46,7 +46,7 @@ pub enum TuiError {
     NotATerminal,
 }
 
-type Term = Terminal<CrosstermBackend<std::io::Stdout>>;
+type Term = Terminal<CrosstermBackend<crate::shown::Screen<std::io::Stdout>>>;
 
 /// The files the UI keeps for the user, outside any index: questions are per person, not per
 /// folder.
@@ -81,7 +81,9 @@ fn enter() -> Result<Term, TuiError> {
         EnableMouseCapture,
         EnableBracketedPaste
     )?;
-    Ok(Terminal::new(CrosstermBackend::new(out))?)
+    Ok(Terminal::new(CrosstermBackend::new(
+        crate::shown::Screen::new(out),
+    ))?)
 }
 
 /// Gives the terminal back; does nothing when it already is.

@@ -251,6 +251,14 @@ fn scanned_pdfs_are_recognised_once() {
     );
     let st: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
     assert_eq!(st["pdf_extractors"]["tesseract"], 1, "{st}");
+    assert_eq!(
+        st["file_list"][0]["recognised"],
+        serde_json::json!([1, 2]),
+        "the pages recognised are recorded: {st}"
+    );
+    let text = folio(&tmp, &["status", "--files", "--index", idx_s], None);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("tesseract (pages 1-2)"), "{text}");
     assert!(
         st["ocr"]["tools"].as_str().unwrap().contains("tesseract"),
         "{st}"
