@@ -46,7 +46,16 @@ pub fn chunk_units(
     // One word piece can stand for any length of text (a megabyte "word" is one unknown
     // token): sizes also count one token per MAX_TOKEN_BYTES, so that no passage holds more
     // text than a reader, the index and a search result can take.
-    let weigh = |s: &str| count(s).max(s.len() / MAX_TOKEN_BYTES);
+    // Text that long is over any budget (each budget is at most `opts.max`) whatever the
+    // tokenizer says; not tokenizing it keeps a 60 MB one-line file from costing gigabytes.
+    let weigh = |s: &str| {
+        let floor = s.len() / MAX_TOKEN_BYTES;
+        if floor > opts.max {
+            floor
+        } else {
+            count(s).max(floor)
+        }
+    };
     let count = &weigh;
     let mut out = Vec::new();
     for unit in units {
@@ -444,6 +453,28 @@ mod tests {
         for c in &chunks {
             assert!(c.text.len() <= 256 * MAX_TOKEN_BYTES, "{}", c.text.len());
         }
+    }
+
+    /// A 60 MB one-line text made the tokenizer hold gigabytes: text far over any budget is
+    /// never handed to it whole.
+    #[test]
+    fn the_tokenizer_never_sees_text_far_over_budget() {
+        let text = "word ".repeat(400_000);
+        let opts = ChunkOptions {
+            target: 200,
+            max: 256,
+            overlap: 32,
+        };
+        let count = |s: &str| {
+            assert!(
+                s.len() <= 256 * MAX_TOKEN_BYTES,
+                "tokenized {} bytes",
+                s.len()
+            );
+            s.split_whitespace().count()
+        };
+        let chunks = chunk_units(&[Unit::plain(None, text)], &opts, &count);
+        assert!(chunks.len() > 1000);
     }
 
     #[test]
