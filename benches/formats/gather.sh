@@ -17,7 +17,7 @@ font=$(fc-match -f '%{file}' 'DejaVu Sans' 2>/dev/null || true)
 mkdir -p "$dest/docs" "$dest/truth" "$dest/plain"
 formats=(docx odt epub docx odt epub html md)
 n=0
-# The largest manuals first: real structure (headings, lists, tables), real length.
+# Manuals of 8 to 120 KB (real structure: headings, lists, tables), in path order.
 while IFS= read -r src && [ "$n" -lt "$count" ]; do
   base=$(basename "$src")
   base=${base%.gz}
@@ -44,7 +44,7 @@ while IFS= read -r src && [ "$n" -lt "$count" ]; do
   printf '%s' "$text" | pandoc -f "$from" -t plain --wrap=none -o "$dest/plain/$n.txt" 2>/dev/null || true
   n=$((n + 1))
 done < <(find /usr/share/doc -type f \( -name '*.html' -o -name '*.html.gz' -o -name '*.md' -o -name '*.md.gz' \) \
-           -size +6k -printf '%s %p\n' | sort -rn | awk '{print $2}')
+           -size +8k -size -120k | sort)
 echo "gather.sh: $n documents in $dest/docs"
 
 # Ten scanned pages: the first paragraphs of ten of the documents, one page each.
