@@ -40,14 +40,14 @@ pub fn read(
 ) -> Result<Read, extract::ExtractError> {
     let units = match kind {
         Kind::Pdf => {
-            let text = pdf.extract(path)?;
+            let text = pdf.extract(path, bytes)?;
             return Ok(Read {
                 extractor: Some(text.engine.name()),
                 recognised: text.recognised,
                 units: pdf::pages_to_units(text.pages),
             });
         }
-        k if k.in_worker() => pdf.extract_document(path, k)?,
+        k if k.in_worker() => pdf.extract_document(path, k, bytes)?,
         k => match bytes {
             Some(b) => extract::extract_bytes(k, b)?,
             None => std::fs::read(path)

@@ -115,13 +115,7 @@ impl Ocr {
         let result = self.recognise(path, page, &work);
         let _ = std::fs::remove_dir_all(&work);
         let text = result?;
-        // Cached atomically: a run stopped halfway leaves no half-written page behind.
-        if std::fs::create_dir_all(cached.parent().unwrap_or(&self.cache)).is_ok() {
-            let tmp = cached.with_extension("tmp");
-            if std::fs::write(&tmp, &text).is_ok() {
-                let _ = std::fs::rename(&tmp, &cached);
-            }
-        }
+        store(&cached, &text);
         Ok(text)
     }
 
@@ -144,11 +138,43 @@ impl Ocr {
             .arg(path)
             .arg(&image);
         run(render, self.page_timeout)?;
+        let png = image.with_extension("png");
+        // Keyed by the rendered image too: the same scanned page inside another file (a scan
+        // attached to two contracts, a re-saved PDF) is recognised once.
+        let by_image = std::fs::read(&png).ok().map(|bytes| {
+            self.cache.join("images").join(format!(
+                "{}-{}.txt",
+                hex::encode(Sha256::digest(&bytes)),
+                self.key_languages()
+            ))
+        });
+        if let Some(t) = by_image
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+        {
+            return Ok(t);
+        }
         let mut read = Command::new("tesseract");
-        read.arg(image.with_extension("png"))
-            .arg("stdout")
-            .args(["-l", &self.languages]);
-        run(read, self.page_timeout)
+        read.arg(&png).arg("stdout").args(["-l", &self.languages]);
+        let text = run(read, self.page_timeout)?;
+        if let Some(p) = by_image {
+            store(&p, &text);
+        }
+        Ok(text)
+    }
+
+    /// The languages as a file name's part: a setting's text never names another folder.
+    fn key_languages(&self) -> String {
+        self.languages
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '+' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
     }
 
     /// The number of pages, from poppler's `pdfinfo`.
@@ -160,6 +186,17 @@ impl Ocr {
             .find_map(|l| l.strip_prefix("Pages:"))
             .and_then(|n| n.trim().parse().ok())
             .ok_or_else(|| "pdfinfo reports no page count".to_string())
+    }
+}
+
+/// Caches a recognised page atomically: a run stopped halfway leaves no half-written page.
+fn store(path: &Path, text: &str) {
+    let Some(dir) = path.parent() else { return };
+    if crate::fsutil::create_private_dir(dir).is_ok() {
+        let tmp = path.with_extension("tmp");
+        if std::fs::write(&tmp, text).is_ok() {
+            let _ = std::fs::rename(&tmp, path);
+        }
     }
 }
 

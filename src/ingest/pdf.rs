@@ -9,7 +9,7 @@
 //! limit; a worker that times out is killed, one that dies is replaced, and either way only the
 //! file at hand is reported as failed.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read as _, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::Mutex;
@@ -241,6 +241,10 @@ struct Request {
     /// A document that is not a PDF: read by [`extract_bytes`] as this kind.
     #[serde(default)]
     kind: Option<Kind>,
+    /// The file's bytes follow the request line, this many, where the parent already read
+    /// them; otherwise the worker reads the file.
+    #[serde(default)]
+    len: Option<usize>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -360,24 +364,45 @@ pub fn worker_main() -> i32 {
             }
         }
     });
-    let stdin = std::io::stdin();
+    let mut input = BufReader::new(std::io::stdin().lock());
     let mut stdout = std::io::stdout();
-    for line in stdin.lock().lines() {
-        let Ok(line) = line else { break };
+    loop {
+        let mut line = String::new();
+        match input.read_line(&mut line) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
         let answer = match serde_json::from_str::<Request>(&line) {
-            Ok(req) => match std::fs::read(crate::fsutil::key_path(&req.path)) {
-                Ok(bytes) => match req.kind.filter(|k| *k != Kind::Pdf) {
-                    Some(kind) => match extract_bytes(kind, &bytes) {
-                        Ok(units) => Answer::Units(units),
-                        Err(e) => Answer::Error(e.into()),
+            Ok(req) => {
+                let bytes = match req.len {
+                    // The parent's own count of a file it read: bounded all the same.
+                    Some(n) if n <= MAX_REQUEST_BYTES => {
+                        let mut b = vec![0; n];
+                        match input.read_exact(&mut b) {
+                            Ok(()) => Ok(b),
+                            Err(_) => break,
+                        }
+                    }
+                    // Not ours to read: the stream can no longer be followed.
+                    Some(_) => break,
+                    None => {
+                        std::fs::read(crate::fsutil::key_path(&req.path)).map_err(|e| e.to_string())
+                    }
+                };
+                match bytes {
+                    Ok(bytes) => match req.kind.filter(|k| *k != Kind::Pdf) {
+                        Some(kind) => match extract_bytes(kind, &bytes) {
+                            Ok(units) => Answer::Units(units),
+                            Err(e) => Answer::Error(e.into()),
+                        },
+                        None => match extract_from(&bytes, req.first) {
+                            Ok(pages) => Answer::Pages(pages),
+                            Err(e) => Answer::Error(e.into()),
+                        },
                     },
-                    None => match extract_from(&bytes, req.first) {
-                        Ok(pages) => Answer::Pages(pages),
-                        Err(e) => Answer::Error(e.into()),
-                    },
-                },
-                Err(e) => Answer::Error(ExtractErrorWire::Io(e.to_string())),
-            },
+                    Err(e) => Answer::Error(ExtractErrorWire::Io(e)),
+                }
+            }
             Err(e) => Answer::Error(ExtractErrorWire::Io(format!("bad request: {e}"))),
         };
         let answer = bounded(answer);
@@ -393,6 +418,9 @@ pub fn worker_main() -> i32 {
     }
     0
 }
+
+/// The most bytes a request may carry (files above the walk's limit never get here).
+const MAX_REQUEST_BYTES: usize = 1 << 30;
 
 /// The most text a worker hands back for one file: a 64 MiB file (the walk's default limit)
 /// that expands past this is a bomb, not a document.
@@ -524,9 +552,9 @@ impl PdfExtractor {
     /// Extracts the pages of the PDF at `path`: pdf-extract first, pdf_oxide when it fails,
     /// panics, finds no text, or kills or hangs its worker; then, with recognition on, the
     /// pages without text are recognised (a file with no text layer at all is then read by
-    /// Tesseract alone).
-    pub fn extract(&self, path: &Path) -> Result<PdfText, ExtractError> {
-        let read = self.extract_layer(path);
+    /// Tesseract alone). `bytes` are the file's, where the caller already read them.
+    pub fn extract(&self, path: &Path, bytes: Option<&[u8]>) -> Result<PdfText, ExtractError> {
+        let read = self.extract_layer(path, bytes);
         let Some(ocr) = &self.ocr else { return read };
         match read {
             Err(ExtractError::NoTextLayer) => {
@@ -557,24 +585,28 @@ impl PdfExtractor {
     }
 
     /// The text layer of the PDF at `path`, as [`PdfExtractor::extract`] reads it.
-    fn extract_layer(&self, path: &Path) -> Result<PdfText, ExtractError> {
-        let Some(exe) = &self.exe else {
-            let bytes = std::fs::read(path).map_err(|e| ExtractError::Io(e.to_string()))?;
-            return extract_pages(&bytes);
+    fn extract_layer(&self, path: &Path, bytes: Option<&[u8]>) -> Result<PdfText, ExtractError> {
+        let in_process = || match bytes {
+            Some(b) => extract_pages(b),
+            None => std::fs::read(path)
+                .map_err(|e| ExtractError::Io(e.to_string()))
+                .and_then(|b| extract_pages(&b)),
         };
-        match self.ask(exe, path, Engine::PdfExtract, None) {
+        let Some(exe) = &self.exe else {
+            return in_process();
+        };
+        match self.ask(exe, path, bytes, Engine::PdfExtract, None) {
             Ok(answer) => answer.and_then(Read::pages),
             Err(Lost::Spawn(e)) => {
                 tracing::warn!(
                     "cannot start PDF worker {}: {e}; extracting in-process",
                     exe.display()
                 );
-                let bytes = std::fs::read(path).map_err(|e| ExtractError::Io(e.to_string()))?;
-                extract_pages(&bytes)
+                in_process()
             }
             // The worker died or hung inside pdf-extract: a fresh one tries pdf_oxide alone,
             // and if that fails too, the first failure is what the file is reported with.
-            Err(Lost::Worker(died)) => match self.ask(exe, path, Engine::PdfOxide, None) {
+            Err(Lost::Worker(died)) => match self.ask(exe, path, bytes, Engine::PdfOxide, None) {
                 Ok(Ok(Read::Pages(text))) => Ok(text),
                 _ => Err(died),
             },
@@ -583,16 +615,22 @@ impl PdfExtractor {
 
     /// Extracts a document that is not a PDF (Word, OpenDocument, EPUB) in a worker, under the
     /// same time and memory limits as a PDF: its zip and XML readers get untrusted input.
-    pub fn extract_document(&self, path: &Path, kind: Kind) -> Result<Vec<Unit>, ExtractError> {
-        let in_process = || {
-            std::fs::read(path)
+    pub fn extract_document(
+        &self,
+        path: &Path,
+        kind: Kind,
+        bytes: Option<&[u8]>,
+    ) -> Result<Vec<Unit>, ExtractError> {
+        let in_process = || match bytes {
+            Some(b) => extract_bytes(kind, b),
+            None => std::fs::read(path)
                 .map_err(|e| ExtractError::Io(e.to_string()))
-                .and_then(|bytes| extract_bytes(kind, &bytes))
+                .and_then(|b| extract_bytes(kind, &b)),
         };
         let Some(exe) = &self.exe else {
             return in_process();
         };
-        match self.ask(exe, path, Engine::PdfExtract, Some(kind)) {
+        match self.ask(exe, path, bytes, Engine::PdfExtract, Some(kind)) {
             Ok(answer) => answer.and_then(Read::units),
             Err(Lost::Spawn(e)) => {
                 tracing::warn!(
@@ -605,12 +643,14 @@ impl PdfExtractor {
         }
     }
 
-    /// One request to a pooled (or new) worker. The outer error is the worker lost, not the
-    /// file's answer.
+    /// One request to a pooled (or new) worker, with the file's bytes where the caller holds
+    /// them (the worker then does not read the file again). The outer error is the worker
+    /// lost, not the file's answer.
     fn ask(
         &self,
         exe: &Path,
         path: &Path,
+        bytes: Option<&[u8]>,
         first: Engine,
         kind: Option<Kind>,
     ) -> Result<Reply, Lost> {
@@ -623,9 +663,11 @@ impl PdfExtractor {
             path: crate::fsutil::path_key(path),
             first,
             kind,
+            len: bytes.map(<[u8]>::len),
         })
         .map_err(|e| Lost::Worker(ExtractError::Io(e.to_string())))?;
         if writeln!(worker.stdin, "{request}")
+            .and_then(|_| worker.stdin.write_all(bytes.unwrap_or_default()))
             .and_then(|_| worker.stdin.flush())
             .is_err()
         {

@@ -263,8 +263,18 @@ fn scanned_pdfs_are_recognised_once() {
         st["ocr"]["tools"].as_str().unwrap().contains("tesseract"),
         "{st}"
     );
-    let cached: Vec<_> = fs::read_dir(idx.join("ocr")).unwrap().flatten().collect();
+    let cached: Vec<_> = fs::read_dir(idx.join("ocr"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name() != "images")
+        .collect();
     assert_eq!(cached.len(), 1, "one scanned file");
+    let by_image: Vec<_> = fs::read_dir(idx.join("ocr/images"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(by_image.len(), 2, "two page images");
     assert_eq!(
         fs::read_dir(cached[0].path()).unwrap().count(),
         2,
@@ -302,6 +312,43 @@ fn scanned_pdfs_are_recognised_once() {
             .as_str()
             .unwrap()
             .ends_with("copy.pdf"),
+        "{hit}"
+    );
+
+    // The same scanned pages inside a different file (other bytes: a re-saved PDF) are read
+    // from the cache of page images: again no recognition runs.
+    for p in &by_image {
+        fs::write(p, "IMAGE CACHE marker").unwrap();
+    }
+    let mut resaved = fs::read(root.join("signed lease.pdf")).unwrap();
+    resaved.extend_from_slice(b"\n% saved again\n");
+    fs::write(root.join("resaved.pdf"), resaved).unwrap();
+    assert!(
+        folio(&tmp, &["index", "--index", idx_s], None)
+            .status
+            .success()
+    );
+    let out = folio(
+        &tmp,
+        &[
+            "search",
+            "IMAGE CACHE marker",
+            "--index",
+            idx_s,
+            "--json",
+            "-k",
+            "1",
+            "--mode",
+            "bm25",
+        ],
+        None,
+    );
+    let hit: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        hit["results"][0]["path"]
+            .as_str()
+            .unwrap()
+            .ends_with("resaved.pdf"),
         "{hit}"
     );
 }

@@ -775,7 +775,7 @@ mod fuzz {
             let path = dir.path().join("x.pdf");
             std::fs::write(&path, damage(&bytes, cut, &flips)).unwrap();
             let started = Instant::now();
-            match crate::common::pdf().extract(&path) {
+            match crate::common::pdf().extract(&path, None) {
                 Ok(text) => {
                     let units = folio::ingest::pdf::pages_to_units(text.pages);
                     check(Kind::Pdf, &units)?;
