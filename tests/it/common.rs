@@ -116,6 +116,24 @@ pub fn pdf_doc(pages: &[&[&str]]) -> Document {
     doc
 }
 
+/// `n` PDFs of `pages` pages of contract-like text in `docs` (created): a folder whose
+/// extraction keeps the workers busy for a while.
+pub fn contracts(docs: &Path, n: usize, pages: usize) {
+    std::fs::create_dir_all(docs).unwrap();
+    let filler = "Clause text that goes on about obligations and remedies. ".repeat(30);
+    for i in 0..n {
+        let text: Vec<Vec<String>> = (0..pages)
+            .map(|p| vec![format!("Contract {i} page {p}."), filler.clone()])
+            .collect();
+        let refs: Vec<Vec<&str>> = text
+            .iter()
+            .map(|p| p.iter().map(String::as_str).collect())
+            .collect();
+        let refs: Vec<&[&str]> = refs.iter().map(Vec::as_slice).collect();
+        save(pdf_doc(&refs), &docs.join(format!("c{i}.pdf")));
+    }
+}
+
 /// A one-page PDF whose font (Type 3) has a ToUnicode map without `!` and no encoding to fall
 /// back on, as some real producers write them: pdf-extract panics on the `!`.
 pub fn pdf_type3_without_encoding(line: &str) -> Document {

@@ -778,22 +778,7 @@ fn an_interrupt_never_marks_files_as_failed() {
     use std::os::unix::process::CommandExt;
     let t = tempfile::tempdir().unwrap();
     let docs = t.path().join("docs");
-    fs::create_dir(&docs).unwrap();
-    let filler = "Clause text that goes on about obligations and remedies. ".repeat(30);
-    for i in 0..40 {
-        let pages: Vec<Vec<String>> = (0..4)
-            .map(|p| vec![format!("Contract {i} page {p}."), filler.clone()])
-            .collect();
-        let refs: Vec<Vec<&str>> = pages
-            .iter()
-            .map(|p| p.iter().map(String::as_str).collect())
-            .collect();
-        let refs: Vec<&[&str]> = refs.iter().map(Vec::as_slice).collect();
-        crate::common::save(
-            crate::common::pdf_doc(&refs),
-            &docs.join(format!("c{i}.pdf")),
-        );
-    }
+    crate::common::contracts(&docs, 40, 4);
     let idx = t.path().join("idx");
     let (docs_s, idx_s) = (docs.to_str().unwrap(), idx.to_str().unwrap());
     for attempt in 0..2u64 {

@@ -422,25 +422,6 @@ fn alive(pid: u32) -> bool {
         .unwrap_or(false)
 }
 
-fn contracts(docs: &Path, n: usize) {
-    fs::create_dir_all(docs).unwrap();
-    let filler = "Clause text that goes on about obligations and remedies. ".repeat(30);
-    for i in 0..n {
-        let pages: Vec<Vec<String>> = (0..6)
-            .map(|p| vec![format!("Contract {i} page {p}."), filler.clone()])
-            .collect();
-        let refs: Vec<Vec<&str>> = pages
-            .iter()
-            .map(|p| p.iter().map(String::as_str).collect())
-            .collect();
-        let refs: Vec<&[&str]> = refs.iter().map(Vec::as_slice).collect();
-        crate::common::save(
-            crate::common::pdf_doc(&refs),
-            &docs.join(format!("c{i}.pdf")),
-        );
-    }
-}
-
 /// Waits until `folio` (`child`) has an extraction worker, and returns the workers.
 fn busy_workers(child: &mut std::process::Child) -> Vec<u32> {
     let started = Instant::now();
@@ -471,7 +452,7 @@ fn ctrl_c_and_kill_during_extraction_leave_no_worker_and_no_failure() {
     let t = tempfile::tempdir().unwrap();
     let home = t.path();
     let docs = home.join("docs");
-    contracts(&docs, 60);
+    crate::common::contracts(&docs, 60, 6);
     let idx = home.join("idx");
     let (docs_s, idx_s) = (docs.to_str().unwrap(), idx.to_str().unwrap());
 
