@@ -80,10 +80,19 @@ impl Ocr {
     /// means the file had no text layer at all: every page is recognised. Returns the pages
     /// (1-based) that gained text. A page that fails is left empty (and logged): the rest
     /// still count.
-    pub fn fill(&self, path: &Path, pages: &mut Vec<String>) -> Result<Vec<u32>, String> {
-        let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
-        let hash = hex::encode(Sha256::digest(&bytes));
-        drop(bytes);
+    /// `bytes` are the file's, where the caller already read them.
+    pub fn fill(
+        &self,
+        path: &Path,
+        bytes: Option<&[u8]>,
+        pages: &mut Vec<String>,
+    ) -> Result<Vec<u32>, String> {
+        let hash = match bytes {
+            Some(b) => hex::encode(Sha256::digest(b)),
+            None => hex::encode(Sha256::digest(
+                std::fs::read(path).map_err(|e| e.to_string())?,
+            )),
+        };
         if pages.is_empty() {
             let n = self.page_count(path)?;
             pages.resize(n, String::new());

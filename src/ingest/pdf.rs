@@ -559,7 +559,7 @@ impl PdfExtractor {
         match read {
             Err(ExtractError::NoTextLayer) => {
                 let mut pages = Vec::new();
-                match ocr.fill(path, &mut pages) {
+                match ocr.fill(path, bytes, &mut pages) {
                     Ok(recognised) if !recognised.is_empty() => Ok(PdfText {
                         pages,
                         engine: Engine::Tesseract,
@@ -572,7 +572,7 @@ impl PdfExtractor {
             Ok(mut text) if text.pages.iter().any(|p| p.trim().is_empty()) => {
                 // A scanned page inside a born-digital file (a signature page): the pages
                 // that have text keep it, the rest are recognised.
-                match ocr.fill(path, &mut text.pages) {
+                match ocr.fill(path, bytes, &mut text.pages) {
                     Ok(recognised) => text.recognised = recognised,
                     Err(e) => {
                         tracing::warn!(path = %path.display(), "recognising blank pages: {e}")
